@@ -1,0 +1,1 @@
+"""Command implementations of the `ivrgate` CLI, one module per command."""

@@ -1,0 +1,35 @@
+"""Settings of the audio layer (plain dataclasses; api.settings fills them from the environment and TOML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What decode() accepts: input size in bytes and duration in seconds."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class TelephonySettings:
+    """How any audio becomes telephony audio (8 kHz mono int16)."""
+
+    target_lufs: float = -19.0
+    """Integrated loudness target (ITU-R BS.1770); -19 LUFS sits well for narrow-band voice."""
+    peak_ceiling_dbfs: float = -1.0
+    """Sample peak never exceeds this after normalisation: gain is reduced rather than clipping."""
+    trim_silence: bool = False
+    silence_threshold_dbfs: float = -50.0
+    keep_silence_ms: int = 100
+    """Silence left at each end when trimming."""
+
+
+@dataclass(frozen=True)
+class AssembleSettings:
+    gap_ms: int = 400
+    """Silence between segments of one prompt."""
+    lead_ms: int = 0
+    tail_ms: int = 200

@@ -1,0 +1,47 @@
+"""Errors of the IVR layer (prompt rendering and URL fetching), each with its seed status code and text."""
+
+from __future__ import annotations
+
+
+class IvrError(RuntimeError):
+    code: int = 500
+    status_text: str = "ERROR"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.status_text)
+        self.detail = detail or self.status_text
+
+
+class FetchError(IvrError):
+    """A voice URL that cannot be used: refused, unreachable, not audio, too big or too slow."""
+
+    status_text = "ERROR: VOICE URL FAILED"
+
+
+class UrlRefused(FetchError):
+    status_text = "ERROR: VOICE URL REFUSED"
+
+
+class FetchTimeout(FetchError):
+    status_text = "ERROR: VOICE URL TIMED OUT"
+
+
+class FetchHttpError(FetchError):
+    status_text = "ERROR: VOICE URL NOT FOUND"
+
+
+class TooManyRedirects(FetchError):
+    status_text = "ERROR: VOICE URL REDIRECTS TOO OFTEN"
+
+
+class NotAudio(FetchError):
+    status_text = "ERROR: VOICE URL IS NOT AUDIO"
+
+
+class FetchTooLarge(FetchError):
+    status_text = "ERROR: VOICE FILE TOO LARGE"
+
+
+class InvalidPromptSpec(IvrError):
+    code = 520
+    status_text = "ERROR PARSING XML"

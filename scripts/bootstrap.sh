@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what ivrgate needs, safe to run again: Debian packages (only those missing), a virtual
+# environment in .venv, pjsua2-python by its pinned sha256, then ivrgate itself (editable).
+# Usage: scripts/bootstrap.sh [run|test]    ("test" adds the test peers and the dev tools)
+set -euo pipefail
+profile=${1:-run}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+py=${IVRGATE_PYTHON:-python3}
+say() { echo "[bootstrap] $*" >&2; }
+
+# -- Debian packages -----------------------------------------------------------------------------
+need_debs=()
+want() { # want <command-or-path> <debian package>
+  if [[ $1 == /* ]]; then [[ -e $1 ]] || need_debs+=("$2"); else command -v "$1" >/dev/null 2>&1 || need_debs+=("$2"); fi
+}
+"$py" -c 'import venv, ensurepip' 2>/dev/null || need_debs+=(python3-venv)
+if [[ $profile == test ]]; then
+  want sipp sip-tester                 # SIP peer for the call tests
+  want ffmpeg ffmpeg                   # the pydub path for containers libsndfile cannot read
+  want flite flite                     # optional better English TTS engine
+fi
+if ((${#need_debs[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    say "missing Debian packages: ${need_debs[*]} (run as root or install them with apt-get)"; exit 1
+  fi
+  say "apt-get install ${need_debs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -qq "${need_debs[@]}" >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need_debs[@]}" >/dev/null
+  fi
+fi
+
+# -- Python ----------------------------------------------------------------------------------------
+[[ -x .venv/bin/python ]] || { say "creating .venv"; "$py" -m venv .venv; }
+stamp=.venv/.ivrgate-$profile
+sum=$(cat pyproject.toml requirements/*.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)
+if [[ ! -f $stamp || $(cat "$stamp") != "$sum" ]]; then
+  say "installing Python packages ($profile)"
+  pip=(.venv/bin/python -m pip -q --disable-pip-version-check)
+  "${pip[@]}" install --no-deps --require-hashes -r requirements/pjsua2.txt
+  if [[ $profile == test ]]; then "${pip[@]}" install -e ".[dev]"; else "${pip[@]}" install -e .; fi
+  echo "$sum" >"$stamp"
+fi

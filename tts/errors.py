@@ -1,0 +1,32 @@
+"""Errors of the TTS layer, each with its seed status code and status text."""
+
+from __future__ import annotations
+
+
+class TTSError(RuntimeError):
+    code: int = 500
+    status_text: str = "ERROR: TTS FAILED"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.status_text)
+        self.detail = detail or self.status_text
+
+
+class EngineUnavailable(TTSError):
+    """The engine asked for is not installed, cannot start, or (online engines) cannot be reached in time."""
+
+    status_text = "ERROR: TTS ENGINE UNAVAILABLE"
+
+    def __init__(self, detail: str = "TTS engine unavailable") -> None:
+        super().__init__(detail)
+
+
+class InvalidText(TTSError):
+    """Empty, too long, or not text at all (the seed's 511)."""
+
+    code = 511
+    status_text = "INVALID TXT"
+
+
+class UnsupportedVoice(TTSError):
+    status_text = "ERROR: UNSUPPORTED VOICE"
