@@ -18,3 +18,43 @@ class FetchSettings:
     allowed_networks: tuple[str, ...] = field(default_factory=tuple)
     """CIDRs allowed even when private addresses are refused, e.g. ('127.0.0.1/32',)."""
     user_agent: str = "ivrgate/0.1"
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    """How the SIP engine reaches the network and the trunk (docs/sip.md)."""
+
+    bind_address: str = "127.0.0.1"
+    port: int = 5080
+    """SIP port of the first engine process; process i listens on port + i."""
+    transport: str = "udp"
+    """udp | tcp (for TLS toward a trunk, put a local Kamailio in front: docs/sip.md)."""
+    public_address: str = ""
+    """Address written into Contact/SDP when behind NAT; empty: the bound address."""
+    rtp_port: int = 20000
+    """First RTP port; each engine process gets its own range of rtp_ports_per_process."""
+    rtp_ports_per_process: int = 40
+    trunk_host: str = ""
+    """Where calls go: `sip:{number}@{trunk_host}` by uri_template. Empty: numbers must be SIP URIs."""
+    uri_template: str = "sip:{number}@{host}"
+    registrar: str = ""
+    """sip:registrar.example; empty: no registration (calling a proxy or an IP directly)."""
+    username: str = ""
+    password: str = ""
+    realm: str = "*"
+    outbound_proxy: str = ""
+    caller_id: str = ""
+    """From user part (a number); the job's callerid overrides it."""
+    display_name: str = ""
+    p_asserted_identity: bool = False
+    codecs: tuple[str, ...] = ("PCMU/8000", "PCMA/8000", "G722/16000")
+    """Codec priorities, highest first; codecs not listed are disabled (speex is off by default)."""
+    user_agent: str = "ivrgate/0.1"
+    calls_per_process: int = 4
+    """pjsua2 wheels are built with PJSUA_MAX_CALLS = 4: more than 4 is refused."""
+    processes: int = 2
+    ring_timeout_s: float = 45.0
+    inband_dtmf: str = "auto"
+    """auto (when no telephone-event was negotiated) | always | never."""
+    log_level: int = 1
+    """pjsip's own log level (0-6) into our logging."""
