@@ -30,3 +30,15 @@ class InvalidText(TTSError):
 
 class UnsupportedVoice(TTSError):
     status_text = "ERROR: UNSUPPORTED VOICE"
+
+
+class InvalidTTSSetting(TTSError):
+    """A TTS setting outside what the engine accepts (rate, pitch, timeout); a configuration error."""
+
+    status_text = "ERROR: INVALID TTS SETTING"
+
+
+class UnknownEngine(InvalidTTSSetting):
+    """`tts.engine` names no registered engine."""
+
+    status_text = "ERROR: UNKNOWN TTS ENGINE"

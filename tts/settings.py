@@ -21,3 +21,7 @@ class TTSSettings:
     cache_max_bytes: int = 512 * 1024 * 1024
     voices: dict[str, str] = field(default_factory=dict)
     """Optional overrides of engine voice names, keyed 'us-female', 'es-male', ..."""
+    subprocess_timeout_s: float = 30.0
+    """Longest a flite or festival process may run for one segment before it is killed."""
+    gtts_backoff_s: float = 30.0
+    """After gTTS fails to reach its server, further requests fail at once for this long."""
