@@ -21,6 +21,8 @@ class TelephonySettings:
     """Integrated loudness target (ITU-R BS.1770); -19 LUFS sits well for narrow-band voice."""
     peak_ceiling_dbfs: float = -1.0
     """Sample peak never exceeds this after normalisation: gain is reduced rather than clipping."""
+    max_gain_db: float = 40.0
+    """Largest loudness gain: near-silent input (noise, out-of-band residue) is not blown up to the target."""
     trim_silence: bool = False
     silence_threshold_dbfs: float = -50.0
     keep_silence_ms: int = 100
@@ -29,7 +31,13 @@ class TelephonySettings:
 
 @dataclass(frozen=True)
 class AssembleSettings:
+    """How segments (TTS sentences, uploaded files) are joined into one prompt."""
+
     gap_ms: int = 400
     """Silence between segments of one prompt."""
     lead_ms: int = 0
+    """Silence before the first segment."""
     tail_ms: int = 200
+    """Silence after the last segment."""
+    fade_ms: float = 4.0
+    """Raised-cosine fade at both edges of every segment, so cuts inside a waveform do not click."""

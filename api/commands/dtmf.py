@@ -1,0 +1,47 @@
+"""`ivrgate dtmf FILE`: list the in-band DTMF digits of an audio file, one `<digit> <start> <end>` line each.
+
+    ivrgate dtmf recording.wav
+    5 0.000 0.100
+    # 0.200 0.300
+
+The file is decoded (any format audio.decode reads), mixed to mono and resampled to 8 kHz without
+loudness normalisation: DTMF levels are absolute (dBm0), so the audio is analysed at the level it has.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from api.settings import Settings
+from audio import TELEPHONY_RATE
+from audio.decode import decode
+from audio.dtmf import detect
+from audio.telephony import downmix, to_int16
+
+
+def register(subparsers: Any) -> None:
+    """Add the `dtmf` sub-command."""
+    parser = subparsers.add_parser("dtmf", help="detect DTMF digits in an audio file")
+    parser.add_argument("file", metavar="FILE", help="audio file (wav, mp3, flac, ogg, ...)")
+    parser.set_defaults(func=run)
+
+
+def telephony_pcm(path: str, settings: Settings) -> npt.NDArray[np.int16]:
+    """The file as 8 kHz mono int16 at its own level (no normalisation)."""
+    decoded = decode(path, settings.decode)
+    mono = downmix(decoded.samples)
+    if decoded.rate != TELEPHONY_RATE and mono.size:
+        mono = np.asarray(soxr.resample(mono, decoded.rate, TELEPHONY_RATE, quality="VHQ"), dtype=np.float32)
+    return to_int16(mono)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Print one line per digit; exit status 0 (also when there are none)."""
+    for digit in detect(telephony_pcm(args.file, settings)):
+        print(f"{digit.digit} {digit.start_s:.3f} {digit.end_s:.3f}")
+    return 0

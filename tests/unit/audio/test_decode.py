@@ -1,0 +1,238 @@
+"""decode(): every readable format sniffed from content, every bad input refused with its error."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from audio import TELEPHONY_RATE
+from audio.decode import Decoded, decode, decode_to_telephony, sniff
+from audio.errors import AudioError, AudioTooLarge, AudioTooLong, CorruptAudio, EmptyAudio, UnsupportedFormat
+from audio.settings import DecodeLimits
+from audio.telephony import loudness_lufs
+from audio.wav import wav_bytes
+from tests.fixtures.make_fixtures import AMPLITUDE, TONE_HZ, TONE_SECONDS, WAV_SPECS, tone
+
+from .conftest import dominant_hz
+
+
+@pytest.mark.parametrize("name", sorted(WAV_SPECS))
+def test_wav_of_every_width_rate_and_channel_count(audio_files: dict[str, Path], name: str) -> None:
+    spec = WAV_SPECS[name]
+    decoded = decode(audio_files[name])
+    assert (decoded.format, decoded.rate) == ("wav", spec.rate)
+    assert decoded.samples.dtype == np.float32
+    assert decoded.samples.shape == (round(spec.rate * TONE_SECONDS), spec.channels)
+    tolerance = 1 / 100 if spec.subtype == "PCM_U8" else 1e-4
+    np.testing.assert_allclose(decoded.samples, tone(spec.rate, spec.channels), atol=tolerance)
+    assert decoded.seconds == pytest.approx(TONE_SECONDS, abs=1e-3)
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("tone.mp3", "mp3"), ("tone.flac", "flac"), ("tone.ogg", "ogg")])
+def test_compressed_formats(audio_files: dict[str, Path], name: str, fmt: str) -> None:
+    decoded = decode(audio_files[name].read_bytes())
+    assert (decoded.format, decoded.rate, decoded.samples.shape[1]) == (fmt, 44100, 2)
+    assert decoded.seconds == pytest.approx(TONE_SECONDS, abs=0.06)
+    assert abs(dominant_hz(decoded.samples[:, 0], decoded.rate) - TONE_HZ) < 10
+    assert float(np.max(np.abs(decoded.samples))) == pytest.approx(AMPLITUDE, abs=0.05)
+
+
+def test_the_file_name_is_not_trusted(audio_files: dict[str, Path]) -> None:
+    assert decode(audio_files["mp3_named.wav"]).format == "mp3"
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_m4a_through_pydub_and_ffmpeg(audio_files: dict[str, Path]) -> None:
+    decoded = decode(audio_files["tone.m4a"])
+    assert (decoded.format, decoded.rate, decoded.samples.shape[1]) == ("m4a", 44100, 2)
+    assert decoded.seconds == pytest.approx(TONE_SECONDS, abs=0.06)
+    assert abs(dominant_hz(decoded.samples[:, 0], decoded.rate) - TONE_HZ) < 10
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_m4a_over_the_duration_limit(audio_files: dict[str, Path]) -> None:
+    with pytest.raises(AudioTooLong):
+        decode(audio_files["tone.m4a"], DecodeLimits(max_seconds=0.1))
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_broken_m4a_is_corrupt(audio_files: dict[str, Path]) -> None:
+    data = audio_files["tone.m4a"].read_bytes()
+    with pytest.raises(CorruptAudio):
+        decode(data[:40])
+
+
+def test_without_ffmpeg_other_containers_are_unsupported(
+    audio_files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m4a = audio_files.get("tone.m4a")
+    data = m4a.read_bytes() if m4a else b"\x00\x00\x00\x20ftypM4A " + bytes(64)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: ffmpeg cannot be found
+    with pytest.raises(UnsupportedFormat, match="unsupported audio format"):
+        decode(data)
+    assert decode(audio_files["tone.mp3"]).format == "mp3"  # libsndfile needs no ffmpeg
+
+
+@pytest.mark.parametrize("source", [b"", "empty.wav"])
+def test_empty_input(audio_files: dict[str, Path], source: bytes | str) -> None:
+    with pytest.raises(EmptyAudio) as caught:
+        decode(audio_files[source] if isinstance(source, str) else source)
+    assert caught.value.code == 514
+
+
+def test_a_wav_without_samples_is_empty() -> None:
+    with pytest.raises(EmptyAudio):
+        decode(wav_bytes(np.zeros(0, dtype=np.int16)))
+
+
+def test_truncated_mp3_fails_cleanly_at_any_cut(audio_files: dict[str, Path]) -> None:
+    with pytest.raises(CorruptAudio):
+        decode(audio_files["truncated.mp3"])
+    whole = audio_files["tone.mp3"].read_bytes()
+    for cut in range(10, len(whole), max(1, len(whole) // 25)):
+        try:
+            decoded = decode(whole[:cut])
+        except AudioError:
+            continue
+        assert np.isfinite(decoded.samples).all()
+        assert decoded.samples.shape[0] <= 44100 * TONE_SECONDS + 2000
+
+
+def test_wav_whose_data_size_lies_gives_the_real_data(audio_files: dict[str, Path]) -> None:
+    decoded = decode(audio_files["lying_size.wav"])
+    np.testing.assert_allclose(decoded.samples[:, 0], tone(8000, 1)[:, 0], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["lying_format.wav", "inconsistent_fmt.wav"])
+def test_wav_whose_format_lies_is_corrupt(audio_files: dict[str, Path], name: str) -> None:
+    with pytest.raises(CorruptAudio):
+        decode(audio_files[name])
+
+
+def test_random_bytes_are_unsupported(audio_files: dict[str, Path]) -> None:
+    with pytest.raises(UnsupportedFormat):
+        decode(audio_files["random.bin"])
+    with pytest.raises(UnsupportedFormat):
+        decode(b"<html><body>Not found</body></html>")
+
+
+GARBAGE_AFTER = [b"RIFF\x00\x10\x00\x00WAVE", b"fLaC", b"OggS", b"ID3\x03\x00\x00\x00\x00\x00\x05"]
+
+
+@pytest.mark.parametrize("magic", GARBAGE_AFTER)
+def test_known_magic_followed_by_garbage_is_corrupt(audio_files: dict[str, Path], magic: bytes) -> None:
+    with pytest.raises(CorruptAudio):
+        decode(magic + audio_files["random.bin"].read_bytes())
+
+
+def test_non_finite_float_samples_are_corrupt() -> None:
+    for bad in (np.nan, np.inf):
+        samples = np.full(100, 0.1)
+        samples[50] = bad
+        buffer = io.BytesIO()
+        soundfile.write(buffer, samples, 8000, format="WAV", subtype="FLOAT")
+        with pytest.raises(CorruptAudio):
+            decode(buffer.getvalue())
+
+
+def test_bytes_over_the_size_limit(audio_files: dict[str, Path]) -> None:
+    data = audio_files["sine_s16_44100_stereo.wav"].read_bytes()
+    with pytest.raises(AudioTooLarge) as caught:
+        decode(data, DecodeLimits(max_bytes=len(data) - 1))
+    assert caught.value.status_text == "ERROR: VOICE FILE TOO LARGE"
+    assert decode(data, DecodeLimits(max_bytes=len(data))).rate == 44100
+
+
+def test_a_huge_file_is_refused_by_its_size_without_reading_it(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.wav"
+    with huge.open("wb") as handle:
+        handle.truncate(64 * 1024**3)  # sparse: reading it would take minutes and 64 GiB
+    with pytest.raises(AudioTooLarge):
+        decode(huge)
+
+
+def test_duration_limit_is_a_setting(audio_files: dict[str, Path]) -> None:
+    path = audio_files["sine_s16_44100_stereo.wav"]
+    with pytest.raises(AudioTooLong):
+        decode(path, DecodeLimits(max_seconds=TONE_SECONDS / 2))
+    assert decode(path, DecodeLimits(max_seconds=TONE_SECONDS)).seconds == pytest.approx(TONE_SECONDS)
+
+
+def _one_hour_mp3(audio_files: dict[str, Path]) -> bytes:
+    """An hour of low-rate MP3 (3.6 MB): one 72-byte frame of 8 kHz silence, repeated."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(16000), 8000, format="MP3", subtype="MPEG_LAYER_III")
+    encoded = buffer.getvalue()
+    start = encoded.index(b"\xff", 300)
+    frame = encoded[start : start + 72]
+    assert frame[:2] == b"\xff\xe3"
+    return frame * (3600 * 8000 // 576)
+
+
+def test_an_hour_long_mp3_is_refused_from_its_header(audio_files: dict[str, Path]) -> None:
+    data = _one_hour_mp3(audio_files)
+    tracemalloc.start()
+    try:
+        with pytest.raises(AudioTooLong):
+            decode(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Decoding the hour would take 115 MB of float32; the refusal costs about the input's copy.
+    assert peak < 3 * len(data)
+
+
+def test_a_streaming_header_of_unknown_length_still_meets_the_limit() -> None:
+    pcm = np.zeros(8000 * 3, dtype=np.int16) + 100
+    data = bytearray(wav_bytes(pcm))
+    data[40:44] = struct.pack("<I", 0xFFFFFFFF)  # "unknown length", as streaming writers put it
+    with pytest.raises(AudioTooLong):
+        decode(bytes(data), DecodeLimits(max_seconds=2.0))
+
+
+def test_decode_to_telephony(audio_files: dict[str, Path]) -> None:
+    pcm = decode_to_telephony(audio_files["tone.mp3"])
+    assert pcm.dtype == np.int16
+    assert pcm.size == pytest.approx(TONE_SECONDS * TELEPHONY_RATE, abs=400)
+    assert loudness_lufs(pcm, TELEPHONY_RATE) == pytest.approx(-19.0, abs=0.5)
+
+
+def test_decoded_is_frozen_and_reports_seconds() -> None:
+    decoded = Decoded(np.zeros((800, 1), dtype=np.float32), 8000, "wav")
+    assert decoded.seconds == 0.1
+    with pytest.raises(AttributeError):
+        decoded.rate = 16000  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("head", "fmt"),
+    [
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "wav"),
+        (b"RF64\xff\xff\xff\xffWAVEds64", "rf64"),
+        (b"FORM\x00\x00\x00\x00AIFFCOMM", "aiff"),
+        (b"fLaC\x00\x00\x00\x22", "flac"),
+        (b"OggS\x00\x02", "ogg"),
+        (b"\xff\xfb\x90\x64", "mp3"),
+        (b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x64", "mp3"),
+        (b"\xff\xf1\x50\x80", "aac"),
+        (b"\x00\x00\x00\x20ftypM4A \x00\x00", "m4a"),
+        (b"#!AMR\n", "amr"),
+        (bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"), "wma"),
+        (b"\x1a\x45\xdf\xa3\x01\x00", "webm"),
+    ],
+)
+def test_sniff(head: bytes, fmt: str) -> None:
+    assert sniff(head + bytes(16)) == fmt
+
+
+@pytest.mark.parametrize("head", [b"\xff\xff\xff\xff", b"MThd\x00\x00", b"%PDF-1.4", b"\x00" * 16])
+def test_sniff_refuses_non_audio(head: bytes) -> None:
+    with pytest.raises(UnsupportedFormat):
+        sniff(head)
