@@ -1,0 +1,114 @@
+"""The built-in test phone (`ivrgate phone`, a child process: one pjsua2 Endpoint per process) answers
+calls from a SipUserAgent, presses keys in each mode and records the prompt it hears."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ivr.phone import PhoneScript, TestPhone
+from ivr.settings import SipSettings
+from ivr.sip import SipError
+
+from .conftest import (
+    Agent,
+    PhoneProcess,
+    Sipp,
+    best_envelope_correlation,
+    free_udp_port,
+    read_wav,
+    write_prompt,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(40)]
+HAS_DTMF = importlib.util.find_spec("audio.dtmf") is not None
+MODES = ["rfc4733", "info", pytest.param("inband", marks=pytest.mark.skipif(
+    not HAS_DTMF, reason="audio.dtmf is not available"))]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_phone_presses_keys(make_ua: Callable[..., Agent], phone: Callable[..., PhoneProcess],
+                            mode: str) -> None:
+    far = phone("--ring", "0.2", "--wait", "0.3", "--press", "91", "--gap", "0.7", "--mode", mode)
+    agent = make_ua(inband_dtmf="always" if mode == "inband" else "auto")
+    agent.ua.call("c1", far.uri, caller_id="15550001", display_name="Dentist")
+    assert agent.log.wait("c1", "ringing")[0].sip_code == 180
+    digits = agent.log.wait("c1", "digit", count=2)
+    assert [(d.digit, d.source) for d in digits] == [("9", mode), ("1", mode)]
+    assert digits[1].t - digits[0].t > 0.5  # two presses, 0.7 s apart
+    agent.ua.hangup("c1")
+    agent.log.wait("c1", "disconnected")
+    (call,) = far.results()
+    assert call["pressed"] == "91" and call["hung_up_by"] == "caller"
+    assert "15550001" in str(call["from"]) and "Dentist" in str(call["from"])
+    assert call["call_id"] == digits[0].call_id
+    assert len(agent.log.of("c1", "digit")) == 2
+
+
+@pytest.mark.parametrize("code", [486, 603])
+def test_phone_rejects(make_ua: Callable[..., Agent], phone: Callable[..., PhoneProcess], code: int) -> None:
+    far = phone("--ring", "0.1", "--reject", str(code))
+    agent = make_ua()
+    agent.ua.call("c1", far.uri)
+    assert agent.log.wait("c1", "disconnected")[0].sip_code == code
+    (call,) = far.results()
+    assert call["answered"] is False and call["hung_up_by"] == "phone"
+
+
+def test_phone_records_the_prompt(make_ua: Callable[..., Agent], phone: Callable[..., PhoneProcess],
+                                  tmp_path: Path) -> None:
+    prompt = tmp_path / "prompt.wav"
+    played = write_prompt(prompt, seconds=3.0)
+    far = phone("--ring", "0.1", "--record", str(tmp_path / "rec"), "--hangup-after", "4")
+    agent = make_ua()
+    agent.ua.call("c1", far.uri)
+    agent.log.wait("c1", "answered")
+    agent.ua.play("c1", prompt)
+    agent.log.wait("c1", "playback_done", timeout=6)
+    assert agent.log.wait("c1", "disconnected", timeout=6)[0].sip_code == 200
+    (call,) = far.results()
+    assert call["hung_up_by"] == "phone"
+    heard = read_wav(Path(str(call["recording"])))
+    assert best_envelope_correlation(played, heard, 8000) > 0.9
+    assert best_envelope_correlation(played[::-1].copy(), heard, 8000) < 0.6
+
+
+def test_four_calls_then_a_fifth_is_refused(make_ua: Callable[..., Agent],
+                                           phone: Callable[..., PhoneProcess]) -> None:
+    far = phone("--ring", "0.1", calls=5)
+    agent = make_ua()
+    assert agent.ua.capacity == 4
+    for i in range(4):
+        agent.ua.call(f"c{i}", far.uri)
+    for i in range(4):
+        agent.log.wait(f"c{i}", "answered")
+    assert agent.ua.active == 4
+    agent.ua.call("c4", far.uri)
+    assert agent.log.wait("c4", "error")[0].reason == "no free call slot"
+    for i in range(4):
+        agent.ua.hangup(f"c{i}")
+    for i in range(4):
+        agent.log.wait(f"c{i}", "disconnected")
+    agent.ua.call("c5", far.uri)  # the slots are free again
+    agent.log.wait("c5", "answered")
+    agent.ua.hangup("c5")
+    assert len(far.results()) == 5
+
+
+def test_sipp_uac_calls_the_phone(sipp: Callable[..., Sipp], phone: Callable[..., PhoneProcess]) -> None:
+    far = phone("--ring", "0.2", "--wait", "0.5", "--press", "1")
+    peer = sipp("uac_call_phone.xml", f"127.0.0.1:{far.port}", "-s", "1000")
+    assert peer.wait(15) == 0, peer.errors()
+    (call,) = far.results()
+    assert call["pressed"] == "1" and call["hung_up_by"] == "caller"
+    assert call["telephone_event"] is True
+
+
+def test_one_user_agent_per_process(make_ua: Callable[..., Agent]) -> None:
+    make_ua()
+    second = TestPhone(SipSettings(), PhoneScript(), port=0, rtp_port=free_udp_port(pair=True))
+    with pytest.raises(SipError, match="one pjsua2 Endpoint per process"):
+        second.start()
