@@ -1,0 +1,218 @@
+"""Engine process figures (run: python -m tests.bench.bench_engine [--calls 4,8,20,40]).
+
+Prints, for real engine processes (ivr.pool) calling a real SIPp UAS on 127.0.0.1 that plays G.711
+audio (Debian sip-tester's g711a.pcap) while each engine plays a looped WAV into the call:
+- the memory of an idle engine process (RSS, PSS, private anonymous memory);
+- for N concurrent calls (N/4 engines): RSS per call and CPU % of one core per call over a window;
+- call setup time (place_call -> 'answered'), one call at a time and N at once.
+Asserts nothing; needs `sipp`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import wave
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from ivr.pool import CallHandle, EnginePool
+from ivr.settings import SipSettings
+
+PCAP = Path("/usr/share/sip-tester/g711a.pcap")
+TICKS = os.sysconf("SC_CLK_TCK")
+UAS_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="bench UAS: answer PCMA, play audio, wait for BYE">
+  <recv request="INVITE" crlf="true"/>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]Bench[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=bench 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 121
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:121 telephone-event/8000
+  ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <nop><action><exec play_pcap_audio="PCAP"/></action></nop>
+  <recv request="BYE"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+  ]]></send>
+</scenario>
+"""
+
+
+def _free_block(count: int) -> int:
+    for _ in range(200):
+        base = random.randrange(41000, 59000 - count) & ~1
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+def _memory_kib(pid: int) -> dict[str, int]:
+    rss = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))  # type: ignore[union-attr]
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    pss = int(re.search(r"\nPss:\s+(\d+)", rollup).group(1))  # type: ignore[union-attr]
+    anon = int(re.search(r"\nAnonymous:\s+(\d+)", rollup).group(1))  # type: ignore[union-attr]
+    return {"rss": rss, "pss": pss, "anon": anon}
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _write_prompt(path: Path, seconds: float = 5.0) -> None:
+    rate = 8000
+    samples = (int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(rate * seconds)))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(s.to_bytes(2, "little", signed=True) for s in samples))
+
+
+def _settings(processes: int, inband: str) -> SipSettings:
+    per = 16
+    return replace(SipSettings(), port=_free_block(processes), rtp_port=_free_block(processes * per),
+                   rtp_ports_per_process=per, processes=processes, inband_dtmf=inband)
+
+
+async def _until(handle: CallHandle, kind: str) -> None:
+    async for event in handle.events():
+        if event.kind == kind:
+            return
+        if event.kind == "disconnected":
+            raise RuntimeError(f"call {handle.ref} ended before {kind}: {event}")
+
+
+async def idle_engine() -> None:
+    pool = EnginePool(_settings(1, "auto"), processes=1)
+    await pool.start()
+    await asyncio.sleep(1.0)
+    pid = pool.pids[0]
+    assert pid is not None
+    mem = _memory_kib(pid)
+    ticks, t0 = _cpu_ticks(pid), time.perf_counter()
+    await asyncio.sleep(3.0)
+    cpu = (_cpu_ticks(pid) - ticks) / TICKS / (time.perf_counter() - t0) * 100
+    print(f"idle engine: RSS {mem['rss'] / 1024:.1f} MiB, PSS {mem['pss'] / 1024:.1f} MiB, "
+          f"private anonymous {mem['anon'] / 1024:.1f} MiB, CPU {cpu:.2f} % of a core")
+    await pool.stop()
+
+
+async def calls(n: int, uri: str, wav: Path, window_s: float, inband: str) -> None:
+    processes = math.ceil(n / 4)
+    pool = EnginePool(_settings(processes, inband), processes=processes)
+    await pool.start()
+    pids = [p for p in pool.pids if p is not None]
+    idle = sum(_memory_kib(p)["rss"] for p in pids)
+    started = time.perf_counter()
+    handles = [await pool.place_call(uri) for _ in range(n)]
+    await asyncio.gather(*(_until(h, "answered") for h in handles))
+    setup_all = time.perf_counter() - started
+    for h in handles:
+        await h.play(wav, loop=True)
+    await asyncio.sleep(1.0)
+    ticks, t0 = sum(_cpu_ticks(p) for p in pids), time.perf_counter()
+    await asyncio.sleep(window_s)
+    cpu = (sum(_cpu_ticks(p) for p in pids) - ticks) / TICKS / (time.perf_counter() - t0) * 100
+    busy = sum(_memory_kib(p)["rss"] for p in pids)
+    pss = sum(_memory_kib(p)["pss"] for p in pids)
+    for h in handles:
+        await h.hangup()
+    await asyncio.gather(*(_until(h, "disconnected") for h in handles), return_exceptions=True)
+    await pool.stop()
+    print(f"{n:3d} calls / {processes:2d} engines (in-band DTMF {inband}): "
+          f"all answered in {setup_all * 1000:.0f} ms; engines RSS {busy / 1024:.0f} MiB "
+          f"(PSS {pss / 1024:.0f} MiB; {(busy - idle) / n / 1024:.2f} MiB per call above idle, "
+          f"PSS {pss / n / 1024:.1f} MiB per call all in); "
+          f"CPU {cpu:.1f} % of a core, {cpu / n:.2f} % per call")
+
+
+async def setup_time(uri: str, count: int = 30) -> None:
+    pool = EnginePool(_settings(1, "auto"), processes=1)
+    await pool.start()
+    times = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        handle = await pool.place_call(uri)
+        await _until(handle, "answered")
+        times.append((time.perf_counter() - t0) * 1000)
+        await handle.hangup()
+        await _until(handle, "disconnected")
+    await pool.stop()
+    times.sort()
+    print(f"call setup, one at a time ({count} calls): median {statistics.median(times):.1f} ms, "
+          f"p90 {times[int(0.9 * len(times))]:.1f} ms, max {times[-1]:.1f} ms")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", default="4,8,20,40", help="comma-separated concurrent call counts")
+    parser.add_argument("--window", type=float, default=5.0, help="CPU measurement window, seconds")
+    parser.add_argument("--inband", default="auto", help="inband_dtmf setting: auto | always | never")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "uas.xml").write_text(UAS_XML.replace("PCAP", str(PCAP)))
+        wav = work / "prompt.wav"
+        _write_prompt(wav)
+        port = _free_block(1)
+        sipp = subprocess.Popen(["sipp", "-sf", str(work / "uas.xml"), "-i", "127.0.0.1", "-p", str(port),
+                                 "-mp", str(_free_block(4)), "-nostdin"],
+                                cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            uri = f"sip:1000@127.0.0.1:{port}"
+            asyncio.run(idle_engine())
+            asyncio.run(setup_time(uri))
+            for n in (int(x) for x in args.calls.split(",")):
+                asyncio.run(calls(n, uri, wav, args.window, args.inband))
+        finally:
+            sipp.terminate()
+            sipp.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Real engine processes against a real SIPp UAS, all on 127.0.0.1, each started by the test on free
+ports and ended by its PID."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ivr.pool import CallHandle
+from ivr.settings import SipSettings
+from ivr.sip import SipEvent
+
+SCENARIO = Path(__file__).with_name("uas_answer.xml")
+HOLD_ATTRIBUTE = 'timeout="2000"'
+
+
+def ports_free(ports: list[int]) -> bool:
+    """True when every UDP port in `ports` can be bound on 127.0.0.1 right now."""
+    socks: list[socket.socket] = []
+    try:
+        for port in ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_block(count: int, low: int = 41000, high: int = 59000) -> int:
+    """A base port such that base .. base + count - 1 are all free UDP ports (other suites run at once)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, high - count) & ~1
+        if ports_free(list(range(base, base + count))):
+            return base
+    raise RuntimeError(f"no block of {count} free UDP ports")
+
+
+def sip_settings(processes: int = 2) -> SipSettings:
+    """Settings for a pool of `processes` engines on free SIP ports and free RTP ranges."""
+    rtp_per_process = 16
+    return SipSettings(port=free_block(processes), rtp_port=free_block(processes * rtp_per_process),
+                       rtp_ports_per_process=rtp_per_process, processes=processes)
+
+
+def child_pids() -> set[int]:
+    """PIDs of this process's living children (from /proc)."""
+    pids: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        text = (task / "children").read_text()
+        pids.update(int(p) for p in text.split())
+    return pids
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@dataclass
+class Uas:
+    """A SIPp UAS that answers every call and sends BYE after `hold_ms` (earlier BYEs are answered)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def uri(self) -> str:
+        return f"sip:1000@127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def uas(tmp_path: Path) -> Iterator[Callable[[int], Uas]]:
+    """Start a SIPp UAS with a hold time (ms); ended by its PID after the test."""
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp (Debian sip-tester) is not installed")
+    started: list[Uas] = []
+
+    def start(hold_ms: int) -> Uas:
+        scenario = tmp_path / f"uas_answer_{hold_ms}.xml"
+        text = SCENARIO.read_text()
+        assert HOLD_ATTRIBUTE in text
+        scenario.write_text(text.replace(HOLD_ATTRIBUTE, f'timeout="{hold_ms}"'))
+        port, media = free_block(1), free_block(4)
+        cmd = ["sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-mp", str(media),
+               "-nostdin", "-timeout", "120s"]
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(Uas(proc, port))
+        deadline = time.monotonic() + 5.0
+        while ports_free([port]):  # until SIPp has bound its SIP port
+            assert proc.poll() is None, "SIPp exited at start-up"
+            assert time.monotonic() < deadline, "SIPp did not bind its port"
+            time.sleep(0.02)
+        return started[-1]
+
+    yield start
+    for u in started:
+        if u.proc.poll() is None:
+            u.proc.terminate()
+            try:
+                u.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                u.proc.kill()
+                u.proc.wait(5)
+
+
+@dataclass(eq=False)
+class Tracker:
+    """Consumes one call's events in the background and remembers them."""
+
+    handle: CallHandle
+    events: list[SipEvent] = field(default_factory=list)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for event in self.handle.events():
+            self.events.append(event)
+            if event.kind == "answered":
+                self.answered.set()
+
+    async def finished(self) -> SipEvent:
+        """Wait for the call's end; its 'disconnected' event."""
+        assert self.task is not None
+        await self.task
+        assert self.events and self.events[-1].kind == "disconnected", self.kinds
+        return self.events[-1]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
