@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from api.settings import SettingsError, load_settings
 
-COMMANDS = ("prompt", "dtmf", "phone")
+COMMANDS = ("demo", "call", "phone", "prompt", "dtmf")
 """Modules of api.commands, in the order `ivrgate --help` lists them."""
 
 

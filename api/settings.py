@@ -9,11 +9,14 @@ message naming the setting.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,7 +25,7 @@ from pydantic_settings import (
 )
 
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
-from ivr.settings import FetchSettings
+from ivr.settings import DialerSettings, FetchSettings, SipSettings
 from tts.settings import TTSSettings
 
 
@@ -46,6 +49,21 @@ class Settings(BaseSettings):
     assemble: AssembleSettings = AssembleSettings()
     tts: TTSSettings = TTSSettings()
     fetch: FetchSettings = FetchSettings()
+    sip: SipSettings = SipSettings()
+    dialer: DialerSettings = DialerSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decode_nested_collections(cls, data: Any) -> Any:
+        """Environment variables for tuple/dict fields of the nested dataclasses arrive as strings:
+        read them as JSON, or tuples as comma-separated lists (IVRGATE_SIP__CODECS=PCMA/8000,PCMU/8000)."""
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            section = data.get(name)
+            if isinstance(section, dict) and dataclasses.is_dataclass(field.annotation):
+                data[name] = _decode_section(field.annotation, section)
+        return data
 
     @property
     def cache_dir(self) -> Path:
@@ -65,6 +83,21 @@ class Settings(BaseSettings):
         if config:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
         return tuple(sources)
+
+
+def _decode_section(kind: Any, section: dict[str, Any]) -> dict[str, Any]:
+    hints = typing.get_type_hints(kind)
+    out = dict(section)
+    for key, value in section.items():
+        origin = typing.get_origin(hints.get(key))
+        if not isinstance(value, str) or origin not in (tuple, dict):
+            continue
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            if origin is tuple:
+                out[key] = tuple(item.strip() for item in value.split(",") if item.strip())
+    return out
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

@@ -58,3 +58,19 @@ class SipSettings:
     """auto (when no telephone-event was negotiated) | always | never."""
     log_level: int = 1
     """pjsip's own log level (0-6) into our logging."""
+
+
+@dataclass(frozen=True)
+class DialerSettings:
+    """How voice jobs are dialled (ivr/dialer.py)."""
+
+    max_concurrent: int = 16
+    calls_per_second: float = 20.0
+    retries: int = 0
+    """Extra attempts for busy and unanswered calls."""
+    retry_delay_s: float = 300.0
+    response_timeout_s: float = 8.0
+    """How long to wait for a key after the last play (the seed's response=1)."""
+    max_call_s: float = 300.0
+    hangup_grace_s: float = 10.0
+    """After our hang-up, how long to wait for the engine's 'disconnected' before giving up."""

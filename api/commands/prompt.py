@@ -58,6 +58,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Render texts, voice URLs and local audio files, in the order given, "
         "to one 16-bit 8 kHz mono WAV.",
     )
+    add_segment_arguments(parser)
+    parser.add_argument(
+        "-o", "--output", metavar="WAV", help="where to write the WAV (default: leave it in the cache)"
+    )
+    parser.set_defaults(func=run)
+
+
+def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prompt options shared by `prompt` and `call`: --text/--url/--file (order kept), --json,
+    --language, --gender, --allow-private."""
     for kind, meta, text in (
         ("text", "TEXT", "text to speak"),
         ("url", "URL", "http(s) voice file to fetch"),
@@ -73,13 +83,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--language", choices=LANGUAGES, help="us (default) or es")
     parser.add_argument("--gender", choices=GENDERS, help="female (default) or male")
     parser.add_argument(
-        "-o", "--output", metavar="WAV", help="where to write the WAV (default: leave it in the cache)"
-    )
-    parser.add_argument(
         "--allow-private", action="store_true",
         help="fetch from private and loopback addresses too (local testing only)",
     )
-    parser.set_defaults(func=run, segments=None)
+    parser.set_defaults(segments=None)
 
 
 def build_spec(args: argparse.Namespace) -> PromptSpec:

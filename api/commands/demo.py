@@ -1,0 +1,123 @@
+"""`ivrgate demo`: the seed's dentist reminder, called for real to the built-in test phone.
+
+It starts the test phone (`ivrgate phone`, a real SIP user agent on 127.0.0.1, in its own process:
+pjsua2 allows one Endpoint per process), renders the reminder with the configured TTS engine, places
+the call through an engine process, and prints each step and the status line the gateway stores,
+e.g. `Voice call answered, duration 9 seconds. R = 1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from api.commands.call import place_call, print_report
+from api.commands.prompt import make_renderer
+from api.settings import Settings
+from ivr.dialer import CallJob
+from ivr.prompt import PromptSpec, TextSegment, make_voice
+from tts.base import GENDERS, LANGUAGES
+
+DENTIST_REMINDER = {
+    "us": "Hello, this is dentist Adam Smith. Press 1 to confirm your appointment tomorrow at 9am, "
+          "or press 2 to cancel the appointment. Press 9 to repeat this message.",
+    "es": "Hola, le habla el dentista Adam Smith. Pulse 1 para confirmar su cita de mañana a las 9am, "
+          "o pulse 2 para cancelarla. Pulse 9 para repetir este mensaje.",
+}
+"""The seed's appointment reminder (samples/prompts/dentist_*.txt hold the same texts)."""
+
+DEMO_NUMBER = "12506063167"
+PHONE_START_TIMEOUT_S = 20.0
+
+
+class DemoError(RuntimeError):
+    code = 500
+    status_text = "ERROR: DEMO FAILED"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="call the built-in test phone with the dentist reminder and show the key it pressed",
+        description="Start the built-in test phone on 127.0.0.1, call it with the seed's dentist "
+        "reminder through a real SIP engine process, and print the captured key.")
+    parser.add_argument("--press", default="1", help="keys the phone presses (default 1; try 91 to replay)")
+    parser.add_argument("--mode", choices=("rfc4733", "info", "inband"), default="rfc4733",
+                        help="how the phone sends its keys (default rfc4733)")
+    parser.add_argument("--wait", type=float, default=3.0, help="seconds the phone listens before pressing")
+    parser.add_argument("--language", choices=LANGUAGES, default="us")
+    parser.add_argument("--gender", choices=GENDERS, default="female")
+    parser.add_argument("--phone-port", type=int, default=5070, help="SIP port of the test phone")
+    parser.set_defaults(func=run)
+
+
+class PhoneProcess:
+    """`ivrgate phone` in a child process; its stdout lines are collected by a reader thread."""
+
+    def __init__(self, args: argparse.Namespace, settings: Settings, record_dir: Path) -> None:
+        command = [sys.executable, "-m", "api", "phone", "--port", str(args.phone_port),
+                   "--rtp-port", str(settings.sip.rtp_port + 1000), "--press", args.press,
+                   "--mode", args.mode, "--wait", str(args.wait), "--gap", "1.5", "--calls", "1",
+                   "--json", "--record", str(record_dir)]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.ready = threading.Event()
+        self.calls: list[dict[str, Any]] = []
+        self.finished = threading.Event()
+        assert self.process.stdout is not None
+        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            if line.startswith("phone listening"):
+                self.ready.set()
+            elif line.startswith("{"):
+                self.calls.append(json.loads(line))
+        self.finished.set()
+        self.ready.set()
+
+    def wait_ready(self) -> None:
+        if not self.ready.wait(PHONE_START_TIMEOUT_S) or self.process.poll() is not None:
+            self.close()
+            raise DemoError("the test phone did not start (is the port free? see the messages above)")
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.terminate()
+                self.process.wait(timeout_s)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    spec = PromptSpec((TextSegment(DENTIST_REMINDER[args.language]),), make_voice(args.language, args.gender))
+    rendered = make_renderer(settings).render(spec)
+    print(f"prompt: {rendered.duration_s:.1f} s of speech ({args.language}, {args.gender}), "
+          f"{rendered.path}")
+    with tempfile.TemporaryDirectory(prefix="ivrgate-demo-") as scratch:
+        phone = PhoneProcess(args, settings, Path(scratch))
+        phone.wait_ready()
+        uri = f"sip:{DEMO_NUMBER}@127.0.0.1:{args.phone_port}"
+        print(f"test phone: 127.0.0.1:{args.phone_port}, presses {args.press!r} by {args.mode} "
+              f"{args.wait:.1f} s after answering")
+        print(f"calling {uri}")
+        try:
+            job = CallJob(job_id="demo", uri=uri, prompt=rendered.path, response=True)
+            report = asyncio.run(place_call(settings, job))
+        finally:
+            phone.close()
+    print_report(report, timeline=True)
+    if phone.calls:
+        heard = phone.calls[0]
+        print(f"the phone pressed {heard.get('pressed')!r} and heard the prompt for {heard.get('seconds')} s")
+    return 0 if report.outcome.digit == args.press[-1:] else 1

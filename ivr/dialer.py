@@ -1,0 +1,416 @@
+"""The dialer: runs voice call jobs over the engine pool.
+
+`run_call` drives one call attempt: it places the call through `ivr.pool`, feeds the call's SIP
+events (and its own timers) into `ivr.flow.CallFlow`, applies the actions the flow returns, and maps
+the end to a `CallOutcome` (`ivr.outcome`). `Dialer` runs many jobs at once from a queue with a
+concurrency limit, a calls-per-second limit and a retry policy for busy and unanswered calls, and
+shuts down cleanly: calls in flight are finished (or cancelled, by choice), never abandoned.
+
+The pure parts (`RateLimiter`, `retry_delay`) take time as an argument and are unit-tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ivr.flow import (
+    Action,
+    Answered,
+    CallFlow,
+    Cancel,
+    CancelTimer,
+    DigitReceived,
+    Event,
+    FarEndHungUp,
+    Finished,
+    FlowConfig,
+    FlowResult,
+    HangUp,
+    Play,
+    PlaybackFinished,
+    StartTimer,
+    StopPlayback,
+    TimerFired,
+)
+from ivr.outcome import CODE_BUSY, CODE_NO_ANSWER, CallOutcome, outcome_for
+from ivr.settings import DialerSettings, SipSettings
+from ivr.sip import SipEvent
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_CODES = frozenset({CODE_BUSY, CODE_NO_ANSWER})
+"""Outcomes worth another attempt later: the callee may answer next time."""
+
+
+@dataclass(frozen=True)
+class CallJob:
+    """One voice message to one recipient, as the dialer needs it."""
+
+    job_id: str
+    uri: str
+    """Where to call: a SIP URI (the gateway builds it from the number and the trunk template)."""
+    prompt: Path
+    """The rendered telephony WAV (16-bit, 8 kHz, mono)."""
+    response: bool = False
+    repeat: int = 0
+    caller_id: str = ""
+    display_name: str = ""
+    confirm_prompt: Path | None = None
+    """Played after a response before hanging up; None: hang up at once."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    record_to: Path | None = None
+    """Record what the callee sends (support, tests)."""
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One step of a call, for the message's timeline: seconds since the attempt started."""
+
+    at_s: float
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CallReport:
+    """The result of one attempt."""
+
+    job: CallJob
+    outcome: CallOutcome
+    attempt: int
+    timeline: tuple[TimelineEntry, ...]
+    flow: FlowResult | None
+
+
+class CallPlacer(Protocol):
+    """What the dialer needs of ivr.pool.EnginePool."""
+
+    settings: SipSettings
+
+    async def place_call(self, uri: str, *, caller_id: str = "", display_name: str = "",
+                         headers: Mapping[str, str] | None = None) -> CallControl: ...
+
+
+class CallControl(Protocol):
+    ref: str
+
+    def events(self) -> AsyncIterator[SipEvent]: ...
+    async def play(self, wav: Path | str, loop: bool = False) -> None: ...
+    async def stop_playback(self) -> None: ...
+    async def record(self, path: Path | str) -> None: ...
+    async def hangup(self, code: int | None = None) -> None: ...
+
+
+# ------------------------------------------------------------------------------------------ pure parts
+
+
+class RateLimiter:
+    """A token bucket: `rate` calls per second with bursts of `burst`. Pure: time is an argument."""
+
+    def __init__(self, rate: float, burst: int = 1) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate, self.burst = rate, burst
+        self._tokens = float(burst)
+        self._last: float | None = None
+
+    def delay(self, now: float) -> float:
+        """Take a token if one is there (returns 0.0), else return the seconds to wait and take nothing."""
+        if self._last is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.rate
+
+
+def retry_delay(outcome: CallOutcome, attempt: int, settings: DialerSettings) -> float | None:
+    """Seconds until the next attempt, or None when this outcome is final (attempt counts from 1)."""
+    if outcome.code not in RETRYABLE_CODES or attempt > settings.retries:
+        return None
+    return settings.retry_delay_s
+
+
+# ------------------------------------------------------------------------------------------- one call
+
+
+class _CallRun:
+    """The state of one attempt while `run_call` drives it."""
+
+    def __init__(self, job: CallJob, handle: CallControl, config: FlowConfig) -> None:
+        self.job, self.handle = job, handle
+        self.loop = asyncio.get_running_loop()
+        self.started = time.monotonic()
+        self.flow = CallFlow(config)
+        self.inbox: asyncio.Queue[SipEvent | Event] = asyncio.Queue()
+        self.timers: dict[int, asyncio.TimerHandle] = {}
+        self.play_id: int | None = None
+        self.play_sent_at = 0.0
+        self.answered = False
+        self.cancelled = False
+        self.final: SipEvent | None = None
+        self.timeline: list[TimelineEntry] = []
+
+    def note(self, kind: str, detail: str = "", at: float | None = None) -> None:
+        moment = time.monotonic() if at is None else at
+        self.timeline.append(TimelineEntry(round(moment - self.started, 3), kind, detail))
+
+    def to_flow_event(self, event: SipEvent) -> Event | None:
+        """Translate a SIP event into a flow event (None: nothing for the flow)."""
+        if event.kind == "answered":
+            self.answered = True
+            return Answered(event.t)
+        if event.kind == "digit":
+            return DigitReceived(event.t, event.digit)
+        if event.kind == "playback_done":
+            # an end-of-file emitted before our latest Play was sent belongs to an earlier player
+            if self.play_id is None or event.t < self.play_sent_at:
+                return None
+            return PlaybackFinished(event.t, self.play_id)
+        if event.kind == "disconnected":
+            self.final = event
+            return FarEndHungUp(event.t, event.sip_code or None)
+        return None
+
+    async def apply(self, action: Action) -> None:
+        if isinstance(action, Play):
+            wav = self.job.confirm_prompt if action.prompt == "confirm" else self.job.prompt
+            self.play_id, self.play_sent_at = action.play_id, time.monotonic()
+            self.note("play", f"{action.prompt} #{action.play_id}")
+            await self.handle.play(wav or self.job.prompt)
+        elif isinstance(action, StopPlayback):
+            self.play_id = None
+            await self.handle.stop_playback()
+        elif isinstance(action, StartTimer):
+            self.timers[action.timer_id] = self.loop.call_later(
+                action.seconds, self.inbox.put_nowait, TimerFired(0.0, action.timer_id))
+        elif isinstance(action, CancelTimer):
+            timer = self.timers.pop(action.timer_id, None)
+            if timer is not None:
+                timer.cancel()
+        elif isinstance(action, HangUp):
+            self.note("hangup", action.reason)
+            await self.handle.hangup()
+        elif isinstance(action, Finished):
+            self.note("finished", action.result.reason)
+
+    async def feed(self, event: Event) -> None:
+        for action in self.flow.handle(event):
+            await self.apply(action)
+
+    def cancel_timers(self) -> None:
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
+
+
+def flow_config(job: CallJob, settings: DialerSettings) -> FlowConfig:
+    """The flow of a job's call; raises ivr.flow.InvalidFlowConfig for a bad `repeat`."""
+    return FlowConfig(repeat=job.repeat, response=job.response,
+                      response_timeout_s=settings.response_timeout_s, max_call_s=settings.max_call_s,
+                      confirm=job.confirm_prompt is not None)
+
+
+async def _pump(run: _CallRun) -> None:
+    async for event in run.handle.events():
+        await run.inbox.put(event)
+
+
+def _describe(event: SipEvent) -> str:
+    parts = [f"SIP {event.sip_code}" if event.sip_code else "", event.digit, event.source, event.reason]
+    return " ".join(p for p in parts if p)
+
+
+async def run_call(pool: CallPlacer, job: CallJob, settings: DialerSettings,
+                   *, cancel: asyncio.Event | None = None, attempt: int = 1) -> CallReport:
+    """Place one call, play the prompt as the flow says, capture the key; return the attempt's report.
+
+    Never raises for what happens on the call: every ending (busy, far-end hang-up, engine crash,
+    a peer that never answers) becomes an outcome. `cancel`, when set, ends the call as Cancelled.
+    """
+    config = flow_config(job, settings)  # a bad job fails here, before anything is dialled
+    handle = await pool.place_call(job.uri, caller_id=job.caller_id, display_name=job.display_name,
+                                   headers=job.headers)
+    run = _CallRun(job, handle, config)
+    run.note("dialling", job.uri)
+    pump = asyncio.create_task(_pump(run), name=f"events-{handle.ref}")
+    watcher = asyncio.create_task(_watch_cancel(run, cancel), name=f"cancel-{handle.ref}") if cancel else None
+    deadline = pool.settings.ring_timeout_s + settings.max_call_s + settings.hangup_grace_s
+    try:
+        await asyncio.wait_for(_drive(run), timeout=deadline)
+    except TimeoutError:
+        log.error("call %s (%s): no end after %.0f s; hanging up", handle.ref, job.uri, deadline)
+        run.note("watchdog", "no disconnect")
+        await handle.hangup()
+    finally:
+        run.cancel_timers()
+        for task in (pump, watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    return _report(run, attempt)
+
+
+async def _watch_cancel(run: _CallRun, cancel: asyncio.Event) -> None:
+    await cancel.wait()
+    run.cancelled = True
+    await run.inbox.put(Cancel(0.0))
+
+
+async def _drive(run: _CallRun) -> None:
+    while run.final is None:
+        item = await run.inbox.get()
+        if isinstance(item, SipEvent):
+            run.note(item.kind, _describe(item), at=item.t)
+            if item.kind == "answered" and run.job.record_to is not None:
+                await run.handle.record(run.job.record_to)
+            flow_event = run.to_flow_event(item)
+        else:
+            flow_event = _stamp(item)
+        if flow_event is not None:
+            await run.feed(flow_event)
+
+
+def _stamp(event: Event) -> Event:
+    """Give a timer or cancel event the current time (they are created before they fire)."""
+    now = time.monotonic()
+    if isinstance(event, TimerFired):
+        return TimerFired(now, event.timer_id)
+    if isinstance(event, Cancel):
+        return Cancel(now)
+    return event
+
+
+def _report(run: _CallRun, attempt: int) -> CallReport:
+    final = run.final
+    sip_code = final.sip_code if final is not None and final.sip_code else None
+    error = None
+    if final is None:
+        error = "no disconnect from the engine"
+    elif final.kind == "disconnected" and sip_code is None and final.reason and not run.answered:
+        error = final.reason
+    call_id = final.call_id if final is not None and final.call_id else None
+    outcome = outcome_for(answered=run.answered, flow_result=run.flow.result, sip_code=sip_code,
+                          call_id=call_id, cancelled=run.cancelled, response_wanted=run.job.response,
+                          error=error)
+    run.note("outcome", f"{outcome.code} {outcome.text}")
+    return CallReport(job=run.job, outcome=outcome, attempt=attempt, timeline=tuple(run.timeline),
+                      flow=run.flow.result)
+
+
+# ------------------------------------------------------------------------------------------ many calls
+
+ReportSink = Callable[[CallReport], Awaitable[None] | None]
+
+
+class Dialer:
+    """Runs call jobs from a queue: at most `max_concurrent` at once, at most `calls_per_second`
+    started per second, busy and unanswered calls retried per the settings.
+
+        dialer = Dialer(pool, settings, on_report=store_report)
+        await dialer.start()
+        final_report = await dialer.submit(job)      # a future resolved with the last attempt's report
+        await dialer.shutdown(cancel_in_flight=False)
+    """
+
+    def __init__(self, pool: CallPlacer, settings: DialerSettings, *,
+                 on_report: ReportSink | None = None) -> None:
+        self.pool, self.settings, self.on_report = pool, settings, on_report
+        self._queue: asyncio.Queue[tuple[CallJob, int, asyncio.Future[CallReport]]] = asyncio.Queue()
+        self._limiter = RateLimiter(settings.calls_per_second, max(1, int(settings.calls_per_second)))
+        self._slots = asyncio.Semaphore(settings.max_concurrent)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cancel = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="dialer")
+
+    def submit(self, job: CallJob) -> asyncio.Future[CallReport]:
+        """Queue a job; the future resolves with the report of its last attempt."""
+        if self._closing:
+            raise RuntimeError("the dialer is shutting down")
+        future: asyncio.Future[CallReport] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((job, 1, future))
+        return future
+
+    async def shutdown(self, *, cancel_in_flight: bool = False, timeout_s: float = 30.0) -> None:
+        """Stop taking jobs; let calls in flight finish (or cancel them); queued jobs are not started."""
+        self._closing = True
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        if cancel_in_flight:
+            self._cancel.set()
+        if self._tasks:
+            _done, late = await asyncio.wait(self._tasks, timeout=timeout_s)
+            if late:
+                self._cancel.set()
+                await asyncio.wait(late, timeout=self.settings.hangup_grace_s)
+        while not self._queue.empty():
+            _job, _attempt, future = self._queue.get_nowait()
+            future.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job, attempt, future = await self._queue.get()
+            await self._slots.acquire()
+            while (wait := self._limiter.delay(loop.time())) > 0:
+                await asyncio.sleep(wait)
+            task = asyncio.create_task(self._attempt(job, attempt, future), name=f"call-{job.job_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _attempt(self, job: CallJob, attempt: int, future: asyncio.Future[CallReport]) -> None:
+        try:
+            report = await run_call(self.pool, job, self.settings, cancel=self._cancel, attempt=attempt)
+        except Exception as exc:
+            log.exception("call job %s failed before dialling", job.job_id)
+            if not future.done():
+                future.set_exception(exc)
+            return
+        finally:
+            self._slots.release()
+        await self._deliver(report)
+        delay = retry_delay(report.outcome, attempt, self.settings)
+        if delay is None or self._closing:
+            if not future.done():
+                future.set_result(report)
+            return
+        log.info("job %s: %s, retry %d in %.0f s", job.job_id, report.outcome.text, attempt, delay)
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, self._requeue, report, future)
+
+    def _requeue(self, last: CallReport, future: asyncio.Future[CallReport]) -> None:
+        if self._closing:
+            if not future.done():
+                future.set_result(last)  # shutting down: the last attempt's outcome stands
+        else:
+            job, attempt = last.job, last.attempt + 1
+            self._queue.put_nowait((job, attempt, future))
+
+    async def _deliver(self, report: CallReport) -> None:
+        if self.on_report is None:
+            return
+        try:
+            result = self.on_report(report)
+            if result is not None:
+                await result
+        except Exception:
+            log.exception("report sink failed for job %s", report.job.job_id)
