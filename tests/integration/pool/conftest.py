@@ -61,7 +61,10 @@ def child_pids() -> set[int]:
     """PIDs of this process's living children (from /proc)."""
     pids: set[int] = set()
     for task in Path("/proc/self/task").iterdir():
-        text = (task / "children").read_text()
+        try:
+            text = (task / "children").read_text()
+        except FileNotFoundError:  # that thread ended meanwhile
+            continue
         pids.update(int(p) for p in text.split())
     return pids
 
