@@ -17,6 +17,8 @@ class DecodeLimits:
 class TelephonySettings:
     """How any audio becomes telephony audio (8 kHz mono int16)."""
 
+    normalize: bool = True
+    """Normalise loudness to target_lufs; off for analysis that needs absolute levels (DTMF in dBm0)."""
     target_lufs: float = -19.0
     """Integrated loudness target (ITU-R BS.1770); -19 LUFS sits well for narrow-band voice."""
     peak_ceiling_dbfs: float = -1.0

@@ -197,7 +197,8 @@ def to_telephony(
     if rate != TELEPHONY_RATE:
         mono = np.asarray(soxr.resample(mono, rate, TELEPHONY_RATE, quality="VHQ"), dtype=np.float32)
     mono = remove_dc(mono)
-    mono = mono * np.float32(normalisation_gain(mono, settings))
+    if settings.normalize:
+        mono = mono * np.float32(normalisation_gain(mono, settings))
     if settings.trim_silence:
         mono = trim_silence(mono, settings)
     return to_int16(mono)

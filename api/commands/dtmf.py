@@ -11,17 +11,16 @@ loudness normalisation: DTMF levels are absolute (dBm0), so the audio is analyse
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import soxr
 
 from api.settings import Settings
-from audio import TELEPHONY_RATE
 from audio.decode import decode
 from audio.dtmf import detect
-from audio.telephony import downmix, to_int16
+from audio.telephony import to_telephony
 
 
 def register(subparsers: Any) -> None:
@@ -32,12 +31,10 @@ def register(subparsers: Any) -> None:
 
 
 def telephony_pcm(path: str, settings: Settings) -> npt.NDArray[np.int16]:
-    """The file as 8 kHz mono int16 at its own level (no normalisation)."""
+    """The file as 8 kHz mono int16 at its own level (no normalisation, no trimming)."""
     decoded = decode(path, settings.decode)
-    mono = downmix(decoded.samples)
-    if decoded.rate != TELEPHONY_RATE and mono.size:
-        mono = np.asarray(soxr.resample(mono, decoded.rate, TELEPHONY_RATE, quality="VHQ"), dtype=np.float32)
-    return to_int16(mono)
+    analysis = dataclasses.replace(settings.telephony, normalize=False, trim_silence=False)
+    return to_telephony(decoded.samples, decoded.rate, analysis)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

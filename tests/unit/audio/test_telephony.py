@@ -225,3 +225,15 @@ def test_helpers() -> None:
 def test_loudness_matches_pyloudnorm(source: npt.NDArray[np.float32], rate: int) -> None:
     expected = pyloudnorm.Meter(rate).integrated_loudness(source.astype(np.float64))
     assert loudness_lufs(source, rate) == pytest.approx(expected, abs=1e-6)
+
+
+def test_normalisation_can_be_turned_off_for_level_sensitive_analysis() -> None:
+    import dataclasses
+
+    from audio.settings import TelephonySettings
+
+    tone = 0.01 * np.sin(2 * np.pi * 1000 * np.arange(8000) / 8000)
+    quiet = dataclasses.replace(TelephonySettings(), normalize=False)
+    out = to_telephony(tone, 8000, quiet)
+    assert abs(int(np.abs(out[2000:]).max()) - round(0.01 * 32768)) <= 3  # after the high-pass settles
+    assert np.abs(to_telephony(tone, 8000)).max() > 10 * np.abs(out).max()
