@@ -24,6 +24,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from api.credentials import CacheSettings
+from api.forms import FormLimits
+from api.phones import PhoneSettings
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from ivr.settings import DialerSettings, FetchSettings, SipSettings
 from tts.settings import TTSSettings
@@ -51,6 +54,9 @@ class Settings(BaseSettings):
     fetch: FetchSettings = FetchSettings()
     sip: SipSettings = SipSettings()
     dialer: DialerSettings = DialerSettings()
+    phones: PhoneSettings = PhoneSettings()
+    forms: FormLimits = FormLimits()
+    credentials: CacheSettings = CacheSettings()
 
     @model_validator(mode="before")
     @classmethod
