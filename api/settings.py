@@ -29,6 +29,7 @@ from api.forms import FormLimits
 from api.phones import PhoneSettings
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from ivr.settings import DialerSettings, FetchSettings, SipSettings
+from store.settings import StoreSettings
 from tts.settings import TTSSettings
 
 
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     phones: PhoneSettings = PhoneSettings()
     forms: FormLimits = FormLimits()
     credentials: CacheSettings = CacheSettings()
+    store: StoreSettings = StoreSettings()
+    """The database: IVRGATE_DATABASE_URL (read by store.db.resolve_url) or IVRGATE_STORE__DATABASE_URL."""
 
     @model_validator(mode="before")
     @classmethod

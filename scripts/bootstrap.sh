@@ -20,6 +20,8 @@ if [[ $profile == test ]]; then
   want sipp sip-tester                 # SIP peer for the call tests
   want ffmpeg ffmpeg                   # the pydub path for containers libsndfile cannot read
   want flite flite                     # optional better English TTS engine
+  [[ -n ${IVRGATE_TEST_DATABASE_URL:-} ]] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    || need_debs+=(postgresql)         # the store tests run against PostgreSQL as well as SQLite
 fi
 if ((${#need_debs[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

@@ -1,0 +1,105 @@
+"""The outbox: status callbacks and incoming-SMS webhooks to POST, written in the transaction that caused
+them, so a callback exists exactly when its outcome does.
+
+A sender drains it across processes and machines with the queue's lease idea: `claim_due()` pushes each
+row's `next_attempt_at` forward by the lease, so a sender that dies leaves the row to come due again;
+`delivered()` or `failed()` (with the next time to try, from `backoff()`) ends the attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from store.models import OutboxItem
+
+CALLBACK = "callback"
+WEBHOOK = "webhook"
+MAX_ATTEMPTS = 12
+
+
+def backoff(attempts: int, base_s: float = 30.0, cap_s: float = 3600.0) -> dt.timedelta:
+    """Wait before the next try after `attempts` failures: 30 s, 60 s, 120 s, ... capped at an hour."""
+    return dt.timedelta(seconds=min(cap_s, base_s * 2 ** max(0, attempts - 1)))
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    url: str,
+    body: str,
+    now: dt.datetime,
+    secret_ref: str = "",
+    message_id: str | None = None,
+) -> OutboxItem:
+    """Add a POST of `body` (JSON text) to `url`, due now."""
+    item = OutboxItem(
+        kind=kind,
+        url=url,
+        body=body,
+        secret_ref=secret_ref,
+        message_id=message_id,
+        attempts=0,
+        next_attempt_at=now,
+        last_error="",
+        created_at=now,
+    )
+    session.add(item)
+    session.flush()
+    return item
+
+
+def claim_due(session: Session, now: dt.datetime, lease_s: float = 60.0, limit: int = 50) -> list[OutboxItem]:
+    """Take up to `limit` undelivered rows due now; each is hidden from other senders for `lease_s`."""
+    due = (
+        select(OutboxItem.id)
+        .where(OutboxItem.delivered_at.is_(None), OutboxItem.next_attempt_at <= now)
+        .order_by(OutboxItem.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(OutboxItem)
+        .where(OutboxItem.id.in_(due.scalar_subquery()))
+        .values(next_attempt_at=now + dt.timedelta(seconds=lease_s), attempts=OutboxItem.attempts + 1)
+        .returning(OutboxItem)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return list(session.scalars(statement))
+
+
+def delivered(session: Session, item_id: int, now: dt.datetime) -> None:
+    session.execute(
+        update(OutboxItem).where(OutboxItem.id == item_id).values(delivered_at=now, last_error="")
+    )
+
+
+def failed(
+    session: Session, item_id: int, now: dt.datetime, error: str, max_attempts: int = MAX_ATTEMPTS
+) -> bool:
+    """Record a failed POST; schedules the next try by backoff(), or gives up after `max_attempts`
+    (the row stays, undelivered, with its error, and is never due again). True when it will be retried."""
+    item = session.get(OutboxItem, item_id)
+    if item is None:
+        return False
+    item.last_error = error[:2000]
+    retry = item.attempts < max_attempts
+    item.next_attempt_at = now + backoff(item.attempts) if retry else dt.datetime.max.replace(tzinfo=dt.UTC)
+    session.flush()
+    return retry
+
+
+def pending(session: Session) -> int:
+    """Rows not yet delivered (for /metrics)."""
+    count = session.scalar(
+        select(func.count()).select_from(OutboxItem).where(OutboxItem.delivered_at.is_(None))
+    )
+    return int(count or 0)
+
+
+def for_message(session: Session, message_id: str) -> Sequence[OutboxItem]:
+    return session.scalars(select(OutboxItem).where(OutboxItem.message_id == message_id)).all()

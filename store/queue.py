@@ -1,0 +1,403 @@
+"""Messages as a work queue: create, claim with a lease, heartbeat, retry, complete.
+
+The lease protocol (docs/store.md):
+
+1. `claim()` takes up to `limit` messages that are unfinished, due (`next_attempt_at <= now`) and not
+   leased (no lease, or an expired one), in one statement: `UPDATE messages SET lease_owner = worker,
+   lease_expires_at = now + lease, attempts = attempts + 1 WHERE id IN (SELECT ... LIMIT n FOR UPDATE
+   SKIP LOCKED) RETURNING *`. PostgreSQL skips rows another worker is claiming; SQLite runs it under the
+   WAL writer lock (BEGIN IMMEDIATE), so two workers never get the same message.
+2. The worker calls `heartbeat()` well inside the lease; it answers which messages it still holds.
+3. Every later write (`progress()`, `retry_later()`, `complete_call()`) checks `lease_owner = worker`
+   and raises LeaseLost otherwise, so a worker that stalled past its lease cannot overwrite the outcome
+   of the worker that reclaimed the message.
+4. A worker that dies (SIGKILL, power loss) simply stops heartbeating: its lease expires and the next
+   `claim()` takes the message again (attempts counts every claim). Nothing is held in memory only.
+
+`complete_call()` writes the outcome, the charge (and release of the rest of the reservation), the
+timeline event and the status callback into the outbox in the caller's ONE transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from store import ledger, outbox
+from store.errors import LeaseLost, MessageNotFound
+from store.models import Account, Message, MessageEvent, MessageKind, Role, SmsPart
+from store.rating import call_cost
+
+QUEUED = (100, "Queued")
+CALLING = (110, "Calling")
+SENT_TO_SMSC = (110, "Sent to SMSC")
+CANCELLED = (604, "Cancelled")
+VOICE_KINDS = (MessageKind.TTS.value, MessageKind.VOICE.value, MessageKind.VTTS.value)
+
+
+def new_message_id() -> str:
+    """A message ID: 32 lower-case hex characters (uuid4().hex)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One recipient of a submission, as the service validated and priced it."""
+
+    kind: str
+    phone: str
+    job_id: str
+    callerid: str = ""
+    body: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    prompt_blob: str | None = None
+    prompt_sha256: str | None = None
+    parts: int = 1
+    rate: int = 0
+    currency: str = "USD"
+    reserved: int = 0
+    callback_url: str = ""
+    status: tuple[int, str] = QUEUED
+    """Anything but QUEUED creates the message finished (e.g. 502 PIN IN DO NOT CALL DATABASE)."""
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """How a call ended, as ivr.outcome maps it."""
+
+    status_code: int
+    status_text: str
+    answered: bool
+    duration_s: float = 0.0
+    response: str = ""
+    sip_code: int | None = None
+    sip_call_id: str | None = None
+
+
+def create_message(
+    session: Session,
+    user: Account,
+    spec: NewMessage,
+    now: dt.datetime,
+    make_id: Callable[[], str] = new_message_id,
+) -> Message:
+    """Write one message row (and its first event); reserving money is ledger.reserve_for()'s job."""
+    queued = spec.status == QUEUED
+    message = Message(
+        id=make_id(),
+        job_id=spec.job_id,
+        kind=spec.kind,
+        account_id=user.owner_id,
+        user_id=user.id,
+        phone=spec.phone,
+        callerid=spec.callerid,
+        body=spec.body,
+        settings=dict(spec.settings),
+        prompt_blob=spec.prompt_blob,
+        prompt_sha256=spec.prompt_sha256,
+        parts=spec.parts,
+        rate=spec.rate,
+        currency=spec.currency,
+        reserved=spec.reserved if queued else 0,
+        callback_url=spec.callback_url,
+        status_code=spec.status[0],
+        status_text=spec.status[1],
+        response="",
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+        next_attempt_at=now if queued else None,
+        finished_at=None if queued else now,
+        cost=None if queued else 0,
+    )
+    session.add(message)
+    session.add(
+        MessageEvent(
+            message=message,
+            at=now,
+            kind="queued" if queued else "refused",
+            detail="" if queued else spec.status[1],
+        )
+    )
+    session.flush()
+    return message
+
+
+def get_message(session: Session, message_id: str, viewer: Account | None = None) -> Message:
+    """A message by ID, as `viewer` may see it: administrators all, owners their account's, sub-users
+    their own. MessageNotFound (500) for unknown and foreign IDs alike."""
+    message = session.get(Message, message_id) if len(message_id) <= 32 else None
+    if message is None or (viewer is not None and not _may_see(viewer, message)):
+        raise MessageNotFound(message_id)
+    return message
+
+
+def _may_see(viewer: Account, message: Message) -> bool:
+    if viewer.role == Role.ADMINISTRATOR:
+        return True
+    if viewer.role == Role.SUBUSER:
+        return message.user_id == viewer.id
+    return message.account_id == viewer.id
+
+
+def job_messages(session: Session, job_id: str) -> Sequence[Message]:
+    return session.scalars(select(Message).where(Message.job_id == job_id).order_by(Message.created_at)).all()
+
+
+def _claimable(now: dt.datetime, kinds: Sequence[str]) -> Any:
+    return and_(
+        Message.finished_at.is_(None),
+        Message.next_attempt_at <= now,
+        or_(Message.lease_expires_at.is_(None), Message.lease_expires_at < now),
+        Message.kind.in_(kinds),
+    )
+
+
+def claim(
+    session: Session,
+    worker: str,
+    now: dt.datetime,
+    lease_s: float,
+    limit: int = 1,
+    kinds: Sequence[str] = VOICE_KINDS,
+) -> list[Message]:
+    """Lease up to `limit` due messages of `kinds` to `worker` (oldest due first). Commit the
+    transaction promptly: on SQLite it holds the writer lock."""
+    due = (
+        select(Message.id)
+        .where(_claimable(now, kinds))
+        .order_by(Message.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Message)
+        .where(Message.id.in_(due.scalar_subquery()))
+        .values(
+            lease_owner=worker,
+            lease_expires_at=now + dt.timedelta(seconds=lease_s),
+            attempts=Message.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Message)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    claimed = list(session.scalars(statement))
+    for message in claimed:
+        session.add(
+            MessageEvent(
+                message_id=message.id, at=now, kind="claimed", detail=f"{worker} attempt {message.attempts}"
+            )
+        )
+    session.flush()
+    return claimed
+
+
+def heartbeat(
+    session: Session, worker: str, message_ids: Iterable[str], now: dt.datetime, lease_s: float
+) -> set[str]:
+    """Extend `worker`'s leases; returns the IDs it still holds (a missing one was lost: stop working it)."""
+    ids = list(message_ids)
+    if not ids:
+        return set()
+    statement = (
+        update(Message)
+        .where(Message.id.in_(ids), Message.lease_owner == worker, Message.finished_at.is_(None))
+        .values(lease_expires_at=now + dt.timedelta(seconds=lease_s))
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(session.scalars(statement))
+
+
+def _held(session: Session, message_id: str, worker: str) -> Message:
+    """The message, locked, if `worker` still holds its lease; LeaseLost otherwise."""
+    message = session.scalar(
+        select(Message)
+        .where(Message.id == message_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if message is None:
+        raise MessageNotFound(message_id)
+    if message.lease_owner != worker or message.finished_at is not None:
+        raise LeaseLost(f"{worker} does not hold message {message_id}")
+    return message
+
+
+def add_event(session: Session, message_id: str, kind: str, now: dt.datetime, detail: str = "") -> None:
+    """Append a timeline event (dialling, ringing, answered, key, hung_up, sent, delivered, ...)."""
+    session.add(MessageEvent(message_id=message_id, at=now, kind=kind, detail=detail))
+    session.flush()
+
+
+def progress(
+    session: Session,
+    message_id: str,
+    worker: str,
+    now: dt.datetime,
+    status: tuple[int, str] | None = None,
+    event: str = "",
+    detail: str = "",
+    **fields: Any,
+) -> Message:
+    """Record progress of a held message: a status (e.g. CALLING), an event, SIP Call-ID and the like."""
+    message = _held(session, message_id, worker)
+    _apply(message, status, now, fields)
+    if event:
+        add_event(session, message_id, event, now, detail)
+    session.flush()
+    return message
+
+
+_UPDATABLE = {"sip_call_id", "sip_code", "smsc_error", "duration_s", "response", "prompt_sha256", "parts"}
+
+
+def _apply(
+    message: Message, status: tuple[int, str] | None, now: dt.datetime, fields: dict[str, Any]
+) -> None:
+    unknown = set(fields) - _UPDATABLE
+    if unknown:
+        raise TypeError(f"not updatable: {sorted(unknown)}")
+    for name, value in fields.items():
+        setattr(message, name, value)
+    if status is not None:
+        message.status_code, message.status_text = status
+    message.updated_at = now
+
+
+def retry_later(
+    session: Session,
+    message_id: str,
+    worker: str,
+    now: dt.datetime,
+    at: dt.datetime,
+    reason: str = "",
+    **fields: Any,
+) -> Message:
+    """Give a held message back to the queue, due again at `at` (busy, no answer: the dialer's retries)."""
+    message = _held(session, message_id, worker)
+    _apply(message, QUEUED, now, fields)
+    message.lease_owner, message.lease_expires_at, message.next_attempt_at = None, None, at
+    add_event(session, message_id, "retry", now, reason)
+    return message
+
+
+def await_receipt(
+    session: Session, message_id: str, worker: str, now: dt.datetime, smsc_ids: Sequence[str]
+) -> Message:
+    """An SMS the SMSC accepted: store its part IDs, status 110 'Sent to SMSC', release the lease and
+    wait for the receipts (finish_message() when they arrive)."""
+    message = _held(session, message_id, worker)
+    _apply(message, SENT_TO_SMSC, now, {})
+    message.sms_parts = [SmsPart(part=n, smsc_id=sid) for n, sid in enumerate(smsc_ids, start=1)]
+    message.lease_owner, message.lease_expires_at, message.next_attempt_at = None, None, None
+    add_event(session, message_id, "sent", now, ",".join(smsc_ids))
+    return message
+
+
+def find_by_smsc_id(session: Session, smsc_id: str) -> SmsPart | None:
+    """The SMS part an SMSC message ID (from a delivery receipt) belongs to."""
+    return session.scalar(select(SmsPart).where(SmsPart.smsc_id == smsc_id).limit(1))
+
+
+def finish_message(
+    session: Session,
+    message: Message,
+    now: dt.datetime,
+    status: tuple[int, str],
+    cost: int,
+    event: str = "finished",
+    detail: str = "",
+    **fields: Any,
+) -> Message:
+    """Write a final status, settle the money (charge `cost`, release the rest of the reservation) and
+    queue the status callback, in the caller's transaction."""
+    _apply(message, status, now, fields)
+    message.finished_at = now
+    message.lease_owner, message.lease_expires_at, message.next_attempt_at = None, None, None
+    ledger.settle(session, message, cost, now)
+    add_event(session, message.id, event, now, detail or status[1])
+    if message.callback_url:
+        outbox.enqueue(
+            session,
+            kind=outbox.CALLBACK,
+            url=message.callback_url,
+            body=callback_body(message),
+            now=now,
+            secret_ref=f"account:{message.account_id}",
+            message_id=message.id,
+        )
+    session.flush()
+    return message
+
+
+def complete_call(
+    session: Session,
+    message_id: str,
+    worker: str,
+    outcome: CallOutcome,
+    now: dt.datetime,
+    increment_s: int = 60,
+) -> Message:
+    """The end of a call: outcome, charge by billing increment (and release of the rest), timeline and
+    status callback, all in the caller's one transaction. LeaseLost if `worker` no longer holds it."""
+    message = _held(session, message_id, worker)
+    cost = call_cost(outcome.duration_s, message.rate, increment_s, outcome.answered)
+    fields: dict[str, Any] = {"duration_s": int(outcome.duration_s), "response": outcome.response}
+    if outcome.sip_code is not None:
+        fields["sip_code"] = outcome.sip_code
+    if outcome.sip_call_id is not None:
+        fields["sip_call_id"] = outcome.sip_call_id
+    status = (outcome.status_code, outcome.status_text)
+    return finish_message(session, message, now, status, cost, event="hung_up", **fields)
+
+
+def cancel(session: Session, message_id: str, viewer: Account, now: dt.datetime) -> Message:
+    """Cancel a queued message that no worker holds (604 Cancelled, reservation released).
+    LeaseLost when it is in progress, MessageNotFound when finished or not the viewer's."""
+    message = get_message(session, message_id, viewer)
+    session.refresh(message, with_for_update=True)
+    if message.finished_at is not None:
+        raise MessageNotFound(f"{message_id} is already finished")
+    if (
+        message.lease_owner is not None
+        and message.lease_expires_at is not None
+        and message.lease_expires_at > now
+    ):
+        raise LeaseLost(f"{message_id} is in progress")
+    return finish_message(session, message, now, CANCELLED, 0, event="cancelled")
+
+
+def callback_body(message: Message) -> str:
+    """The JSON a status callback POSTs: the matrix_status fields plus duration and cost."""
+    stamp = message.finished_at or message.updated_at
+    return json.dumps(
+        {
+            "ID": message.id,
+            "PHONE": message.phone,
+            "STATUSCODE": message.status_code,
+            "STATUSTXT": message.status_text,
+            "RESPONSE": message.response,
+            "DURATION": message.duration_s,
+            "COST": message.cost,
+            "CURRENCY": message.currency,
+            "TIMESTAMP": int(stamp.timestamp()),
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+def queue_depth(session: Session, now: dt.datetime) -> int:
+    """Unfinished messages due now and not leased (for /metrics)."""
+    kinds = [kind.value for kind in MessageKind]
+    count = session.scalar(select(func.count()).select_from(Message).where(_claimable(now, kinds)))
+    return int(count or 0)

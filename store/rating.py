@@ -1,0 +1,172 @@
+"""Rates and prices: longest-prefix lookup, billing increments, and the rates CSV.
+
+Prices are integers in micro-units (store.models.MICROS per currency unit). A call is billed per started
+increment (60 s by default, 6 s optional), an answered call at least one increment; the product is rounded
+up to a whole micro-unit. An SMS costs its rate per part.
+
+The CSV has a header naming its columns: `prefix` and any of `sms`, `voice`, `tts`, `currency`,
+`description`. Prices are decimal currency units (`0.0125`); an empty cell means "not offered".
+
+    prefix,sms,voice,tts,currency,description
+    1,0.0075,0.0130,0.0150,USD,North America
+    44,0.0400,0.0200,0.0250,USD,United Kingdom
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from store.errors import InvalidRates, NoRate
+from store.models import MICROS, MessageKind, Rate
+
+MAX_PREFIX = 16
+
+
+def parse_price(text: str) -> int:
+    """'0.0125' (currency units) -> 12500 micro-units; refuses negatives and sub-micro precision."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"not a price: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"not a price: {text!r}")
+    micros = value * MICROS
+    if micros != micros.to_integral_value():
+        raise ValueError(f"more than 6 decimals: {text!r}")
+    return int(micros)
+
+
+def format_price(micros: int, places: int = 4) -> str:
+    """12500 -> '0.0125': currency units with at least `places` decimals, never losing precision."""
+    value = (Decimal(micros) / MICROS).normalize()
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return f"{value:.{max(places, -exponent)}f}"
+
+
+def billable_seconds(duration_s: float, increment_s: int, answered: bool = True) -> int:
+    """Seconds billed for a call (measured to the millisecond): whole started increments; an answered call
+    at least one."""
+    if increment_s <= 0:
+        raise ValueError("billing increment must be positive")
+    if not answered:
+        return 0
+    increments = max(1, -(-int(duration_s * 1000) // (increment_s * 1000)))
+    return increments * increment_s
+
+
+def call_cost(duration_s: float, rate_per_minute: int, increment_s: int, answered: bool = True) -> int:
+    """Micro-units for a call of `duration_s` at `rate_per_minute`, rounded up to a micro-unit."""
+    seconds = billable_seconds(duration_s, increment_s, answered)
+    return -(-seconds * rate_per_minute // 60)
+
+
+def sms_cost(parts: int, rate_per_part: int) -> int:
+    return max(1, parts) * rate_per_part
+
+
+def digits_of(phone: str) -> str:
+    """'+1 250-606' -> '1250606': the digits a prefix is matched against."""
+    return "".join(ch for ch in phone if ch.isdigit())
+
+
+def find_rate(session: Session, phone: str) -> Rate | None:
+    """The rate whose prefix is the longest one the number starts with (the empty prefix matches all)."""
+    digits = digits_of(phone)
+    prefixes = [digits[:n] for n in range(min(len(digits), MAX_PREFIX), -1, -1)]
+    rows = session.scalars(select(Rate).where(Rate.prefix.in_(prefixes))).all()
+    return max(rows, key=lambda rate: len(rate.prefix), default=None)
+
+
+def unit_price(rate: Rate, kind: str) -> int | None:
+    """The rate's price for a message kind: per SMS part, or per minute of voice or TTS call."""
+    if kind == MessageKind.SMS:
+        return rate.sms
+    if kind == MessageKind.VOICE:
+        return rate.voice_minute
+    return rate.tts_minute
+
+
+def price_for(session: Session, phone: str, kind: str) -> tuple[int, str]:
+    """(price per unit, currency) for sending `kind` to `phone`; NoRate (513) when nothing covers it."""
+    rate = find_rate(session, phone)
+    price = unit_price(rate, kind) if rate is not None else None
+    if rate is None or price is None:
+        raise NoRate(f"no {kind} rate for {phone}")
+    return price, rate.currency
+
+
+@dataclass(frozen=True)
+class RateRow:
+    """One line of a rates CSV, prices in micro-units."""
+
+    prefix: str
+    sms: int | None
+    voice_minute: int | None
+    tts_minute: int | None
+    currency: str
+    description: str = ""
+
+
+_PRICE_COLUMNS = {"sms": "sms", "voice": "voice_minute", "tts": "tts_minute"}
+
+
+def parse_rates_csv(text: str, default_currency: str = "USD") -> list[RateRow]:
+    """Read a rates CSV (see the module docstring); InvalidRates names the first bad line."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [name.strip().lower() for name in reader.fieldnames or []]
+    if "prefix" not in header or not set(header) & set(_PRICE_COLUMNS):
+        raise InvalidRates("the header must name 'prefix' and at least one of sms, voice, tts")
+    reader.fieldnames = header
+    rows: dict[str, RateRow] = {}
+    for line, record in enumerate(reader, start=2):
+        try:
+            row = _rate_row(record, default_currency)
+        except ValueError as exc:
+            raise InvalidRates(f"line {line}: {exc}") from None
+        if row.prefix in rows:
+            raise InvalidRates(f"line {line}: prefix {row.prefix!r} given twice")
+        rows[row.prefix] = row
+    return list(rows.values())
+
+
+def _rate_row(record: dict[str, str | None], default_currency: str) -> RateRow:
+    prefix = (record.get("prefix") or "").strip().removeprefix("+")
+    if len(prefix) > MAX_PREFIX or not (prefix.isdigit() or prefix == "") or not prefix.isascii():
+        raise ValueError(f"bad prefix {prefix!r}")
+    prices = {
+        field: parse_price(cell) if (cell := (record.get(column) or "").strip()) else None
+        for column, field in _PRICE_COLUMNS.items()
+    }
+    currency = (record.get("currency") or "").strip().upper() or default_currency
+    if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
+        raise ValueError(f"bad currency {currency!r}")
+    description = (record.get("description") or "").strip()[:200]
+    return RateRow(prefix, prices["sms"], prices["voice_minute"], prices["tts_minute"], currency, description)
+
+
+def import_rates(session: Session, rows: Iterable[RateRow], replace_all: bool = False) -> int:
+    """Insert or update rates by prefix (all in the caller's transaction); `replace_all` first deletes
+    every prefix not in `rows`. Returns how many rows were written."""
+    rows = list(rows)
+    if replace_all:
+        session.execute(delete(Rate).where(Rate.prefix.not_in([row.prefix for row in rows])))
+    existing = {rate.prefix: rate for rate in session.scalars(select(Rate))}
+    for row in rows:
+        rate = existing.get(row.prefix) or Rate(prefix=row.prefix)
+        rate.sms, rate.voice_minute, rate.tts_minute = row.sms, row.voice_minute, row.tts_minute
+        rate.currency, rate.description = row.currency, row.description
+        session.add(rate)
+    session.flush()
+    return len(rows)
+
+
+def list_rates(session: Session) -> Sequence[Rate]:
+    return session.scalars(select(Rate).order_by(Rate.prefix)).all()
