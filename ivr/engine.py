@@ -12,7 +12,8 @@ stdin EOF (the parent died) and on SIGTERM, hanging up its calls first.
 The module is also the pure codec of that wire protocol (`encode_command`, `decode_command`,
 `encode_event`, `decode_event`, `settings_to_json`, `settings_from_json`), which the pool imports.
 It must stay lean: an idle engine is meant to be ~24 MiB, so nothing here imports asyncio (its ssl
-import alone costs ~9 MiB), pydantic, numpy or the api package.
+import alone costs ~9 MiB), pydantic, numpy or the api package. pjsua2 (`ivr.sip`) is imported only
+when the process runs an engine, never when the pool imports the codec.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from types import FrameType
 from typing import Any, TextIO, cast, get_args
 
 from ivr.errors import IvrError
+from ivr.events import EventKind, SipEvent
 from ivr.settings import SipSettings
-from ivr.sip import EventKind, SipEvent, SipUserAgent
 
 log = logging.getLogger(__name__)
 
@@ -295,11 +296,8 @@ class _Output:
 
 
 def describe(exc: BaseException) -> str:
-    """One line saying what went wrong, with the cause's reason when the message lacks it
-    (pjsua2's Error carries its text in `reason`, not in str())."""
-    text = f"{type(exc).__name__}: {exc}"
-    reason = str(getattr(exc.__cause__, "reason", "") or "")
-    return f"{text} ({reason})" if reason and reason not in text else text
+    """One line saying what went wrong: the exception's class and its (never empty) text."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _Terminated(BaseException):
@@ -362,7 +360,11 @@ class Engine:
     def apply(self, command: Command) -> None:
         """Apply one command; a UA error on a call becomes an 'error' event for that call."""
         if command.name == "ping":
-            self._emit(Pong(int(command.args["seq"])))
+            # a pong says the engine can serve calls: not while its SIP owner thread is dead
+            if self._ua.alive:
+                self._emit(Pong(int(command.args["seq"])))
+            else:
+                log.error("ping %d not answered: the SIP user agent is not running", command.args["seq"])
             return
         args = dict(command.args)
         ref = args.pop("ref")
@@ -443,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: Options, output: _Output) -> int:
+    from ivr.sip import SipUserAgent  # pjsua2: only in the engine process, not in the pool's
+
     try:
         settings = settings_from_json(args.settings or sys.stdin.readline())
         ua = SipUserAgent(settings, output.emit, port=args.port, rtp_port=args.rtp_port)

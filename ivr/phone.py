@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ivr.events import SipEvent
 from ivr.settings import SipSettings
-from ivr.sip import SipEvent, SipUserAgent
+from ivr.sip import SipUserAgent
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from ivr.engine import (
     settings_to_json,
 )
 from ivr.errors import IvrError
+from ivr.events import SipEvent
 from ivr.settings import SipSettings
-from ivr.sip import SipEvent
 
 log = logging.getLogger(__name__)
 

@@ -54,6 +54,8 @@ class SipSettings:
     """pjsua2 wheels are built with PJSUA_MAX_CALLS = 4: more than 4 is refused."""
     processes: int = 2
     ring_timeout_s: float = 45.0
+    rtp_timeout_s: float = 30.0
+    """Hang up an answered call after this long without RTP from the far end (0: never)."""
     inband_dtmf: str = "auto"
     """auto (when no telephone-event was negotiated) | always | never."""
     log_level: int = 1

@@ -15,8 +15,17 @@ pjsua2-python is built with PJSUA_MAX_CALLS = 4: `capacity` is at most 4; a call
 refused with an 'error' event. Digits from RFC 4733, SIP INFO and in-band tones pass through
 one `ivr.digits.DigitMerger`, so a key press is reported once however many ways it arrives.
 
-Beyond the contract: `local_port` (the SIP port actually bound, useful with port=0) and
-`stop_recording(ref)`.
+Calls never hang: a call ringing longer than `ring_timeout_s` is cancelled ('ring timeout'); an
+answered call that receives no RTP for `rtp_timeout_s` is hung up ('no RTP', e.g. the far end died);
+a request without any response ends after pjsip's 32 s (408). Every call ends with one
+'disconnected' event carrying a SIP code or a reason.
+
+Beyond the contract: `local_port` (the SIP port actually bound, useful with port=0),
+`stop_recording(ref)`, `alive`, and `registration` (the last REGISTER outcome, also reported as a
+'registration' event with ref `REGISTRATION_REF`).
+
+The media ports and the pjsip log bridge live in `ivr.sip_media`; the event types in `ivr.events`
+(re-exported here), so that processes that never place a call do not import pjsua2.
 """
 
 from __future__ import annotations
@@ -25,37 +34,47 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pjsua2 as pj
 
 from ivr.digits import DigitMerger, dtmf_from_info
 from ivr.errors import IvrError
+from ivr.events import DigitSource, DtmfMethod, EventKind, SipEvent
 from ivr.settings import SipSettings
+from ivr.sip_media import CallMedia, MediaQueue
+from ivr.sip_setup import account_config, call_param, error_text, start_endpoint
+
+__all__ = [
+    "MAX_CALLS",
+    "REGISTRATION_REF",
+    "DigitSource",
+    "DtmfMethod",
+    "EventKind",
+    "SipError",
+    "SipEvent",
+    "SipUserAgent",
+    "error_text",
+]
 
 log = logging.getLogger(__name__)
-pj_log = logging.getLogger(__name__ + ".pjsip")
-
-EventKind = Literal[
-    "incoming", "calling", "ringing", "answered", "media", "digit",
-    "playback_done", "recording_done", "disconnected", "error",
-]
-DigitSource = Literal["rfc4733", "info", "inband", ""]
-DtmfMethod = Literal["rfc4733", "info", "inband"]
 
 MAX_CALLS = 4
 """PJSUA_MAX_CALLS of the pjsua2-python wheel."""
 POLL_MS = 10
 """How long one libHandleEvents call may wait; commands wait at most this long."""
-RATE = 8000
-FRAME_BYTES = RATE * 20 // 1000 * 2
 PJ_ETOOMANY = 70010
 SLOT_RETRY_S = 2.0
 """How long a call waits for pjsua to free the slot of a call that has just ended."""
+RTP_TIMEOUT_S = 30.0
+"""Default: an answered call that receives no RTP for this long is hung up (reason 'no RTP')."""
+REGISTRATION_REF = "registration"
+"""The ref of 'registration' events (they belong to no call)."""
+RTP_CHECK_S = 1.0
+"""How often the owner thread looks at each call's RTP counters."""
 
 
 class SipError(IvrError):
@@ -63,27 +82,6 @@ class SipError(IvrError):
 
     code = 603
     status_text = "Call failed"
-
-
-@dataclass(frozen=True)
-class SipEvent:
-    """Something that happened to a call, reported through `on_event`."""
-
-    ref: str
-    """The caller's reference for outgoing calls; the UA-assigned one ('in-N') for incoming calls."""
-    kind: EventKind
-    t: float
-    """time.monotonic() when the event happened."""
-    sip_code: int | None = None
-    """SIP status code of the response that caused it (final code on 'disconnected')."""
-    reason: str = ""
-    call_id: str = ""
-    """The SIP Call-ID."""
-    digit: str = ""
-    source: DigitSource = ""
-    telephone_event: bool | None = None
-    """On 'media': whether telephone-event (RFC 4733) was negotiated."""
-    remote_uri: str = ""
 
 
 @dataclass
@@ -96,15 +94,13 @@ class _Leg:
     started: float
     call_id: str = ""
     answered: bool = False
-    media: Any = None
+    media: CallMedia | None = None
     telephone_event: bool | None = None
-    ring_timed_out: bool = False
-    player: _Player | None = None
-    recorder: Any = None
-    record_path: Path | None = None
-    tap: _Tap | None = None
-    source: _Source | None = None
-    detector: Any = None
+    rtp_packets: int = 0
+    rtp_seen: float = 0.0
+    """When `rtp_packets` last grew (time.monotonic())."""
+    timed_out: str = ""
+    """Why ivrgate itself ended the call ('ring timeout', 'no RTP'), reported on 'disconnected'."""
     pending: list[Callable[[], None]] = field(default_factory=list)
     merger: DigitMerger = field(default_factory=DigitMerger)
 
@@ -136,67 +132,8 @@ class _Account(pj.Account):  # type: ignore[misc]
     def onIncomingCall(self, prm: Any) -> None:
         self.ua._on_incoming(self, prm)
 
-
-class _Player(pj.AudioMediaPlayer):  # type: ignore[misc]
-    """A WAV player; its end-of-file callback runs on the clock thread and only reports."""
-
-    def __init__(self, ua: SipUserAgent, ref: str, loop: bool) -> None:
-        super().__init__()
-        self.ua, self.ref, self.loop = ua, ref, loop
-
-    def onEof2(self) -> None:
-        if not self.loop:
-            self.ua._media_q.put(("eof", self.ref, self))
-
-
-class _Tap(pj.AudioMediaPort):  # type: ignore[misc]
-    """Receives the far end's audio (8 kHz int16 frames) for in-band DTMF detection."""
-
-    def __init__(self, ua: SipUserAgent, ref: str) -> None:
-        super().__init__()
-        self.ua, self.ref = ua, ref
-
-    def onFrameReceived(self, frame: Any) -> None:
-        if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO:
-            self.ua._media_q.put(("frame", self.ref, bytes(frame.buf)))
-
-    def onFrameRequested(self, frame: Any) -> None:
-        frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
-
-
-class _Source(pj.AudioMediaPort):  # type: ignore[misc]
-    """Sends queued 20 ms frames (in-band DTMF tones) into the call."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.chunks: deque[bytes] = deque()
-
-    def onFrameRequested(self, frame: Any) -> None:
-        try:
-            chunk = self.chunks.popleft()
-        except IndexError:
-            frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
-            return
-        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-        frame.buf = pj.ByteVector(chunk)
-        frame.size = len(chunk)
-
-    def onFrameReceived(self, frame: Any) -> None:
-        return None
-
-
-class _LogWriter(pj.LogWriter):  # type: ignore[misc]
-    """pjsip's own log into `logging` (level 1 errors ... 5+ debug)."""
-
-    def write(self, entry: Any) -> None:
-        level = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
-        pj_log.log(level.get(entry.level, logging.DEBUG), "%s", str(entry.msg).rstrip())
-
-
-def _audio_format() -> Any:
-    fmt = pj.MediaFormatAudio()
-    fmt.init(pj.PJMEDIA_FORMAT_PCM, RATE, 1, 20000, 16)
-    return fmt
+    def onRegState(self, prm: Any) -> None:
+        self.ua._on_reg_state(int(prm.code), str(prm.reason), int(prm.expiration))
 
 
 class SipUserAgent:
@@ -218,6 +155,7 @@ class SipUserAgent:
         rtp_port: int | None = None,
         accept_incoming: bool = False,
         inband_dtmf: str | None = None,
+        rtp_timeout_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.on_event = on_event
@@ -227,13 +165,19 @@ class SipUserAgent:
         self.inband_dtmf = inband_dtmf or settings.inband_dtmf
         if self.inband_dtmf not in ("auto", "always", "never"):
             raise SipError(f"inband_dtmf must be auto, always or never, not {self.inband_dtmf!r}")
+        # getattr: the setting is read from SipSettings once it has them (docs/sip.md)
+        self.rtp_timeout_s = float(rtp_timeout_s if rtp_timeout_s is not None
+                                   else getattr(settings, "rtp_timeout_s", RTP_TIMEOUT_S))
+        """Hang up an answered call after this long without RTP; 0 disables the check."""
+        self.registration: tuple[int, str] | None = None
+        """(SIP code, reason) of the last REGISTER outcome; None before any (or without registrar)."""
         self.capacity: int = max(1, min(settings.calls_per_process, MAX_CALLS))
         """Most calls this user agent carries at once."""
         self.local_port: int = 0
         """The SIP port bound, known after start()."""
         self._active = 0
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._media_q: queue.SimpleQueue[tuple[str, str, Any]] = queue.SimpleQueue()
+        self._media_q: MediaQueue = queue.SimpleQueue()
         self._legs: dict[str, _Leg] = {}
         self._released: list[Any] = []
         self._later: list[tuple[float, Callable[[], None]]] = []
@@ -245,6 +189,7 @@ class SipUserAgent:
         self._incoming_n = 0
         self._ep: Any = None
         self._acc: _Account | None = None
+        self._next_rtp_check = 0.0
 
     # ---- public surface (any thread) -------------------------------------------------------
 
@@ -252,6 +197,11 @@ class SipUserAgent:
     def active(self) -> int:
         """Live calls (a thread-safe read of a counter the owner thread maintains)."""
         return self._active
+
+    @property
+    def alive(self) -> bool:
+        """True while the owner thread runs: the user agent can still take commands."""
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
 
     def start(self) -> None:
         """Start the owner thread, the Endpoint, the transport and the account; raise SipError if not."""
@@ -267,7 +217,8 @@ class SipUserAgent:
         if self._start_error is not None:
             self._thread.join()
             self._release_process_slot()
-            raise SipError(f"SIP user agent did not start: {self._start_error}") from self._start_error
+            why = error_text(self._start_error)
+            raise SipError(f"SIP user agent did not start: {why}") from self._start_error
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Hang up every call, wait for them to end, destroy the Endpoint and join the thread."""
@@ -305,7 +256,7 @@ class SipUserAgent:
 
     def play(self, ref: str, wav: Path, *, loop: bool = False) -> None:
         """Play a WAV file into the call; 'playback_done' follows its end (never when looping)."""
-        self._commands.put(lambda: self._with_media(ref, lambda leg: self._do_play(leg, wav, loop)))
+        self._commands.put(lambda: self._with_media(ref, lambda _, media: media.play(wav, loop)))
 
     def stop_playback(self, ref: str) -> None:
         """Stop the current playback without a 'playback_done' event."""
@@ -313,7 +264,8 @@ class SipUserAgent:
 
     def record(self, ref: str, path: Path) -> None:
         """Record what the far end sends to a WAV file until the call ends ('recording_done')."""
-        self._commands.put(lambda: self._with_media(ref, lambda leg: self._do_record(leg, path)))
+        self._commands.put(lambda: self._with_media(
+            ref, lambda leg, media: self._do_record(leg, media, path)))
 
     def stop_recording(self, ref: str) -> None:
         """Close the recording now ('recording_done')."""
@@ -321,7 +273,8 @@ class SipUserAgent:
 
     def send_dtmf(self, ref: str, digits: str, method: DtmfMethod) -> None:
         """Send digits by RFC 4733 events, SIP INFO (application/dtmf-relay) or in-band tones."""
-        self._commands.put(lambda: self._with_media(ref, lambda leg: self._do_dtmf(leg, digits, method)))
+        self._commands.put(lambda: self._with_media(
+            ref, lambda leg, media: self._do_dtmf(leg, media, digits, method)))
 
     # ---- owner thread: life cycle ----------------------------------------------------------
 
@@ -329,7 +282,7 @@ class SipUserAgent:
         try:
             self._create_endpoint()
         except Exception as exc:
-            log.error("SIP user agent start failed: %s", exc)
+            log.error("SIP user agent start failed: %s", error_text(exc))
             self._start_error = exc
             self._destroy_endpoint()
             self._started.set()
@@ -342,6 +295,7 @@ class SipUserAgent:
                 self._ep.libHandleEvents(POLL_MS)
                 self._drain_media()
                 self._check_ring_timeouts()
+                self._check_rtp()
                 self._released.clear()
         except Exception:
             log.exception("SIP owner loop failed")
@@ -350,65 +304,12 @@ class SipUserAgent:
 
     def _create_endpoint(self) -> None:
         s = self.settings
-        self._ep = pj.Endpoint()
-        self._ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = False
-        cfg.uaConfig.maxCalls = self.capacity
-        cfg.uaConfig.userAgent = s.user_agent
-        cfg.medConfig.threadCnt = 0
-        cfg.medConfig.hasIoqueue = False
-        cfg.medConfig.clockRate = RATE
-        cfg.medConfig.sndClockRate = RATE
-        cfg.medConfig.channelCount = 1
-        cfg.medConfig.noVad = True
-        self._writer = _LogWriter()
-        cfg.logConfig.writer = self._writer
-        cfg.logConfig.level = s.log_level
-        cfg.logConfig.consoleLevel = s.log_level
-        cfg.logConfig.decor = 0
-        self._ep.libInit(cfg)
-        tcfg = pj.TransportConfig()
-        tcfg.port = self.port
-        tcfg.boundAddress = s.bind_address
-        tcfg.publicAddress = s.public_address
-        kind = pj.PJSIP_TRANSPORT_TCP if s.transport.lower() == "tcp" else pj.PJSIP_TRANSPORT_UDP
-        tid = self._ep.transportCreate(kind, tcfg)
-        self.local_port = int(self._ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
-        self._ep.libStart()
-        self._ep.audDevManager().setNullDev()
-        self._set_codecs()
+        started = start_endpoint(s, port=self.port, max_calls=self.capacity)
+        self._ep, self._writer, self.local_port = started.endpoint, started.writer, started.local_port
         self._acc = _Account(self)
-        self._acc.create(self._account_config(tid))
+        self._acc.create(account_config(s, transport_id=started.transport_id, local_port=self.local_port,
+                                        rtp_port=self.rtp_port))
         log.info("SIP user agent on %s:%d/%s", s.bind_address, self.local_port, s.transport)
-
-    def _set_codecs(self) -> None:
-        wanted = [c.lower() for c in self.settings.codecs]
-        for info in self._ep.codecEnum2():
-            cid = str(info.codecId)
-            rank = next((i for i, w in enumerate(wanted) if cid.lower().startswith(w)), None)
-            self._ep.codecSetPriority(cid, 0 if rank is None else 255 - rank)
-
-    def _account_config(self, tid: int) -> Any:
-        s = self.settings
-        acfg = pj.AccountConfig()
-        host = s.public_address or s.bind_address
-        user = s.caller_id or s.username or "ivrgate"
-        acfg.idUri = f"sip:{user}@{host}:{self.local_port}"
-        if s.registrar:
-            acfg.idUri = f"sip:{s.username or user}@{s.registrar.removeprefix('sip:')}"
-            acfg.regConfig.registrarUri = s.registrar
-        if s.username:
-            acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", s.realm, s.username, 0, s.password))
-        if s.outbound_proxy:
-            acfg.sipConfig.proxies.append(s.outbound_proxy)
-        acfg.sipConfig.transportId = tid
-        acfg.mediaConfig.transportConfig.port = self.rtp_port
-        acfg.mediaConfig.transportConfig.portRange = s.rtp_ports_per_process
-        acfg.mediaConfig.transportConfig.boundAddress = s.bind_address
-        acfg.mediaConfig.transportConfig.publicAddress = s.public_address
-        return acfg
 
     def _begin_stop(self, timeout_s: float) -> None:
         self._stopping = True
@@ -454,7 +355,7 @@ class SipUserAgent:
             try:
                 command()
             except pj.Error as exc:
-                log.warning("SIP command failed: %s", exc.info())
+                log.warning("SIP command failed: %s", error_text(exc))
             except Exception:
                 log.exception("SIP command failed")
 
@@ -473,12 +374,13 @@ class SipUserAgent:
             return
         action(leg)
 
-    def _with_media(self, ref: str, action: Callable[[_Leg], None]) -> None:
+    def _with_media(self, ref: str, action: Callable[[_Leg, CallMedia], None]) -> None:
+        """Run `action` on the call's media now, or once the media is up."""
         def run(leg: _Leg) -> None:
             if leg.media is None:
-                leg.pending.append(lambda: action(leg))
+                leg.pending.append(lambda: self._with_media(ref, action))
             else:
-                action(leg)
+                action(leg, leg.media)
         self._with_leg(ref, run)
 
     def _do_call(self, ref: str, uri: str, caller_id: str, display: str, headers: dict[str, str],
@@ -496,7 +398,7 @@ class SipUserAgent:
         self._legs[ref] = leg
         self._active = len(self._legs)
         try:
-            call.makeCall(uri, self._call_param(uri, caller_id, display, headers))
+            call.makeCall(uri, call_param(self.settings, caller_id, display, headers))
         except pj.Error as exc:
             del self._legs[ref]
             self._active = len(self._legs)
@@ -506,27 +408,10 @@ class SipUserAgent:
                 self._later.append((time.monotonic() + 0.02, lambda: self._do_call(
                     ref, uri, caller_id, display, headers, retry_until)))
                 return
-            self._emit(ref, "error", reason=f"{exc.title}: {exc.reason}", remote_uri=uri)
+            self._emit(ref, "error", reason=error_text(exc), remote_uri=uri)
             return
         leg.call_id = str(call.getInfo().callIdString)
         self._emit(ref, "calling", call_id=leg.call_id, remote_uri=uri)
-
-    def _call_param(self, uri: str, caller_id: str, display: str, headers: dict[str, str]) -> Any:
-        s = self.settings
-        prm = pj.CallOpParam(True)
-        user = caller_id or s.caller_id
-        name = display or s.display_name
-        if user or name:
-            host = s.public_address or s.bind_address
-            ident = f"sip:{user or 'ivrgate'}@{host}"
-            prm.txOption.localUri = f'"{name}" <{ident}>' if name else f"<{ident}>"
-            if s.p_asserted_identity:
-                headers.setdefault("P-Asserted-Identity", f"<{ident}>")
-        for name_, value in headers.items():
-            hdr = pj.SipHeader()
-            hdr.hName, hdr.hValue = name_, value
-            prm.txOption.headers.append(hdr)
-        return prm
 
     def _do_answer(self, leg: _Leg, code: int) -> None:
         prm = pj.CallOpParam()
@@ -539,63 +424,29 @@ class SipUserAgent:
             prm.statusCode = code
         leg.call.hangup(prm)
 
-    def _do_play(self, leg: _Leg, wav: Path, loop: bool) -> None:
-        self._drop_player(leg)
-        player = _Player(self, leg.ref, loop)
-        player.createPlayer(str(wav), 0 if loop else pj.PJMEDIA_FILE_NO_LOOP)
-        player.startTransmit(leg.media)
-        leg.player = player
-
     def _drop_player(self, leg: _Leg) -> None:
-        if leg.player is not None:
-            self._stop_tx(leg.player, leg.media)
-            self._released.append(leg.player)
-            leg.player = None
+        if leg.media is not None:
+            leg.media.drop_player()
 
-    def _do_record(self, leg: _Leg, path: Path) -> None:
-        self._close_recorder(leg)
-        recorder = pj.AudioMediaRecorder()
-        recorder.createRecorder(str(path))
-        leg.media.startTransmit(recorder)
-        leg.recorder, leg.record_path = recorder, path
+    def _do_record(self, leg: _Leg, media: CallMedia, path: Path) -> None:
+        self._recording_done(leg, media.record(path))
 
     def _close_recorder(self, leg: _Leg) -> None:
-        if leg.recorder is None:
-            return
         if leg.media is not None:
-            self._stop_tx(leg.media, leg.recorder)
-        leg.recorder = None  # the WAV header is finalised when the recorder is destroyed here
-        self._emit(leg.ref, "recording_done", call_id=leg.call_id, reason=str(leg.record_path))
+            self._recording_done(leg, leg.media.close_recorder())
 
-    def _do_dtmf(self, leg: _Leg, digits: str, method: DtmfMethod) -> None:
+    def _recording_done(self, leg: _Leg, path: Path | None) -> None:
+        if path is not None:
+            self._emit(leg.ref, "recording_done", call_id=leg.call_id, reason=str(path))
+
+    def _do_dtmf(self, leg: _Leg, media: CallMedia, digits: str, method: DtmfMethod) -> None:
         if method == "inband":
-            self._send_tones(leg, digits)
+            media.send_tones(digits)
             return
         prm = pj.CallSendDtmfParam()
         prm.digits = digits
         prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if method == "info" else pj.PJSUA_DTMF_METHOD_RFC2833
         leg.call.sendDtmf(prm)
-
-    def _send_tones(self, leg: _Leg, digits: str) -> None:
-        from audio.dtmf import generate  # numpy only when in-band DTMF is used
-
-        pcm = generate(digits, rate=RATE).astype("<i2").tobytes()
-        if leg.source is None:
-            leg.source = _Source()
-            leg.source.createPort(f"tones-{leg.ref}", _audio_format())
-            leg.source.startTransmit(leg.media)
-        leg.source.chunks.extend(
-            pcm[i:i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0") for i in range(0, len(pcm), FRAME_BYTES)
-        )
-
-    @staticmethod
-    def _stop_tx(src: Any, dst: Any) -> None:
-        if dst is None:
-            return
-        try:
-            src.stopTransmit(dst)
-        except pj.Error as exc:
-            log.debug("stopTransmit: %s", exc.info())
 
     # ---- owner thread: callbacks -----------------------------------------------------------
 
@@ -655,17 +506,12 @@ class SipUserAgent:
         del self._legs[leg.ref]
         self._active = len(self._legs)
         self._released.append(leg.call)  # dropped after this callback returns (call IDs are reused)
-        if leg.ring_timed_out:
-            reason = "ring timeout"
+        reason = leg.timed_out or reason or f"SIP {code}"
         self._emit(leg.ref, "disconnected", sip_code=code, reason=reason, call_id=leg.call_id)
 
     def _detach_media(self, leg: _Leg) -> None:
-        self._drop_player(leg)
-        self._close_recorder(leg)
-        for port in (leg.tap, leg.source):
-            if port is not None:
-                self._released.append(port)
-        leg.tap = leg.source = None
+        if leg.media is not None:
+            self._recording_done(leg, leg.media.detach())
         leg.media = None
         leg.pending.clear()
 
@@ -674,27 +520,20 @@ class SipUserAgent:
         if leg is None or leg.media is not None:
             return
         try:
-            leg.media = call.getAudioMedia(-1)
+            stream = call.getAudioMedia(-1)
             info = call.getInfo()  # keep it alive: its media vector is a view into it
             index = next(i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO)
-            stream = call.getStreamInfo(index)
+            stream_info = call.getStreamInfo(index)
         except (pj.Error, StopIteration):
             return
-        leg.telephone_event = stream.audRxEventPt > 0 or stream.audTxEventPt > 0
+        leg.media = CallMedia(leg.ref, stream, self._media_q, self._released)
+        leg.telephone_event = stream_info.audRxEventPt > 0 or stream_info.audTxEventPt > 0
         self._emit(leg.ref, "media", call_id=leg.call_id, telephone_event=leg.telephone_event)
         if self.inband_dtmf == "always" or (self.inband_dtmf == "auto" and not leg.telephone_event):
-            self._start_detection(leg)
+            leg.media.start_detection()
         pending, leg.pending = leg.pending, []
         for action in pending:
             action()
-
-    def _start_detection(self, leg: _Leg) -> None:
-        from audio.dtmf import DtmfDetector  # numpy only when in-band DTMF is used
-
-        leg.detector = DtmfDetector(rate=RATE)
-        leg.tap = _Tap(self, leg.ref)
-        leg.tap.createPort(f"tap-{leg.ref}", _audio_format())
-        leg.media.startTransmit(leg.tap)
 
     def _on_digit(self, call: _Call, digit: str, source: DigitSource) -> None:
         leg = self._leg_of(call)
@@ -715,26 +554,57 @@ class SipUserAgent:
             leg = self._legs.get(ref)
             if leg is None:
                 continue
-            if kind == "eof" and payload is leg.player:
-                self._drop_player(leg)
+            media = leg.media
+            if media is None:
+                continue
+            if kind == "eof" and payload is media.player:
+                media.drop_player()
                 self._emit(ref, "playback_done", call_id=leg.call_id)
-            elif kind == "frame" and leg.detector is not None:
-                for digit in _detected_digits(leg.detector, payload):
+            elif kind == "frames" and media.detector is not None:
+                for digit in media.detector.feed(payload):
                     self._report_digit(leg, digit, "inband")
 
     def _check_ring_timeouts(self) -> None:
         now = time.monotonic()
         for leg in list(self._legs.values()):
-            if (leg.outgoing and not leg.answered and not leg.ring_timed_out
+            if (leg.outgoing and not leg.answered and not leg.timed_out
                     and now - leg.started > self.settings.ring_timeout_s):
-                leg.ring_timed_out = True
+                leg.timed_out = "ring timeout"
                 log.info("call %s: ring timeout after %.1f s", leg.ref, now - leg.started)
                 self._do_hangup(leg, None)
 
+    def _check_rtp(self) -> None:
+        """Hang up answered calls whose far end has sent no RTP for `rtp_timeout_s` (it died, or the
+        network between us did): without this such a call would last until the dialer's cap."""
+        now = time.monotonic()
+        if self.rtp_timeout_s <= 0 or now < self._next_rtp_check:
+            return
+        self._next_rtp_check = now + RTP_CHECK_S
+        for leg in list(self._legs.values()):
+            if not leg.answered or leg.media is None or leg.timed_out:
+                continue
+            packets = self._rtp_received(leg)
+            if packets != leg.rtp_packets or not leg.rtp_seen:
+                leg.rtp_packets, leg.rtp_seen = packets, now
+            elif now - leg.rtp_seen > self.rtp_timeout_s:
+                leg.timed_out = "no RTP"
+                log.warning("call %s: no RTP for %.1f s, hanging up", leg.ref, now - leg.rtp_seen)
+                self._do_hangup(leg, None)
 
-def _detected_digits(detector: Any, frame: bytes) -> list[str]:
-    """Feed one 20 ms frame of int16 audio to audio.dtmf's detector; the digits that started."""
-    import numpy as np
+    @staticmethod
+    def _rtp_received(leg: _Leg) -> int:
+        try:
+            info = leg.call.getInfo()
+            index = next(i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO)
+            return int(leg.call.getStreamStat(index).rtcp.rxStat.pkt)
+        except (pj.Error, StopIteration):
+            return -1
 
-    events = detector.feed(np.frombuffer(frame, dtype="<i2"))
-    return [e.digit for e in events if e.kind == "start"]
+    def _on_reg_state(self, code: int, reason: str, expiration: int) -> None:
+        self.registration = (code, reason)
+        if 200 <= code < 300:
+            log.info("registered with %s (%d %s, expires in %d s)", self.settings.registrar, code, reason,
+                     expiration)
+        else:
+            log.error("registration with %s failed: %d %s", self.settings.registrar, code, reason)
+        self._emit(REGISTRATION_REF, "registration", sip_code=code, reason=reason)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ivr.events import SipEvent
 from ivr.pool import CallHandle
 from ivr.settings import SipSettings
-from ivr.sip import SipEvent
 
 SCENARIO = Path(__file__).with_name("uas_answer.xml")
 HOLD_ATTRIBUTE = 'timeout="2000"'

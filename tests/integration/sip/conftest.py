@@ -22,8 +22,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from ivr.events import SipEvent
 from ivr.settings import SipSettings
-from ivr.sip import SipEvent, SipUserAgent
+from ivr.sip import SipUserAgent
 
 ROOT = Path(__file__).resolve().parents[3]
 SIPP_DIR = ROOT / "samples" / "sipp"
@@ -233,13 +234,9 @@ def phone(tmp_path: Path) -> Iterator[Callable[..., PhoneProcess]]:
                "--rtp-port", str(free_udp_port(pair=True)), "--json", "--calls", str(calls), *args]
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdout is not None
-        seen = ""
-        for _ in range(30):  # pjlib writes a few lines to stdout before its log is redirected
-            seen += proc.stdout.readline()
-            match = re.search(r"listening on [0-9.]+:(\d+)", seen)
-            if match:
-                break
-        assert match, f"phone did not start: {seen!r}"
+        first = proc.stdout.readline()  # pjlib's start-up lines must not reach stdout (log_level < 4)
+        match = re.search(r"^phone listening on [0-9.]+:(\d+)", first)
+        assert match, f"phone did not start, or printed something first: {first!r}"
         started.append(PhoneProcess(proc, int(match.group(1))))
         return started[-1]
 

@@ -32,9 +32,9 @@ from ivr.engine import (
     settings_from_json,
     settings_to_json,
 )
+from ivr.events import SipEvent
 from ivr.pool import RestartPolicy, restart_delay
 from ivr.settings import SipSettings
-from ivr.sip import SipEvent
 
 # ------------------------------------------------------------------------------------------- commands
 
@@ -258,6 +258,7 @@ class RecordingAgent:
 
     capacity = 4
     local_port = 5099
+    alive = True
 
     def __init__(self, *, fail_start: bool = False, fail_on: str = "") -> None:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
@@ -325,24 +326,16 @@ def test_engine_that_cannot_start_says_fatal() -> None:
     assert events == [Fatal("OSError: address already in use")]
 
 
-class ErrorWithReason(Exception):
-    """Like pjsua2's Error: str() is empty, the text is in `reason`."""
-
-    reason = "Address already in use"
-
-    def __str__(self) -> str:
-        return ""
-
-
-def test_describe_adds_the_reason_of_a_silent_cause() -> None:
-    try:
-        try:
-            raise ErrorWithReason()
-        except ErrorWithReason as cause:
-            raise RuntimeError("did not start") from cause
-    except RuntimeError as exc:
-        assert describe(exc) == "RuntimeError: did not start (Address already in use)"
+def test_describe_names_the_class_and_the_text() -> None:
     assert describe(ValueError("bad")) == "ValueError: bad"
+
+
+def test_a_dead_user_agent_does_not_answer_pings() -> None:
+    agent = RecordingAgent()
+    agent.alive = False
+    status, events = run_engine(agent, [encode_command(make_command("ping", seq=5))])
+    assert status == 0 and agent.stopped
+    assert [type(e) for e in events] == [Ready]  # no Pong: the pool's ping timeout replaces the engine
 
 
 # ------------------------------------------------------------------------------------ restart policy
