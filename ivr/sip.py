@@ -69,8 +69,6 @@ POLL_MS = 10
 PJ_ETOOMANY = 70010
 SLOT_RETRY_S = 2.0
 """How long a call waits for pjsua to free the slot of a call that has just ended."""
-RTP_TIMEOUT_S = 30.0
-"""Default: an answered call that receives no RTP for this long is hung up (reason 'no RTP')."""
 REGISTRATION_REF = "registration"
 """The ref of 'registration' events (they belong to no call)."""
 RTP_CHECK_S = 1.0
@@ -165,9 +163,8 @@ class SipUserAgent:
         self.inband_dtmf = inband_dtmf or settings.inband_dtmf
         if self.inband_dtmf not in ("auto", "always", "never"):
             raise SipError(f"inband_dtmf must be auto, always or never, not {self.inband_dtmf!r}")
-        # getattr: the setting is read from SipSettings once it has them (docs/sip.md)
         self.rtp_timeout_s = float(rtp_timeout_s if rtp_timeout_s is not None
-                                   else getattr(settings, "rtp_timeout_s", RTP_TIMEOUT_S))
+                                   else settings.rtp_timeout_s)
         """Hang up an answered call after this long without RTP; 0 disables the check."""
         self.registration: tuple[int, str] | None = None
         """(SIP code, reason) of the last REGISTER outcome; None before any (or without registrar)."""
