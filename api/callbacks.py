@@ -1,0 +1,296 @@
+"""The status-callback sender: drains the store's outbox and POSTs each row's JSON to its URL, signed.
+
+A message's final status (and an incoming SMS webhook) is written to `store.outbox` in the transaction
+that produced it; this sender delivers it at least once:
+
+1. `claim_due()` takes due rows and hides them for a lease (a sender that dies leaves them to come due).
+2. Each row is POSTed outside any transaction: the exact stored body, `Content-Type: application/json`,
+   and `X-Ivrgate-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body under the account's secret.
+3. A 2xx answer marks the row delivered; anything else (another status, a refused address, a timeout,
+   a connection error) records the error and schedules the next try by `store.outbox.backoff()`; after
+   `max_attempts` the row stays undelivered, with its last error, and is never due again. Redirects are
+   not followed (a 3xx is a failure): a callback URL should name its endpoint.
+
+Where the secret lives: no column. Each account's secret is derived, HMAC-SHA256(master key,
+`secret_ref`), from one master key (`CallbackSettings.secret`, or a random key kept in
+`<data_dir>/callback.key` when that is empty), so every node that shares the master key signs alike and
+rotating the master key rotates every account's secret. Clients read theirs from GET /v1/callbacks/secret.
+
+The URL is the client's choice, so connections go through ivr.fetch's GuardedTransport: private,
+loopback and link-local addresses are refused (unless allowed) when resolved and again at connect time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ivr import fetch
+from ivr.errors import FetchError, UrlRefused
+from ivr.fetch import AddressPolicy, GuardedTransport, check_url
+from ivr.settings import FetchSettings
+from store import outbox
+from store.db import Database
+from store.models import OutboxItem
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Ivrgate-Signature"
+DELIVERY_HEADER = "X-Ivrgate-Delivery"
+"""The outbox row id: the same on every retry of one callback, so a receiver can drop duplicates."""
+SIGNATURE_SCHEME = "sha256"
+KEY_FILE = "callback.key"
+MAX_ERROR_CHARS = 300
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    """How status callbacks are sent (api.settings may nest it as `callbacks`)."""
+
+    secret: str = ""
+    """The master key every account's signing secret is derived from; empty: a random key kept in
+    <data_dir>/callback.key (nodes sharing a PostgreSQL store must share this setting instead)."""
+    connect_timeout_s: float = 5.0
+    total_timeout_s: float = 10.0
+    """Longest one POST may take, connect to last byte of the answer's head."""
+    max_attempts: int = outbox.MAX_ATTEMPTS
+    batch: int = 50
+    """Rows claimed at a time."""
+    lease_s: float = 120.0
+    """How long a claimed row stays hidden from other senders (longer than a batch takes)."""
+    poll_interval_s: float = 2.0
+    allow_private: bool = False
+    """Allow private, loopback and link-local callback addresses (tests; an intranet receiver)."""
+    allowed_networks: tuple[str, ...] = field(default_factory=tuple)
+    user_agent: str = "ivrgate-callbacks/0.1"
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout_s <= 0 or self.total_timeout_s <= 0 or self.poll_interval_s <= 0:
+            raise ValueError("callback timeouts and poll interval must be positive")
+        if self.max_attempts < 1 or self.batch < 1:
+            raise ValueError("max_attempts and batch must be at least 1")
+        if self.secret and len(self.secret) < 32:
+            raise ValueError("the callback master secret needs at least 32 characters")
+
+
+# --- signatures ----------------------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value for `body`: `sha256=<hex HMAC-SHA256 of the raw body>`."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return f"{SIGNATURE_SCHEME}={digest}"
+
+
+def verify(secret: str, body: bytes, header: str) -> bool:
+    """Whether `header` is the signature of `body` under `secret` (constant-time comparison)."""
+    return hmac.compare_digest(sign(secret, body), header.strip())
+
+
+def account_ref(account_id: int) -> str:
+    """The outbox `secret_ref` of an owner account (store.queue writes `account:<id>`)."""
+    return f"account:{account_id}"
+
+
+class CallbackSecrets:
+    """Derives each account's signing secret from the master key (module docstring)."""
+
+    def __init__(self, master: bytes) -> None:
+        if len(master) < 32:
+            raise ValueError("the callback master key needs at least 32 bytes")
+        self._master = master
+
+    @classmethod
+    def load(cls, settings: CallbackSettings, data_dir: Path) -> CallbackSecrets:
+        """From `settings.secret`, else from <data_dir>/callback.key (created, mode 0600, when missing)."""
+        if settings.secret:
+            return cls(settings.secret.encode())
+        return cls(_read_or_create_key(data_dir / KEY_FILE))
+
+    def for_ref(self, secret_ref: str) -> str:
+        """The secret named by an outbox row's `secret_ref` (64 hex characters)."""
+        return hmac.new(self._master, f"ivrgate-callback:{secret_ref}".encode(), hashlib.sha256).hexdigest()
+
+    def for_account(self, account_id: int) -> str:
+        return self.for_ref(account_ref(account_id))
+
+
+def _read_or_create_key(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+        if len(key) < 32:
+            raise ValueError(f"{path} holds a key shorter than 32 bytes") from None
+        return key
+    with os.fdopen(fd, "wb") as out:
+        key = secrets.token_hex(32).encode()
+        out.write(key + b"\n")
+    log.info("created the callback master key %s", path)
+    return key
+
+
+# --- sending -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SendReport:
+    """What one pass over the due rows did."""
+
+    delivered: int = 0
+    retrying: int = 0
+    gave_up: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return self.delivered + self.retrying + self.gave_up
+
+
+class PermanentFailure(Exception):
+    """A callback that can never succeed as it stands (a malformed or refused URL): not retried."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    # ivr.fetch's guarded streams bound every read and write by this deadline, so a receiver that
+    # trickles its answer cannot hold the sender past total_timeout_s.
+    token = fetch._DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        fetch._DEADLINE.reset(token)
+
+
+class CallbackSender:
+    """Delivers due outbox rows (module docstring). One instance per process; `run()` in one thread."""
+
+    def __init__(
+        self,
+        db: Database,
+        secrets_: CallbackSecrets,
+        settings: CallbackSettings | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        now: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        self.settings = settings or CallbackSettings()
+        self._db = db
+        self._secrets = secrets_
+        self._now = now
+        policy = AddressPolicy(
+            FetchSettings(
+                allow_private=self.settings.allow_private, allowed_networks=self.settings.allowed_networks
+            )
+        )
+        self._client = httpx.Client(
+            transport=transport or GuardedTransport(policy),
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(self.settings.total_timeout_s, connect=self.settings.connect_timeout_s),
+            headers={"User-Agent": self.settings.user_agent},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> CallbackSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send_due(self, now: dt.datetime | None = None) -> SendReport:
+        """Claim the rows due at `now` (default: the clock), POST each, record each result."""
+        now = now or self._now()
+        with self._db.transaction() as session:
+            items = outbox.claim_due(session, now, self.settings.lease_s, self.settings.batch)
+        report = SendReport()
+        for item in items:
+            self._record(item, self._attempt(item), report)
+        return report
+
+    def _attempt(self, item: OutboxItem) -> str | PermanentFailure | None:
+        """None when delivered; else the error (a PermanentFailure is not retried)."""
+        try:
+            self.post(item)
+        except PermanentFailure as exc:
+            return exc
+        except UrlRefused as exc:
+            return PermanentFailure(str(exc))
+        except (httpx.HTTPError, FetchError) as exc:
+            return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        except _HttpStatus as exc:
+            return str(exc)
+        return None
+
+    def post(self, item: OutboxItem) -> None:
+        """POST one row's body; returns on a 2xx answer, raises otherwise."""
+        body = item.body.encode()
+        headers = {"Content-Type": "application/json", DELIVERY_HEADER: str(item.id)}
+        if item.secret_ref:
+            headers[SIGNATURE_HEADER] = sign(self._secrets.for_ref(item.secret_ref), body)
+        url = _checked_url(item.url)
+        with (
+            _deadline(self.settings.total_timeout_s),
+            self._client.stream("POST", url, content=body, headers=headers) as response,
+        ):
+            if not response.is_success:
+                raise _HttpStatus(f"HTTP {response.status_code} {response.reason_phrase}"[:MAX_ERROR_CHARS])
+
+    def _record(self, item: OutboxItem, error: str | PermanentFailure | None, report: SendReport) -> None:
+        now = self._now()
+        with self._db.transaction() as session:
+            if error is None:
+                outbox.delivered(session, item.id, now)
+                report.delivered += 1
+                return
+            limit = item.attempts if isinstance(error, PermanentFailure) else self.settings.max_attempts
+            if outbox.failed(session, item.id, now, str(error), max_attempts=limit):
+                report.retrying += 1
+                log.info("callback %d to %s failed (attempt %d): %s", item.id, item.url, item.attempts, error)
+            else:
+                report.gave_up += 1
+                log.warning("callback %d to %s given up: %s", item.id, item.url, error)
+
+    def run(self, stop: threading.Event) -> None:
+        """Send due callbacks until `stop` is set; a full batch is followed at once by the next."""
+        while not stop.is_set():
+            try:
+                report = self.send_due()
+            except Exception:
+                log.exception("callback pass failed")
+                report = SendReport()
+            if report.attempted < self.settings.batch:
+                stop.wait(self.settings.poll_interval_s)
+
+
+class _HttpStatus(Exception):
+    """The receiver answered, but not with 2xx."""
+
+
+def _checked_url(url: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url.strip())
+        check_url(parsed)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise PermanentFailure(f"invalid callback URL: {exc}") from None
+    except FetchError as exc:
+        raise PermanentFailure(str(exc)) from None
+    return parsed

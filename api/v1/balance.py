@@ -1,0 +1,45 @@
+"""/v1/balance, /v1/ledger and /v1/accounts/{id}/top-ups (administrators)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from api import manage
+from api.v1.deps import AdminDep, CallerDep, GatewayDep, StoreDep
+from api.v1.problems import V1Route
+from api.v1.schemas import BalancePublic, LedgerEntryPublic, LedgerPage, TopUpCreate, entry_public, money
+
+router = APIRouter(tags=["balance"], route_class=V1Route)
+
+
+@router.get("/balance", response_model=BalancePublic)
+def balance(gateway: GatewayDep, caller: CallerDep) -> BalancePublic:
+    """The paying account's balance, open reservations already deducted."""
+    micros, currency = gateway.balance(caller)
+    return BalancePublic(balance_micros=micros, balance=money(micros), currency=currency)
+
+
+@router.get("/ledger", response_model=LedgerPage)
+def ledger(
+    store: StoreDep,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=manage.MAX_PAGE)] = manage.DEFAULT_PAGE,
+    before: Annotated[int | None, Query(ge=1, description="The next_before of the previous page")] = None,
+) -> LedgerPage:
+    """Money movements, newest first: top-ups, reservations, charges, releases, refunds."""
+    with store.read() as session:
+        entries = manage.list_ledger(session, caller, limit=limit, before_id=before)
+        next_before = entries[-1].id if len(entries) == limit else None
+        return LedgerPage(items=[entry_public(e) for e in entries], next_before=next_before)
+
+
+@router.post(
+    "/accounts/{account_id}/top-ups", status_code=status.HTTP_201_CREATED, response_model=LedgerEntryPublic
+)
+def top_up(account_id: int, body: TopUpCreate, store: StoreDep, caller: AdminDep) -> LedgerEntryPublic:
+    """Credit an owner's balance (administrators only). A reference already credited answers 409."""
+    with store.write() as session:
+        entry = manage.top_up(session, caller, account_id, body.amount_micros, body.reference, store.now())
+        return entry_public(entry)

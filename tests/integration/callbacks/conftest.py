@@ -1,0 +1,101 @@
+"""Callback fixtures: a real HTTP receiver on 127.0.0.1 (answers a programmed list of statuses, records
+every request) and a migrated store (SQLite; PostgreSQL too for tests parametrized on `db`)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from store.db import Database
+from tests.integration.store.conftest import _names, pg_cluster, pg_template, sqlite_template
+from tests.integration.store.postgres import Cluster
+
+__all__ = ["pg_cluster", "pg_template", "sqlite_template"]
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """What the receiver answers (statuses in order, then 200) and what it got."""
+
+    url: str
+    statuses: list[int] = field(default_factory=list)
+    delay_s: float = 0.0
+    requests: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.requests) >= count:
+                    return list(self.requests)
+            time.sleep(0.01)
+        raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with receiver.lock:
+                receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
+                code = receiver.statuses.pop(0) if receiver.statuses else 200
+            if receiver.delay_s:
+                time.sleep(receiver.delay_s)
+            self.send_response(code)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver(url="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server.daemon_threads = True
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        shutil.copyfile(template, tmp_path / "store.db")
+        database = Database.open(f"sqlite:///{tmp_path / 'store.db'}")
+        yield database
+        database.dispose()
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    name = f"ivrgate_cb_{next(_names)}"
+    database = Database.open(cluster.create_database(name, template=request.getfixturevalue("pg_template")))
+    yield database
+    database.dispose()
+    cluster.drop_database(name)

@@ -1,0 +1,83 @@
+"""Pure parts of the callback sender: signatures, per-account secrets, the master key file, settings."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import stat
+from pathlib import Path
+
+import pytest
+
+from api.callbacks import KEY_FILE, CallbackSecrets, CallbackSettings, account_ref, sign, verify
+
+BODY = b'{"ID": "0123456789abcdef0123456789abcdef", "STATUSCODE": 200}'
+
+
+def test_signature_is_hmac_sha256_of_the_raw_body() -> None:
+    expected = hmac.new(b"secret", BODY, hashlib.sha256).hexdigest()
+    assert sign("secret", BODY) == f"sha256={expected}"
+
+
+def test_verify_accepts_only_the_same_body_and_secret() -> None:
+    header = sign("secret", BODY)
+    assert verify("secret", BODY, header)
+    assert verify("secret", BODY, f" {header}\n")
+    assert not verify("secret", BODY.replace(b"200", b"201"), header)
+    assert not verify("other", BODY, header)
+    assert not verify("secret", BODY, header.replace("sha256=", "sha1="))
+    assert not verify("secret", BODY, "")
+
+
+def test_secrets_are_derived_per_account_and_stable() -> None:
+    secrets = CallbackSecrets(b"m" * 32)
+    assert secrets.for_account(12) == CallbackSecrets(b"m" * 32).for_account(12)
+    assert secrets.for_account(12) == secrets.for_ref(account_ref(12)) == secrets.for_ref("account:12")
+    assert secrets.for_account(12) != secrets.for_account(13)
+    assert secrets.for_account(12) != CallbackSecrets(b"n" * 32).for_account(12)
+    assert len(secrets.for_account(12)) == 64 and int(secrets.for_account(12), 16) >= 0
+
+
+def test_a_short_master_key_is_refused() -> None:
+    with pytest.raises(ValueError):
+        CallbackSecrets(b"short")
+    with pytest.raises(ValueError):
+        CallbackSettings(secret="short")
+
+
+def test_the_master_key_comes_from_the_setting_when_given(tmp_path: Path) -> None:
+    settings = CallbackSettings(secret="s" * 40)
+    loaded = CallbackSecrets.load(settings, tmp_path)
+    assert loaded.for_account(1) == CallbackSecrets(b"s" * 40).for_account(1)
+    assert not (tmp_path / KEY_FILE).exists()
+
+
+def test_without_a_setting_a_private_key_file_is_created_once(tmp_path: Path) -> None:
+    first = CallbackSecrets.load(CallbackSettings(), tmp_path / "data")
+    path = tmp_path / "data" / KEY_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = CallbackSecrets.load(CallbackSettings(), tmp_path / "data")
+    assert first.for_account(5) == again.for_account(5)
+    other = CallbackSecrets.load(CallbackSettings(), tmp_path / "elsewhere")
+    assert other.for_account(5) != first.for_account(5)
+
+
+def test_a_truncated_key_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / KEY_FILE).write_text("abc\n")
+    with pytest.raises(ValueError, match="shorter"):
+        CallbackSecrets.load(CallbackSettings(), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"total_timeout_s": 0},
+        {"connect_timeout_s": -1},
+        {"max_attempts": 0},
+        {"batch": 0},
+        {"poll_interval_s": 0},
+    ],
+)
+def test_settings_refuse_nonsense(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        CallbackSettings(**kwargs)  # type: ignore[arg-type]
