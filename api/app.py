@@ -1,0 +1,240 @@
+"""The HTTP application: the seed's legacy routes at the root, the JSON API under /v1, /healthz, /metrics.
+
+    app = create_app(load_settings())          # builds the Database and the Gateway; nothing at import
+    uvicorn.run(app, host="127.0.0.1", port=8080)
+
+One exception handler turns every error that carries `code` and `status_text` (api, store, ivr, audio, tts)
+into the legacy body (text, or JSON on a `.json` route) with HTTP 200, or into v1 JSON under /v1. Anything
+else is a bug: HTTP 500 with the generic legacy body, the traceback only in the log.
+
+Request bodies are bounded before they are read (BodyLimit): a 50 MB upload is refused from its
+Content-Length, or after the limit when it is chunked, never buffered whole.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from api import legacy, legacy_format, ops
+from api.errors import GatewayError, VoiceFileTooLarge, http_status_of, status_of
+from api.service import Gateway
+from api.settings import Settings
+from audio.errors import AudioError
+from ivr.errors import IvrError
+from store.db import Database, resolve_url
+from store.errors import StoreError
+from tts.errors import TTSError
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+FORM_OVERHEAD_BYTES = 64 * 1024
+"""Room for the other fields and the multipart framing around an upload."""
+DEFAULT_BODY_BYTES = 1024 * 1024
+"""Bodies of routes without uploads (1000 recipients and a 2000-character text fit many times)."""
+CODED_ERRORS: tuple[type[Exception], ...] = (GatewayError, StoreError, IvrError, AudioError, TTSError)
+"""The layers' error bases: each carries `code` and `status_text`."""
+V1_PREFIX = "/v1"
+
+
+class RequestTooLarge(GatewayError):
+    """A request body over the limit of a route without uploads."""
+
+    status_text = "ERROR: REQUEST TOO LARGE"
+
+
+def body_limit_for(path: str, max_voice_bytes: int) -> tuple[int, type[GatewayError]]:
+    """The body limit of `path` and the error that refuses more."""
+    name = path.strip("/").removesuffix(legacy.JSON_SUFFIX)
+    if name in legacy.UPLOAD_ROUTES:
+        return max_voice_bytes + FORM_OVERHEAD_BYTES, VoiceFileTooLarge
+    return DEFAULT_BODY_BYTES, RequestTooLarge
+
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies over a path's limit without reading them.
+
+    A declared Content-Length over the limit is answered at once; a chunked body is counted as the app
+    reads it and the read fails with the route's error when it passes the limit."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], tuple[int, type[GatewayError]]]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, error = self.limit_for(scope["path"])
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            exc = error(f"Content-Length {declared} is over the limit of {limit} bytes")
+            response = error_response(exc, scope["path"], _timestamp(scope))
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise error(f"the body passed the limit of {limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() else None
+    return None
+
+
+def _timestamp(scope: Scope) -> int:
+    app = scope.get("app")
+    gateway = getattr(getattr(app, "state", None), "gateway", None)
+    if isinstance(gateway, Gateway):
+        return int(gateway.now().timestamp())
+    return int(time.time())
+
+
+def error_response(exc: BaseException, path: str, timestamp: int) -> Response:
+    """The answer to `exc` on `path`: legacy text or JSON (HTTP 200 when it carries a status), or, under
+    /v1, the JSON API's error body (api.v1.problems)."""
+    if path.startswith(V1_PREFIX + "/") or path == V1_PREFIX:
+        return v1_error_response(exc)
+    status = status_of(exc) or (500, "ERROR")
+    as_json = legacy.wants_json(path)
+    text = legacy_format.render_error(status[0], status[1], timestamp, as_json=as_json)
+    media = legacy_format.JSON_MEDIA_TYPE if as_json else legacy_format.TEXT_MEDIA_TYPE
+    return Response(text, status_code=http_status_of(exc), media_type=media)
+
+
+def v1_error_response(exc: BaseException) -> Response:
+    """v1's `{"code", "status", "detail"}` with its HTTP status; a bug is HTTP 500 without detail."""
+    answer: Response | None = None
+    try:
+        from api.v1.problems import error_response as v1_answer
+
+        answer = v1_answer(exc)
+    except ImportError:
+        status = status_of(exc)
+        if status is not None:
+            body = {"code": status[0], "status": status[1], "detail": getattr(exc, "detail", None)}
+            answer = JSONResponse(body, status_code=400)
+    return answer or JSONResponse({"code": 500, "status": "ERROR", "detail": None}, status_code=500)
+
+
+async def _coded_error(request: Request, exc: Exception) -> Response:
+    log.info("%s %s refused: %s %s", request.method, request.url.path, status_of(exc), exc)
+    return error_response(exc, request.url.path, _timestamp(request.scope))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(exc, request.url.path, _timestamp(request.scope))
+
+
+def open_database(settings: Settings) -> Database:
+    """The store named by the settings (IVRGATE_DATABASE_URL, else SQLite in the data directory)."""
+    url = resolve_url(settings.store.database_url, settings.data_dir)
+    return Database.open(url, settings.store.sqlite_busy_timeout_s)
+
+
+class _Wake:
+    """The gateway's wake function: tells the in-process worker, once there is one, that work is queued."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.targets: list[Callable[[], None]] = []
+
+    def __call__(self) -> None:
+        self.event.set()
+        for target in list(self.targets):
+            target()
+
+
+def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worker: bool = False) -> FastAPI:
+    """The ASGI app: legacy routes, /healthz and /metrics, the v1 router when present, the error
+    handler and the body limit.
+
+    Without `gateway` one is built on the settings' database (disposed at shutdown); the schema is not
+    migrated here (`ivrgate db upgrade`). `with_worker` runs the engine pool and the voice worker
+    (api.worker) in the app's lifespan, woken by every submission."""
+    wake = _Wake()
+    owned = gateway is None
+    gw = gateway if gateway is not None else Gateway(settings, open_database(settings), wake=wake)
+    context = ops.OpsContext(gw.db, now=gw.now)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            if not with_worker:
+                yield
+                return
+            from api.worker import running_worker  # the SIP side loads only on a calling node
+
+            async with running_worker(settings, gw.db, metrics=context.metrics) as node:
+                context.pool, context.worker = node.pool, node.worker
+                wake.targets.append(node.worker.wake)
+                try:
+                    yield
+                finally:
+                    wake.targets.remove(node.worker.wake)
+                    context.pool = context.worker = None
+        finally:
+            if owned:
+                gw.db.dispose()
+
+    app = FastAPI(title="ivrgate", version="0.1.0", lifespan=lifespan)
+    app.state.settings, app.state.gateway, app.state.wake = settings, gw, wake.event
+    for error in CODED_ERRORS:
+        app.add_exception_handler(error, _coded_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.include_router(legacy.router)
+    app.include_router(ops.router)
+    ops.attach(app, context)
+    _include_v1(app)
+    max_voice = settings.forms.max_voice_bytes
+    app.add_middleware(BodyLimit, limit_for=lambda path: body_limit_for(path, max_voice))
+    return app
+
+
+def _include_v1(app: FastAPI) -> None:
+    """Mount the JSON API (api.v1.router) when that package provides it."""
+    try:
+        module = importlib.import_module("api.v1")
+    except ModuleNotFoundError as exc:
+        if exc.name != "api.v1":
+            raise
+        return
+    v1_router = getattr(module, "router", None)
+    if isinstance(v1_router, APIRouter):
+        app.include_router(v1_router)
+    else:
+        log.debug("api.v1 has no router yet; the JSON API is not mounted")
+
+
+def app_from_env() -> FastAPI:
+    """An app on the environment's settings (IVRGATE_...): `uvicorn --factory api.app:app_from_env`."""
+    from api.settings import load_settings
+
+    return create_app(load_settings())

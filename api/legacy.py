@@ -1,0 +1,314 @@
+"""The seed's routes (docs/api-legacy.md): `matrix`, `matrix_tts`, `matrix_voice`, `matrix_voicew`,
+`matrix_vtts`, `matrix_status`, `carrier`, `balance`, `sms_rate`, each also as `<route>.json`.
+
+Every route takes GET query strings and POST forms (urlencoded or multipart); `matrix_vtts` takes a JSON
+body (or, from a form, repeated `msg` fields). The fields are checked in the documented order: the body,
+then username and password, then the credentials themselves, then the rest of the form, so a legacy
+client sees the same single code the hosted gateway gave. Refusals are raised as the gateway's errors and
+rendered by the app's one exception handler (api.app); success bodies come from api.legacy_format.
+
+The work (argon2 on a cache miss, database, decoding, fetching) runs in the thread pool, never on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api import legacy_format as fmt
+from api.errors import ParseError, VoiceFileTooLarge
+from api.forms import (
+    AccountForm,
+    CarrierForm,
+    FormLimits,
+    LegacyForm,
+    MatrixForm,
+    MatrixStatusForm,
+    MatrixTtsForm,
+    MatrixVoiceForm,
+    MatrixVoicewForm,
+    MatrixVttsForm,
+    SmsRateForm,
+    Upload,
+    parse_form,
+)
+from api.service import Caller, Gateway, Submitted
+from store.models import MICROS
+
+log = logging.getLogger(__name__)
+
+ROUTES = (
+    "matrix",
+    "matrix_tts",
+    "matrix_voice",
+    "matrix_voicew",
+    "matrix_vtts",
+    "matrix_status",
+    "carrier",
+    "balance",
+    "sms_rate",
+)
+"""The seed's routes, each served at /<name> and /<name>.json."""
+UPLOAD_ROUTES = frozenset({"matrix_voice"})
+MAX_FIELDS = 200
+"""Form fields read from one request (a legacy form has a dozen)."""
+JSON_SUFFIX = ".json"
+QUEUED = 100
+"""A queued recipient: the legacy answer says 200 OK."""
+
+Inputs = dict[str, Any]
+Handler = Callable[[Gateway, Inputs, bool], str]
+
+router = APIRouter()
+
+
+# --- reading requests ----------------------------------------------------------------------------------
+
+
+def _merge(target: Inputs, key: str, value: Any) -> None:
+    """Add one field; a repeated `phone` or `msg` becomes a list, any other repeat keeps the last value."""
+    if key in target and key in ("phone", "msg"):
+        previous = target[key]
+        target[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+    elif key == "msg":
+        target[key] = [value]
+    else:
+        target[key] = value
+
+
+async def read_inputs(request: Request, limits: FormLimits) -> Inputs:
+    """The query string and the form of `request` as one mapping (the form wins); file parts as Upload."""
+    inputs: Inputs = {}
+    for key, query_value in request.query_params.multi_items():
+        _merge(inputs, key, query_value)
+    content_type = request.headers.get("content-type", "").lower()
+    if request.method != "POST" or not content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        return inputs
+    form_values: Inputs = {}
+    async with request.form(max_files=4, max_fields=MAX_FIELDS) as form:
+        for key, value in form.multi_items():
+            item: str | Upload = value if isinstance(value, str) else await _read_upload(value, limits)
+            _merge(form_values, key, item)
+    inputs.update(form_values)
+    return inputs
+
+
+async def _read_upload(upload: UploadFile, limits: FormLimits) -> Upload:
+    max_bytes = limits.max_voice_bytes
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise VoiceFileTooLarge(f"{upload.filename!r}: more than {max_bytes} bytes")
+    return Upload(upload.filename or "", data, upload.content_type or "")
+
+
+async def read_json_object(request: Request) -> Inputs:
+    """The body as a JSON object; ParseError (520) for anything else."""
+    body = await request.body()
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"body is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ParseError("body must be a JSON object")
+    return document
+
+
+def _is_json_body(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").lower()
+    return request.method == "POST" and not content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    )
+
+
+# --- answers -------------------------------------------------------------------------------------------
+
+
+def _stamp(gateway: Gateway) -> int:
+    return int(gateway.now().timestamp())
+
+
+def _submission(gateway: Gateway, submitted: list[Submitted], as_json: bool) -> str:
+    """Queued recipients answer 200 OK (the seed's success); refused ones their own code and text."""
+    results = [
+        fmt.ok_result(s.message_id, s.phone)
+        if s.code == QUEUED
+        else fmt.RecipientResult(s.message_id, s.phone, s.code, s.text)
+        for s in submitted
+    ]
+    return fmt.render_submission(results, _stamp(gateway), as_json=as_json)
+
+
+def _login(gateway: Gateway, data: Inputs) -> Caller:
+    account = parse_form(AccountForm, data, gateway.settings.forms)
+    return gateway.login(account.username, account.password)
+
+
+def _parse(gateway: Gateway, form: type[LegacyForm], data: Mapping[str, Any]) -> Any:
+    return parse_form(form, data, gateway.settings.forms)
+
+
+# --- the routes' work (run in the thread pool) ---------------------------------------------------------
+
+
+def do_matrix(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """matrix: an SMS to `phone` and/or `group`; `tts=1` falls back to a TTS call for fixed lines."""
+    caller = _login(gateway, data)
+    form: MatrixForm = _parse(gateway, MatrixForm, data)
+    submitted = gateway.submit_sms(
+        caller,
+        phones=",".join(form.phones),
+        group=form.group,
+        text=form.txt,
+        callerid=form.callerid,
+        tts_fallback=form.tts,
+    )
+    return _submission(gateway, submitted, as_json)
+
+
+def do_matrix_tts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """matrix_tts: a text-to-speech call."""
+    caller = _login(gateway, data)
+    form: MatrixTtsForm = _parse(gateway, MatrixTtsForm, data)
+    submitted = gateway.submit_tts(
+        caller,
+        phones=",".join(form.phones),
+        text=form.txt,
+        language=form.language,
+        gender=form.gender,
+        repeat=form.repeat,
+        response=form.response,
+        callerid=form.callerid,
+    )
+    return _submission(gateway, submitted, as_json)
+
+
+def do_matrix_voice(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """matrix_voice: a call playing the uploaded `voicefile`."""
+    caller = _login(gateway, data)
+    form: MatrixVoiceForm = _parse(gateway, MatrixVoiceForm, data)
+    submitted = gateway.submit_voice(
+        caller,
+        phones=",".join(form.phones),
+        audio=form.voicefile.data,
+        filename=form.voicefile.filename,
+        response=form.response,
+        repeat=form.repeat,
+        callerid=form.callerid,
+    )
+    return _submission(gateway, submitted, as_json)
+
+
+def do_matrix_voicew(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """matrix_voicew: a call playing the file at `voiceurl`, fetched now."""
+    caller = _login(gateway, data)
+    form: MatrixVoicewForm = _parse(gateway, MatrixVoicewForm, data)
+    submitted = gateway.submit_voice_url(
+        caller,
+        phones=",".join(form.phones),
+        url=form.voiceurl,
+        response=form.response,
+        repeat=form.repeat,
+        callerid=form.callerid,
+    )
+    return _submission(gateway, submitted, as_json)
+
+
+def do_matrix_vtts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """matrix_vtts: voice files and TTS texts of `msg` in one call."""
+    caller = _login(gateway, data)
+    form: MatrixVttsForm = _parse(gateway, MatrixVttsForm, data)
+    submitted = gateway.submit_vtts(
+        caller,
+        phones=",".join(form.phones),
+        spec=form.prompt_spec(),
+        response=form.response,
+        repeat=form.repeat,
+        callerid=form.callerid,
+    )
+    return _submission(gateway, submitted, as_json)
+
+
+def do_matrix_status(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """matrix_status: the status of message `id` (500 ERROR: MESSAGE NOT FOUND for unknown or foreign)."""
+    caller = _login(gateway, data)
+    form: MatrixStatusForm = _parse(gateway, MatrixStatusForm, data)
+    message = gateway.status(caller, form.id)
+    stamp = int(message.updated_at.timestamp())
+    code, text = message.status_code, message.status_text
+    return fmt.render_status(message.id, code, text, message.response, stamp, as_json=as_json)
+
+
+def do_balance(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """balance: the paying account's balance, rounded down to cents."""
+    caller = _login(gateway, data)
+    micros, currency = gateway.balance(caller)
+    return fmt.render_balance(Decimal(micros) / MICROS, currency, as_json=as_json)
+
+
+def do_sms_rate(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """sms_rate: the price to one number, per message (sms) or per minute (voice, tts); no account."""
+    form: SmsRateForm = _parse(gateway, SmsRateForm, data)
+    phone, price, currency = gateway.rate(form.phone, form.type)
+    return fmt.render_rate(phone, form.type, Decimal(price) / MICROS, currency, as_json=as_json)
+
+
+def do_carrier(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """carrier: country, original carrier and line type of one number."""
+    caller = _login(gateway, data)
+    form: CarrierForm = _parse(gateway, CarrierForm, data)
+    return fmt.render_carrier(gateway.carrier(caller, form.phone), as_json=as_json)
+
+
+HANDLERS: dict[str, Handler] = {
+    "matrix": do_matrix,
+    "matrix_tts": do_matrix_tts,
+    "matrix_voice": do_matrix_voice,
+    "matrix_voicew": do_matrix_voicew,
+    "matrix_vtts": do_matrix_vtts,
+    "matrix_status": do_matrix_status,
+    "carrier": do_carrier,
+    "balance": do_balance,
+    "sms_rate": do_sms_rate,
+}
+
+
+def wants_json(path: str) -> bool:
+    """Whether a legacy path asks for the JSON variant (`/matrix_tts.json`)."""
+    return path.rstrip("/").endswith(JSON_SUFFIX)
+
+
+def _endpoint(name: str) -> Callable[[Request], Any]:
+    handler = HANDLERS[name]
+
+    async def endpoint(request: Request) -> Response:
+        gateway: Gateway = request.app.state.gateway
+        as_json = wants_json(request.url.path)
+        if name == "matrix_vtts" and _is_json_body(request):
+            data = await read_json_object(request)
+        else:
+            data = await read_inputs(request, gateway.settings.forms)
+        body = await run_in_threadpool(handler, gateway, data, as_json)
+        media = fmt.JSON_MEDIA_TYPE if as_json else fmt.TEXT_MEDIA_TYPE
+        return Response(body, media_type=media)
+
+    endpoint.__name__ = f"legacy_{name}"
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+for _name in ROUTES:
+    for _path in (f"/{_name}", f"/{_name}{JSON_SUFFIX}"):
+        router.add_api_route(
+            _path, _endpoint(_name), methods=["GET", "POST"], include_in_schema=False, name=_path[1:]
+        )

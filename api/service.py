@@ -1,0 +1,568 @@
+"""The one submission and query path every front calls (legacy, v1, SMTP, GUI, CLI).
+
+A submission is authenticated (`login`, `login_api_key`), validated (phones parsed to E.164 here, texts,
+options, audio decoded, URLs fetched now), then written in ONE transaction: do-not-call recipients become
+finished 502 messages while the rest go on, every other recipient is priced (513 when no rate covers it)
+and gets one queued message, and the whole reservation is taken at once (503 rolls everything back).
+Nothing is half-written. After the commit `wake()` tells the worker that jobs are queued.
+
+Voice messages carry what the worker needs to rebuild the prompt in `settings` (docs/DESIGN.md): audio
+arrives as content-addressed blobs in the database, so a submission costs no TTS and any node can dial.
+
+Store failures are translated where they leave the store: 504 for a failed read, 507 for a failed write
+(rolled back), 508 when the database cannot be reached, is locked or timed out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from api.carrier import CarrierInfo, CarrierProvider, PhonenumbersCarrierProvider, can_take_sms
+from api.credentials import CredentialCache
+from api.errors import (
+    AccountNotActive,
+    AccountNotFound,
+    DatabaseError,
+    DatabaseUnavailable,
+    DatabaseWriteError,
+    GatewayError,
+    GroupNotFound,
+    InvalidParameter,
+    InvalidPin,
+    NoVoiceFile,
+    TooManyRecipients,
+    VoiceFileTooLarge,
+    WrongCredentials,
+)
+from api.forms import check_txt, check_url
+from api.phones import parse_caller_id, parse_phone, parse_recipients, split_entries
+from api.settings import Settings
+from audio.decode import decode
+from ivr.errors import IvrError
+from ivr.fetch import UrlFetcher
+from ivr.prompt import AudioSegment, Fetcher, PromptSpec, TextSegment, UrlSegment
+from store import accounts, blobs, ledger, lists, queue, rating
+from store.db import Database
+from store.errors import LeaseLost, StoreError
+from store.models import Account, Message, MessageKind, Role
+from tts.base import GENDERS, LANGUAGES
+
+log = logging.getLogger(__name__)
+
+DO_NOT_CALL = (502, "PIN IN DO NOT CALL DATABASE")
+RATE_KINDS = ("sms", "voice", "tts")
+_UNREACHABLE = ("locked", "timeout", "timed out", "could not connect", "connection", "unable to open")
+
+
+def utc_now() -> dt.datetime:
+    """The current time, aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class MessageInProgress(GatewayError):
+    """`cancel` of a message a worker is dialling or sending right now."""
+
+    status_text = "ERROR: MESSAGE IN PROGRESS"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, after authentication."""
+
+    user_id: int
+    """The authenticated account row (owner or sub-user)."""
+    owner_id: int
+    """The paying account (== user_id for owners)."""
+    username: str
+    role: str
+    """store.models.Role value: administrator | owner | subuser."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """One recipient of one submission."""
+
+    message_id: str
+    """32 hex; also for refused recipients (a 502 do-not-call is stored as its own message)."""
+    phone: str
+    """E.164."""
+    code: int
+    """100 Queued, or an error code such as 502."""
+    text: str
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """What one recipient's message will be, before pricing."""
+
+    kind: str
+    body: str
+    settings: dict[str, Any]
+    callerid: str | None
+    blob: str | None = None
+    parts: int = 1
+
+
+@dataclass
+class _Job:
+    """A validated submission: recipients (raw list and/or group) and how to draft each one's message."""
+
+    phones: tuple[str, ...]
+    group: str | None
+    draft: Callable[[str], _Draft]
+    callback_url: str
+    audio: list[tuple[bytes, str, str]] = field(default_factory=list)
+    """(bytes, media type, origin) to store as blobs in the submission's transaction."""
+
+
+def db_failure(exc: BaseException, writing: bool) -> GatewayError:
+    """The gateway error of a driver or pool failure: 508 unreachable/locked/timed out, else 507/504."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return DatabaseUnavailable(f"connection pool timed out: {exc}")
+    if isinstance(exc, sa_exc.DBAPIError):
+        text = str(exc.orig).lower()
+        if exc.connection_invalidated or (
+            isinstance(exc, sa_exc.OperationalError) and any(word in text for word in _UNREACHABLE)
+        ):
+            return DatabaseUnavailable(f"database unavailable: {type(exc.orig).__name__}")
+    kind = type(getattr(exc, "orig", None) or exc).__name__
+    return DatabaseWriteError(f"write failed: {kind}") if writing else DatabaseError(f"read failed: {kind}")
+
+
+@contextmanager
+def _db_errors(writing: bool) -> Iterator[None]:
+    try:
+        yield
+    except StoreError as exc:
+        if type(exc) is StoreError and isinstance(exc.__cause__, sa_exc.SQLAlchemyError):
+            raise db_failure(exc.__cause__, writing) from exc
+        raise
+    except sa_exc.SQLAlchemyError as exc:
+        log.error("database error: %s", exc)
+        raise db_failure(exc, writing) from exc
+
+
+class Gateway:
+    """The one submission and query path every front calls (legacy, v1, SMTP, GUI, CLI)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        fetcher: Fetcher | None = None,
+        carrier: CarrierProvider | None = None,
+        now: Callable[[], dt.datetime] = utc_now,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.credentials = CredentialCache.with_random_key(settings.credentials)
+        self._fetcher = fetcher
+        self._carrier = carrier or PhonenumbersCarrierProvider()
+        self.now = now
+        self._wake = wake
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if db.dialect == "sqlite" else nullcontext()
+        )
+
+    # --- authentication --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with _db_errors(writing=False), self.db.read() as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        # SQLite has one writer at a time: queueing here is cheaper than sqlite3's sleeping busy handler
+        with self._write_lock, _db_errors(writing=True), self.db.transaction() as session:
+            yield session
+
+    def login(self, username: str, password: str) -> Caller:
+        """The caller these legacy credentials belong to: argon2 once, then the credential cache.
+        WrongCredentials (505) for an unknown user or a wrong password, AccountNotActive (506),
+        AccountNotFound (404) when the account a sub-user acts for is gone."""
+        with self._read() as session:
+            account = accounts.find_account(session, username)
+            if account is None:
+                stored, name, checked = None, username, None
+            else:
+                stored, name = account.password_hash, account.username
+                checked = _checked_caller(account)
+        ok = self.credentials.verify(name, password, lambda _name: stored, self.now().timestamp())
+        if checked is None or not ok:
+            raise WrongCredentials(f"login refused for {username[:60]!r}")
+        if isinstance(checked, GatewayError):
+            raise checked
+        return checked
+
+    def login_api_key(self, key: str) -> Caller:
+        """The caller of a v1 API key (`Authorization: Bearer <key>`); 505 for an unknown or revoked key."""
+        with self._write() as session:
+            account = accounts.verify_api_key(session, key, self.now())
+            checked = _checked_caller(account)
+        if isinstance(checked, GatewayError):
+            raise checked
+        return checked
+
+    # --- submissions -----------------------------------------------------------------------------------
+
+    def submit_sms(
+        self,
+        caller: Caller,
+        *,
+        phones: str | None,
+        group: str | None,
+        text: str,
+        callerid: str | None = None,
+        tts_fallback: bool = False,
+        callback_url: str | None = None,
+    ) -> list[Submitted]:
+        """An SMS per recipient, queued for the SMS sender. With `tts_fallback`, a recipient whose line
+        type is fixed-line gets the text as a TTS call at once (ambiguous types are the sender's business)."""
+        limits = self.settings.forms
+        body = check_txt(text, limits.max_sms_chars)
+        sender = parse_caller_id(callerid or "", self.settings.phones, sms=True)
+        voice_callerid = sender if sender is not None and sender.startswith("+") else None
+        sms = _Draft("sms", body, {"tts_fallback": tts_fallback}, sender, parts=sms_parts(body))
+        tts = _Draft("tts", body, self._tts_settings(body, "us", "female", 0, False), voice_callerid)
+
+        def draft(phone: str) -> _Draft:
+            if tts_fallback and can_take_sms(self._carrier.lookup(phone)) is False:
+                return tts
+            return sms
+
+        job = _Job(self._phones(phones, group), _group(group), draft, self._callback(callback_url))
+        return self._submit(caller, job)
+
+    def submit_tts(
+        self,
+        caller: Caller,
+        *,
+        phones: str | None,
+        group: str | None = None,
+        text: str,
+        language: str = "us",
+        gender: str = "female",
+        repeat: int = 0,
+        response: bool = False,
+        callerid: str | None = None,
+        callback_url: str | None = None,
+    ) -> list[Submitted]:
+        """A text-to-speech call per recipient; the prompt is rendered by the worker at dial time."""
+        body = check_txt(text, self.settings.forms.max_tts_chars)
+        spec = self._tts_settings(body, language, gender, repeat, response)
+        draft = _Draft("tts", body, spec, self._voice_callerid(callerid))
+        return self._submit(caller, self._job(phones, group, draft, callback_url))
+
+    def submit_voice(
+        self,
+        caller: Caller,
+        *,
+        phones: str | None,
+        group: str | None = None,
+        audio: bytes,
+        filename: str = "",
+        response: bool = False,
+        repeat: int = 0,
+        callerid: str | None = None,
+        callback_url: str | None = None,
+    ) -> list[Submitted]:
+        """A call per recipient playing uploaded audio (decoded now to refuse bad files; kept as a blob)."""
+        options = self._voice_options(repeat, response)
+        cid = self._voice_callerid(callerid)
+        job = self._job(phones, group, _Draft("voice", "", {}, cid), callback_url)
+        if not audio:
+            raise NoVoiceFile("the voice file is empty")
+        digest, media = self._check_audio(audio, filename or "upload")
+        job.audio.append((audio, media, f"upload:{filename[:200]}"))
+        job.draft = _fixed(_Draft("voice", filename[:200], {"blob": digest, **options}, cid, blob=digest))
+        return self._submit(caller, job)
+
+    def submit_voice_url(
+        self,
+        caller: Caller,
+        *,
+        phones: str | None,
+        group: str | None = None,
+        url: str,
+        response: bool = False,
+        repeat: int = 0,
+        callerid: str | None = None,
+        callback_url: str | None = None,
+    ) -> list[Submitted]:
+        """A call per recipient playing the audio at `url`, fetched NOW (a bad URL is an immediate error)."""
+        options = self._voice_options(repeat, response)
+        cid = self._voice_callerid(callerid)
+        job = self._job(phones, group, _Draft("voice", "", {}, cid), callback_url)
+        url = check_url(url.strip(), self.settings.forms.max_url_chars)
+        data = self.fetcher.fetch(url).data
+        digest, media = self._check_audio(data, url)
+        job.audio.append((data, media, url))
+        job.draft = _fixed(_Draft("voice", url, {"blob": digest, **options}, cid, blob=digest))
+        return self._submit(caller, job)
+
+    def submit_vtts(
+        self,
+        caller: Caller,
+        *,
+        phones: str | None,
+        group: str | None = None,
+        spec: PromptSpec,
+        response: bool = False,
+        repeat: int = 0,
+        callerid: str | None = None,
+        callback_url: str | None = None,
+    ) -> list[Submitted]:
+        """A call per recipient playing texts and voice files in order; URL segments are fetched now."""
+        options = self._voice_options(repeat, response)
+        cid = self._voice_callerid(callerid)
+        job = self._job(phones, group, _Draft("vtts", "", {}, cid), callback_url)
+        segments: list[dict[str, str]] = []
+        fetched: dict[str, str] = {}
+        for segment in spec.segments:
+            segments.append(self._vtts_segment(segment, job, fetched))
+        texts = [item["text"] for item in segments if "text" in item]
+        voice = {"language": spec.voice.language, "gender": spec.voice.gender}
+        settings = {"segments": segments, **voice, **options}
+        job.draft = _fixed(_Draft("vtts", "\n".join(texts), settings, cid))
+        return self._submit(caller, job)
+
+    # --- queries ---------------------------------------------------------------------------------------
+
+    def status(self, caller: Caller, message_id: str) -> Message:
+        """A message the caller may see; MessageNotFound (500) for unknown and foreign IDs alike."""
+        with self._read() as session:
+            message = queue.get_message(session, message_id.strip().lower(), self._viewer(session, caller))
+            session.expunge(message)  # keep its loaded values after the read transaction ends
+            return message
+
+    def cancel(self, caller: Caller, message_id: str) -> Message:
+        """Cancel a queued message: 604 Cancelled, its reservation released. MessageNotFound when it is
+        unknown, foreign or finished; MessageInProgress while a worker holds it."""
+        try:
+            with self._write() as session:
+                viewer = self._viewer(session, caller)
+                return queue.cancel(session, message_id.strip().lower(), viewer, self.now())
+        except LeaseLost as exc:
+            raise MessageInProgress(exc.detail) from None
+
+    def balance(self, caller: Caller) -> tuple[int, str]:
+        """The paying account's balance in micro-units (open reservations deducted) and its currency."""
+        with self._read() as session:
+            owner = session.get(Account, caller.owner_id)
+            if owner is None:
+                raise AccountNotFound(f"account {caller.owner_id} is gone")
+            return ledger.balance(session, owner.id), owner.currency
+
+    def rate(self, phone: str, kind: str = "sms") -> tuple[str, int, str]:
+        """(E.164, unit price in micro-units, currency) for one number: per SMS part or per call minute.
+        No account needed. InvalidPin (513) for a bad number or one no rate covers."""
+        e164 = self._single_phone(phone)
+        if kind not in RATE_KINDS:
+            raise InvalidParameter("type", f"type must be one of {', '.join(RATE_KINDS)}")
+        with self._read() as session:
+            price, currency = rating.price_for(session, e164, kind)
+        return e164, price, currency
+
+    def carrier(self, caller: Caller, phone: str) -> CarrierInfo:
+        """Country, carrier and line type of one number (the caller is authenticated, not charged)."""
+        return self._carrier.lookup(self._single_phone(phone))
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """The voice URL fetcher (built on first use from the fetch settings)."""
+        if self._fetcher is None:
+            self._fetcher = UrlFetcher(self.settings.fetch)
+        return self._fetcher
+
+    def _single_phone(self, phone: str) -> str:
+        entries = split_entries(phone or "")
+        if len(entries) != 1:
+            raise InvalidPin("exactly one phone number is expected" if entries else "no phone number given")
+        return parse_phone(entries[0], self.settings.phones)
+
+    def _phones(self, phones: str | None, group: str | None) -> tuple[str, ...]:
+        return parse_recipients(phones or "", self.settings.phones, allow_empty=_group(group) is not None)
+
+    def _job(self, phones: str | None, group: str | None, draft: _Draft, callback: str | None) -> _Job:
+        return _Job(self._phones(phones, group), _group(group), _fixed(draft), self._callback(callback))
+
+    def _callback(self, url: str | None) -> str:
+        if not url or not url.strip():
+            return ""
+        try:
+            return check_url(url.strip(), self.settings.forms.max_url_chars)
+        except IvrError as exc:  # check_url's UrlRefused speaks of voice URLs; this is the callback
+            raise InvalidParameter("callback", exc.detail) from None
+
+    def _voice_callerid(self, callerid: str | None) -> str | None:
+        return parse_caller_id(callerid or "", self.settings.phones, sms=False)
+
+    def _voice_options(self, repeat: int, response: bool) -> dict[str, Any]:
+        if isinstance(repeat, bool) or not 0 <= repeat <= self.settings.forms.max_repeat:
+            raise InvalidParameter("repeat", f"repeat must be 0..{self.settings.forms.max_repeat}")
+        return {"repeat": repeat, "response": bool(response)}
+
+    def _tts_settings(
+        self, text: str, language: str, gender: str, repeat: int, response: bool
+    ) -> dict[str, Any]:
+        if language not in LANGUAGES:
+            raise InvalidParameter("language", f"language must be one of {', '.join(LANGUAGES)}")
+        if gender not in GENDERS:
+            raise InvalidParameter("gender", f"gender must be one of {', '.join(GENDERS)}")
+        options = self._voice_options(repeat, response)
+        return {"text": text, "language": language, "gender": gender, **options}
+
+    def _check_audio(self, data: bytes, name: str) -> tuple[str, str]:
+        """Decode `data` to prove it is usable audio; (sha256, media type)."""
+        if len(data) > self.settings.forms.max_voice_bytes:
+            raise VoiceFileTooLarge(f"{name[:60]}: {len(data)} bytes")
+        decoded = decode(data, self.settings.decode)
+        return blobs.sha256_hex(data), f"audio/{decoded.format}"
+
+    def _vtts_segment(self, segment: object, job: _Job, fetched: dict[str, str]) -> dict[str, str]:
+        if isinstance(segment, TextSegment):
+            item = {"text": check_txt(segment.text, self.settings.forms.max_tts_chars)}
+            if segment.voice is not None:
+                item.update(language=segment.voice.language, gender=segment.voice.gender)
+            return item
+        if isinstance(segment, UrlSegment):
+            if segment.url not in fetched:
+                url = check_url(segment.url, self.settings.forms.max_url_chars)
+                data = self.fetcher.fetch(url).data
+                fetched[segment.url], media = self._check_audio(data, url)
+                job.audio.append((data, media, url))
+            return {"blob": fetched[segment.url]}
+        if isinstance(segment, AudioSegment) and segment.data is not None:
+            digest, media = self._check_audio(segment.data, segment.name or "upload")
+            job.audio.append((segment.data, media, f"upload:{segment.name[:200]}"))
+            return {"blob": digest}
+        raise NoVoiceFile("a vtts segment must be a text, a URL or uploaded audio")
+
+    def _viewer(self, session: Session, caller: Caller) -> Account:
+        viewer = session.get(Account, caller.user_id)
+        if viewer is None:
+            raise AccountNotFound(f"account {caller.user_id} is gone")
+        return viewer
+
+    def _recipients(self, session: Session, caller: Caller, job: _Job) -> list[str]:
+        phones = list(job.phones)
+        if job.group is not None:
+            members = lists.group_phones(session, caller.owner_id, job.group)
+            if not members:
+                raise GroupNotFound(f"no group {job.group[:40]!r} with members")
+            phones = list(dict.fromkeys([*phones, *members]))
+        limit = self.settings.phones.max_recipients
+        if len(phones) > limit:
+            raise TooManyRecipients(f"{len(phones)} recipients, more than {limit}")
+        return phones
+
+    def _submit(self, caller: Caller, job: _Job) -> list[Submitted]:
+        """Write the job's messages and their reservation in one transaction, then wake the worker."""
+        now = self.now()
+        job_id = queue.new_message_id()
+        with self._write() as session:
+            ledger.lock_owner(session, caller.owner_id)  # first: the message inserts' FK locks come after
+            user = self._viewer(session, caller)
+            phones = self._recipients(session, caller, job)
+            blocked = lists.blocked(session, caller.owner_id, phones)
+            for data, media, origin in job.audio:
+                blobs.put_blob(session, data, now, media, origin)
+            created = [
+                self._message(session, user, job, phone, phone in blocked, job_id, now) for phone in phones
+            ]
+            ledger.reserve_for(session, user, [m for m in created if m.finished_at is None], now)
+            results = [Submitted(m.id, m.phone, m.status_code, m.status_text) for m in created]
+        queued = sum(1 for r in results if r.code == queue.QUEUED[0])
+        refused = len(results) - queued
+        log.info("job %s of %s: %d queued, %d refused", job_id, caller.username, queued, refused)
+        if queued and self._wake is not None:
+            self._wake()
+        return results
+
+    def _message(
+        self,
+        session: Session,
+        user: Account,
+        job: _Job,
+        phone: str,
+        blocked: bool,
+        job_id: str,
+        now: dt.datetime,
+    ) -> Message:
+        draft = job.draft(phone)
+        spec = queue.NewMessage(
+            kind=draft.kind,
+            phone=phone,
+            job_id=job_id,
+            callerid=draft.callerid or "",
+            body=draft.body,
+            settings=draft.settings,
+            prompt_blob=draft.blob,
+            parts=draft.parts,
+            callback_url=job.callback_url,
+        )
+        if blocked:
+            spec = replace(spec, status=DO_NOT_CALL)
+        else:
+            price, currency = rating.price_for(session, phone, draft.kind)
+            spec = replace(spec, rate=price, currency=currency, reserved=self._reservation(draft, price))
+        return queue.create_message(session, user, spec, now)
+
+    def _reservation(self, draft: _Draft, price: int) -> int:
+        if draft.kind == MessageKind.SMS:
+            return rating.sms_cost(draft.parts, price)
+        max_call = self.settings.dialer.max_call_s
+        return rating.call_cost(max_call, price, self.settings.store.billing_increment_s)
+
+
+def _fixed(draft: _Draft) -> Callable[[str], _Draft]:
+    return lambda _phone: draft
+
+
+def _group(group: str | None) -> str | None:
+    return group.strip() if group is not None and group.strip() else None
+
+
+def _checked_caller(account: Account) -> Caller | GatewayError:
+    """The Caller of an account row (read inside its session), or the refusal to raise once the password
+    is known to be right: AccountNotFound for an orphaned sub-user, AccountNotActive when disabled."""
+    parent = account.parent if account.parent_id is not None else None
+    if account.role == Role.SUBUSER and parent is None:
+        return AccountNotFound(f"sub-user {account.username} has no account")
+    if not account.active or (parent is not None and not parent.active):
+        return AccountNotActive(account.username)
+    return Caller(account.id, account.owner_id, account.username, account.role)
+
+
+# --- SMS parts (an estimate for the reservation; the SMS sender counts the parts it really sends) --------
+
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+
+def sms_parts(text: str) -> int:
+    """How many SMS parts `text` needs: GSM-7 (160 septets, 153 per part when split; extension characters
+    take two) or else UCS-2 (70 UTF-16 units, 67 per part)."""
+    if all(ch in _GSM_BASIC or ch in _GSM_EXTENSION for ch in text):
+        units, single, multi = sum(2 if ch in _GSM_EXTENSION else 1 for ch in text), 160, 153
+    else:
+        units, single, multi = len(text.encode("utf-16-le")) // 2, 70, 67
+    return 1 if units <= single else -(-units // multi)
+

@@ -1,0 +1,191 @@
+"""Legacy matrix_tts submissions per second and latency against a real uvicorn server, SQLite and PostgreSQL.
+
+    .venv/bin/python -m tests.bench.bench_api [--seconds 10] [--connections 16] [--backend sqlite|both]
+
+One uvicorn process (one event loop, the default thread pool) on 127.0.0.1 serves a seeded store; the load
+comes from wrk (Debian package `wrk`) when installed, else from an httpx/asyncio generator. Every request
+is a new submission by the same account, so after the first argon2 verify the credential cache answers.
+Prints requests/s, p50/p99 latency, and how many messages the store holds afterwards (all must be queued).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from argon2 import PasswordHasher
+from sqlalchemy import func, select
+
+from store.db import Database
+from store.models import Message
+from tests.integration.api.conftest import seed
+from tests.integration.store.postgres import free_tcp_port, running_cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+BODY = "username=user%40hotmail.com&password=pass72727&phone=12506063167&txt=Adam%2C+web+server+is+down"
+LUA = f"""wrk.method = "POST"
+wrk.body = "{BODY}"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+"""
+
+
+@contextlib.contextmanager
+def server(url: str, data: Path) -> Iterator[str]:
+    """uvicorn on a free port, serving the store at `url`."""
+    port = free_tcp_port()
+    env = {**os.environ, "IVRGATE_DATA_DIR": str(data), "IVRGATE_DATABASE_URL": url}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.app:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/sms_rate", params={"phone": "12506058145"}, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("uvicorn did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def prepare(url: str) -> None:
+    database = Database.open(url)
+    database.upgrade()
+    seed(database, PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+    with database.transaction() as s:
+        from store import accounts, ledger
+        from tests.integration.api.conftest import NOW
+
+        owner = accounts.find_account(s, "user@hotmail.com")
+        assert owner is not None
+        ledger.top_up(s, owner.id, 10**15, NOW)
+    database.dispose()
+
+
+def queued(url: str) -> int:
+    database = Database.open(url)
+    with database.read() as s:
+        count = int(
+            s.scalar(select(func.count()).select_from(Message).where(Message.status_code == 100)) or 0
+        )
+    database.dispose()
+    return count
+
+
+def run_wrk(base: str, seconds: int, connections: int) -> tuple[float, str, str, int]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(LUA)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            script.name,
+            f"{base}/matrix_tts",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    latency = out.partition("Latency Distribution")[2]
+    p50 = re.search(r"50%\s+(\S+)", latency).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+(\S+)", latency).group(1)  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rate, p50, p99, total
+
+
+async def _load(base: str, seconds: int, connections: int) -> tuple[float, str, str, int]:
+    latencies: list[float] = []
+    failures = 0  # here: accepted submissions
+    stop = time.monotonic() + seconds
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=connections)) as client:
+
+        async def user() -> None:
+            nonlocal failures
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                answer = await client.post("/matrix_tts", content=BODY, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                failures += "STATUSCODE: 200" in answer.text
+
+        begin = time.monotonic()
+        await asyncio.gather(*(user() for _ in range(connections)))
+        elapsed = time.monotonic() - begin
+    latencies.sort()
+    pick = lambda q: f"{latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000:.2f}ms"  # noqa: E731
+    return len(latencies) / elapsed, pick(0.5), pick(0.99), failures
+
+
+def measure(name: str, url: str, args: argparse.Namespace) -> None:
+    prepare(url)
+    with tempfile.TemporaryDirectory() as data, server(url, Path(data)) as base:
+        httpx.post(
+            f"{base}/matrix_tts", content=BODY, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )  # argon2 once
+        if shutil.which("wrk") and not args.httpx:
+            tool, (rate, p50, p99, sent) = "wrk", run_wrk(base, args.seconds, args.connections)
+        else:
+            tool, (rate, p50, p99, sent) = "httpx", asyncio.run(_load(base, args.seconds, args.connections))
+    stored = queued(url) - 1  # the warm-up request
+    print(
+        f"{name:10s} {tool:5s} {rate:8.0f} submissions/s  p50 {p50:>9s}  p99 {p99:>9s}  "
+        f"requests {sent}, queued in the store {stored}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--httpx", action="store_true", help="use the httpx generator even if wrk exists")
+    args = parser.parse_args(argv)
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            measure("sqlite", f"sqlite:///{tmp}/bench.db", args)
+    if args.backend in ("postgresql", "both"):
+        with running_cluster() as cluster:
+            measure("postgresql", cluster.create_database("ivrgate_bench"), args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
