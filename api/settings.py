@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from api.callbacks import CallbackSettings
 from api.credentials import CacheSettings
 from api.forms import FormLimits
 from api.phones import PhoneSettings
@@ -36,6 +38,54 @@ from tts.settings import TTSSettings
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "ivrgate"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The voice worker of `ivrgate serve` (api/worker.py): how it polls, heartbeats and stops."""
+
+    enabled: bool = True
+    """Run the voice worker (and the SIP engine pool) inside `ivrgate serve`; False: an API-only node."""
+    worker_id: str = ""
+    """Names this worker's leases; empty: `<host>:<pid>`. Must differ between live workers."""
+    poll_interval_s: float = 2.0
+    """How often the store is polled for due messages when no submission woke the worker."""
+    heartbeat_s: float = 0.0
+    """How often held leases are extended; 0: a third of store.lease_s."""
+    cancel_in_flight: bool = False
+    """At shutdown, cancel calls in progress (unanswered ones return to the queue) rather than finish them."""
+    shutdown_timeout_s: float = 30.0
+    """Longest a shutdown waits for calls in progress before cancelling them."""
+
+    def __post_init__(self) -> None:
+        if self.poll_interval_s <= 0 or self.heartbeat_s < 0 or self.shutdown_timeout_s < 0:
+            raise ValueError("poll_interval_s must be > 0; heartbeat_s and shutdown_timeout_s >= 0")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The HTTP server of `ivrgate serve` and the process's logs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    certfile: str = ""
+    """PEM certificate (chain); with keyfile set, the server speaks HTTPS only."""
+    keyfile: str = ""
+    log_format: str = "text"
+    """text (human-readable lines) | json (one JSON object a line, for log collectors)."""
+    log_level: str = "INFO"
+    access_log: bool = False
+    """Log every HTTP request (uvicorn's access log)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, not {self.port}")
+        if bool(self.certfile) != bool(self.keyfile):
+            raise ValueError("HTTPS needs both certfile and keyfile")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be text or json, not {self.log_format!r}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"log_level must be a logging level name, not {self.log_level!r}")
 
 
 class SettingsError(ValueError):
@@ -58,8 +108,11 @@ class Settings(BaseSettings):
     phones: PhoneSettings = PhoneSettings()
     forms: FormLimits = FormLimits()
     credentials: CacheSettings = CacheSettings()
+    callbacks: CallbackSettings = CallbackSettings()
     store: StoreSettings = StoreSettings()
     """The database: IVRGATE_DATABASE_URL (read by store.db.resolve_url) or IVRGATE_STORE__DATABASE_URL."""
+    worker: WorkerSettings = WorkerSettings()
+    server: ServerSettings = ServerSettings()
 
     @model_validator(mode="before")
     @classmethod

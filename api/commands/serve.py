@@ -1,0 +1,128 @@
+"""`ivrgate serve`: the HTTP API, the SIP engine pool and the voice worker in one process.
+
+    ivrgate --data /srv/ivrgate serve                          # http://127.0.0.1:8080, SQLite in /srv/ivrgate
+    ivrgate serve --host 0.0.0.0 --port 8443 --certfile cert.pem --keyfile key.pem
+    IVRGATE_SIP__TRUNK_HOST=sip.trunk.example IVRGATE_SERVER__LOG_FORMAT=json ivrgate serve
+
+At start-up the settings are checked (the trunk URI template and host, the certificate files), the
+store's migrations are applied (`ivrgate db upgrade`), then uvicorn serves api.app.create_app with the
+engine pool and the voice worker in its lifespan (asyncio, one process). SIGTERM or SIGINT shut down
+gracefully: no new connections, the worker stops claiming, calls in progress finish (or are cancelled:
+`worker.cancel_in_flight`), messages not yet dialled go back to the queue, the engines stop; exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from api.commands.user import open_store
+from api.errors import GatewayError
+from api.logging_setup import configure_logging
+from api.phones import sip_uri
+from api.settings import ServerSettings, Settings
+
+log = logging.getLogger(__name__)
+
+PROBE_NUMBER = "+12025550123"
+"""A possible number the trunk template is tried with at start-up."""
+
+
+class StartupError(GatewayError):
+    """A setting that cannot work, found before anything starts."""
+
+    status_text = "ERROR: INVALID SETTINGS"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `serve` sub-command."""
+    parser = subparsers.add_parser(
+        "serve", help="run the HTTP API, the SIP engines and the voice worker",
+        description="Serve the legacy and v1 APIs, /healthz and /metrics, and dial queued voice messages.")
+    parser.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default: server.port, 8080)")
+    parser.add_argument("--certfile", help="PEM certificate: serve HTTPS (with --keyfile)")
+    parser.add_argument("--keyfile", help="PEM private key of --certfile")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="API only: no SIP engines, no calls (another node's worker dials)")
+    parser.set_defaults(func=run)
+
+
+def with_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with the command line's overrides (validated like the rest)."""
+    given = {name: getattr(args, name) for name in ("host", "port", "certfile", "keyfile")
+             if getattr(args, name) is not None}
+    update: dict[str, object] = {}
+    if given:
+        try:
+            update["server"] = dataclasses.replace(settings.server, **given)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise StartupError(f"server: {exc}") from None
+    if args.no_worker:
+        update["worker"] = dataclasses.replace(settings.worker, enabled=False)
+    return settings.model_copy(update=update) if update else settings
+
+
+def check_startup(settings: Settings) -> None:
+    """Refuse settings that would only fail later: a trunk that cannot be dialled, missing cert files."""
+    server = settings.server
+    for name in ("certfile", "keyfile"):
+        path = getattr(server, name)
+        if path and not Path(path).is_file():
+            raise StartupError(f"server.{name}: no such file: {path}")
+    if settings.worker.enabled:
+        try:
+            sip_uri(PROBE_NUMBER, settings.sip.uri_template, settings.sip.trunk_host)
+        except GatewayError as exc:
+            hint = "set IVRGATE_SIP__TRUNK_HOST, or serve --no-worker"
+            raise StartupError(f"sip: {exc.detail} ({hint})") from None
+
+
+def server_config(settings: Settings) -> uvicorn.Config:
+    """uvicorn's configuration: our logging (log_config=None), HTTPS when a certificate is set."""
+    from api.app import create_app  # FastAPI and the routers load only when serving
+
+    server: ServerSettings = settings.server
+    app = create_app(settings, with_worker=settings.worker.enabled)
+    return uvicorn.Config(
+        app, host=server.host, port=server.port, loop="asyncio", lifespan="on", log_config=None,
+        access_log=server.access_log, server_header=False,
+        ssl_certfile=server.certfile or None, ssl_keyfile=server.keyfile or None)
+
+
+@contextlib.contextmanager
+def quiet_signals() -> Iterator[None]:
+    """uvicorn handles SIGTERM/SIGINT itself and re-raises them after its graceful shutdown; these
+    handlers receive the re-raised signals, so a requested stop ends with status 0."""
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = with_arguments(settings, args)
+    level = "DEBUG" if args.verbose >= 2 else settings.server.log_level
+    configure_logging(settings.server.log_format, level)
+    check_startup(settings)
+    open_store(settings).dispose()  # migrations, before anything serves
+    config = server_config(settings)
+    server = uvicorn.Server(config)
+    scheme = "https" if settings.server.certfile else "http"
+    worker = "with the voice worker" if settings.worker.enabled else "API only"
+    print(f"ivrgate: serving {scheme}://{settings.server.host}:{settings.server.port} "
+          f"(data {settings.data_dir}, {worker})", flush=True)
+    with quiet_signals():
+        server.run()
+    sys.stdout.flush()
+    return 0 if server.started else 1

@@ -1,0 +1,189 @@
+"""Operations endpoints: GET /healthz (is this node fit to serve?) and GET /metrics (Prometheus text).
+
+    curl -s http://127.0.0.1:8080/healthz     # {"status": "ok", "database": "ok", "engines": {...}}
+    curl -s http://127.0.0.1:8080/metrics     # ivrgate_queue_depth 3.0 ...
+
+The endpoints read what they report from an `OpsContext` kept in `app.state.ops` (set by `attach`):
+the database, and, on a node that places calls, the engine pool and the voice worker. Every metric
+lives in the context's own `CollectorRegistry`, never in prometheus-client's global one, so several
+apps (tests, a second node in one process) never collide. Gauges that describe the present (queue
+depth, calls in progress, engines up) are read when scraped; counters and histograms are fed by the
+worker as calls end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from store.db import Database
+from store.errors import StoreError
+from store.queue import queue_depth
+
+log = logging.getLogger(__name__)
+
+DURATION_BUCKETS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
+"""Seconds an answered call lasted, from answer to hang-up."""
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+"""Seconds from a voice message's submission to the start of its first call attempt."""
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class EngineStatus(Protocol):
+    """What /healthz and /metrics read of ivr.pool.EnginePool."""
+
+    @property
+    def pids(self) -> list[int | None]: ...
+
+
+class WorkerStatus(Protocol):
+    """What /metrics reads of api.worker.VoiceWorker."""
+
+    @property
+    def in_flight(self) -> int: ...
+
+
+class Metrics:
+    """The counters and histograms the voice worker feeds, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.outcomes = Counter(
+            "ivrgate_call_outcomes", "Finished voice messages by status code.", ["code"],
+            registry=self.registry)
+        self.attempts = Counter(
+            "ivrgate_call_attempts", "Call attempts placed (retries included).", registry=self.registry)
+        self.retries = Counter(
+            "ivrgate_call_retries", "Busy or unanswered attempts given back to the queue for a retry.",
+            registry=self.registry)
+        self.call_duration = Histogram(
+            "ivrgate_call_duration_seconds", "Answered calls: seconds from answer to hang-up.",
+            buckets=DURATION_BUCKETS, registry=self.registry)
+        self.submission_latency = Histogram(
+            "ivrgate_submission_latency_seconds",
+            "Seconds from a voice message's submission to its first dial.",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+
+    def outcome(self, code: int) -> None:
+        self.outcomes.labels(code=str(code)).inc()
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text exposition format."""
+        return bytes(generate_latest(self.registry))
+
+
+@dataclass
+class OpsContext:
+    """What the operations endpoints report on; `pool` and `worker` are None on an API-only node."""
+
+    db: Database
+    metrics: Metrics = field(default_factory=Metrics)
+    pool: EngineStatus | None = None
+    worker: WorkerStatus | None = None
+    now: Callable[[], dt.datetime] = utc_now
+
+    def __post_init__(self) -> None:
+        self.metrics.registry.register(_LiveCollector(self))
+
+
+class _LiveCollector(Collector):
+    """Gauges read at scrape time: queue depth, calls in progress, engine processes."""
+
+    def __init__(self, context: OpsContext) -> None:
+        self._context = context
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = _queue_depth(self._context)
+        if depth is not None:
+            yield GaugeMetricFamily("ivrgate_queue_depth", "Unfinished messages due now and not leased.",
+                                    value=depth)
+        worker = self._context.worker
+        if worker is not None:
+            yield GaugeMetricFamily("ivrgate_calls_in_progress", "Voice messages this node is working on.",
+                                    value=worker.in_flight)
+        pool = self._context.pool
+        if pool is not None:
+            pids = pool.pids
+            yield GaugeMetricFamily("ivrgate_engine_processes_up", "SIP engine processes running.",
+                                    value=sum(pid is not None for pid in pids))
+            yield GaugeMetricFamily("ivrgate_engine_processes", "SIP engine processes configured.",
+                                    value=len(pids))
+
+
+def _queue_depth(context: OpsContext) -> int | None:
+    try:
+        with context.db.read() as session:
+            return queue_depth(session, context.now())
+    except (SQLAlchemyError, StoreError) as exc:
+        log.warning("metrics: queue depth unavailable: %s", exc)
+        return None
+
+
+def check_health(context: OpsContext) -> tuple[bool, dict[str, Any]]:
+    """(healthy, the JSON body): the database answers, and on a calling node at least one engine runs."""
+    body: dict[str, Any] = {}
+    healthy = True
+    try:
+        with context.db.read() as session:
+            session.execute(text("SELECT 1"))
+        body["database"] = "ok"
+    except (SQLAlchemyError, StoreError) as exc:
+        log.warning("health: database unreachable: %s", exc)
+        body["database"] = "unreachable"
+        healthy = False
+    if context.pool is not None:
+        pids = context.pool.pids
+        up = sum(pid is not None for pid in pids)
+        body["engines"] = {"up": up, "total": len(pids)}
+        healthy = healthy and up > 0
+    if context.worker is not None:
+        body["calls_in_progress"] = context.worker.in_flight
+    return healthy, {"status": "ok" if healthy else "unavailable", **body}
+
+
+router = APIRouter(tags=["operations"])
+
+
+def _context(request: Request) -> OpsContext | None:
+    context = getattr(request.app.state, "ops", None)
+    return context if isinstance(context, OpsContext) else None
+
+
+@router.get("/healthz", summary="Health of this node (200 ok, 503 when not fit to serve)")
+def healthz(request: Request) -> JSONResponse:
+    context = _context(request)
+    if context is None:
+        return JSONResponse({"status": "unavailable", "reason": "not configured"}, status_code=503)
+    healthy, body = check_health(context)
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    context = _context(request)
+    if context is None:
+        return Response("# no metrics: not configured\n", status_code=503, media_type="text/plain")
+    return Response(context.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def attach(app: FastAPI, context: OpsContext) -> OpsContext:
+    """Make `app` report on `context` (and mount the router unless it already is)."""
+    app.state.ops = context
+    paths = {getattr(route, "path", None) for route in app.routes}
+    if "/healthz" not in paths:
+        app.include_router(router)
+    return context

@@ -1,0 +1,607 @@
+"""The voice worker: queued voice messages in the store -> SIP calls -> outcomes and charges in the store.
+
+    worker = VoiceWorker(settings, db, pool, renderer, worker_id="node1:4242")
+    task = asyncio.create_task(worker.run())
+    gateway = Gateway(settings, db, wake=worker.wake)      # a submission wakes the worker at once
+    ...
+    await worker.stop()                                    # finish (or cancel) calls, release the rest
+
+Nothing lives only in this process's memory: a message is claimed with a lease (store.queue.claim),
+the lease is extended by heartbeats while the call runs, and every step is written to the store under
+that lease. A worker killed mid-call stops heartbeating, its lease expires, and the next claim (by any
+worker on any node sharing the database) takes the message again; `attempts` counts every claim.
+
+Per message: the prompt is rebuilt from the message's `settings` JSON and its blobs and rendered
+through the renderer's content-addressed cache, the SIP URI comes from the trunk template, the call
+runs under ivr.dialer.run_call (calls per second paced here, concurrency bounded by the dialer's
+`max_concurrent` and the engine pool's capacity), and the end is written by store.queue.complete_call
+(outcome, charge by billing increment and the status callback in one transaction), or, for busy and
+unanswered calls with retries left, by store.queue.retry_later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from api.errors import GatewayError
+from api.ops import Metrics
+from api.phones import sip_uri
+from api.settings import Settings
+from ivr.dialer import CallControl, CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
+from ivr.events import SipEvent
+from ivr.fetch import UrlFetcher
+from ivr.outcome import CODE_CANCELLED
+from ivr.pool import EnginePool, EngineUnavailable
+from ivr.prompt import (
+    AudioSegment,
+    PromptRenderer,
+    PromptSpec,
+    RenderedPrompt,
+    Segment,
+    TextSegment,
+    make_voice,
+)
+from store import blobs, queue
+from store.db import Database
+from store.errors import LeaseLost, StoreError
+from store.models import Message
+from tts.base import Voice
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TIMELINE_KINDS: Mapping[str, str] = {"ringing": "ringing", "answered": "answered", "digit": "key"}
+"""SIP events written to a message's timeline as they happen (hung_up comes with the outcome)."""
+SHUTDOWN = "shutdown"
+LEASE_LOST = "lease lost"
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def default_worker_id() -> str:
+    """`<host>:<pid>`: unique among live workers sharing a database."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PromptUnavailable(GatewayError):
+    """A queued message whose prompt cannot be rebuilt (its audio blob is gone, its settings are bad)."""
+
+    status_text = "ERROR: PROMPT UNAVAILABLE"
+
+
+class PromptSource(Protocol):
+    """What the worker needs of ivr.prompt.PromptRenderer."""
+
+    def render(self, spec: PromptSpec) -> RenderedPrompt: ...
+
+
+# ------------------------------------------------------------------------------------------ pure parts
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """The columns of a claimed message the worker needs, copied out of the claiming transaction."""
+
+    id: str
+    kind: str
+    phone: str
+    callerid: str
+    body: str
+    settings: Mapping[str, Any]
+    prompt_blob: str | None
+    attempts: int
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, message: Message) -> ClaimedMessage:
+        return cls(id=message.id, kind=message.kind, phone=message.phone, callerid=message.callerid or "",
+                   body=message.body or "", settings=dict(message.settings or {}),
+                   prompt_blob=message.prompt_blob, attempts=message.attempts, created_at=message.created_at)
+
+
+def prompt_spec(message: ClaimedMessage, load_blob: Callable[[str], bytes | None]) -> PromptSpec:
+    """Rebuild a message's prompt from its settings JSON (the service contract) and its stored blobs:
+    tts {"text", "language", "gender"}; voice {"blob"}; vtts {"segments": [{"text"[, "language", "gender"]}
+    | {"blob"}], "language", "gender"}."""
+    settings = message.settings
+    voice = make_voice(settings.get("language"), settings.get("gender"))
+    if message.kind == "tts":
+        text = settings.get("text") or message.body
+        if not isinstance(text, str) or not text.strip():
+            raise PromptUnavailable(f"message {message.id} has no text to speak")
+        return PromptSpec((TextSegment(text),), voice)
+    if message.kind in ("voice", "voicew"):
+        digest = settings.get("blob") or message.prompt_blob
+        return PromptSpec((_blob_segment(digest, load_blob, 0),), voice)
+    if message.kind == "vtts":
+        items = settings.get("segments")
+        if not isinstance(items, list) or not items:
+            raise PromptUnavailable(f"message {message.id} has no segments")
+        return PromptSpec(tuple(_segment(item, load_blob, i, voice) for i, item in enumerate(items)), voice)
+    raise PromptUnavailable(f"message {message.id}: {message.kind!r} is not a voice kind")
+
+
+def _segment(item: object, load_blob: Callable[[str], bytes | None], index: int, voice: Voice) -> Segment:
+    if isinstance(item, Mapping) and isinstance(item.get("text"), str):
+        own = "language" in item or "gender" in item
+        segment_voice = make_voice(item.get("language"), item.get("gender"), voice) if own else None
+        return TextSegment(item["text"], segment_voice)
+    if isinstance(item, Mapping) and "blob" in item:
+        return _blob_segment(item["blob"], load_blob, index)
+    raise PromptUnavailable(f"segment {index} is neither text nor blob: {item!r:.80}")
+
+
+def _blob_segment(digest: object, load_blob: Callable[[str], bytes | None], index: int) -> AudioSegment:
+    data = load_blob(digest) if isinstance(digest, str) and digest else None
+    if data is None:
+        raise PromptUnavailable(f"segment {index}: audio blob {digest!r:.70} is not in the store")
+    return AudioSegment(data=data, name=f"blob {digest}")
+
+
+def call_options(message: ClaimedMessage) -> tuple[bool, int]:
+    """(response, repeat) from the message's settings: the seed's `response` (0|1) and `repeat`."""
+    settings = message.settings
+    response = str(settings.get("response", 0)).strip().lower() in ("1", "true")
+    try:
+        repeat = int(settings.get("repeat", 0) or 0)
+    except (TypeError, ValueError):
+        raise PromptUnavailable(f"message {message.id}: bad repeat {settings.get('repeat')!r:.20}") from None
+    return response, repeat
+
+
+def store_outcome(report: CallReport) -> queue.CallOutcome:
+    """The store's record of an attempt: the client's code and text, and the exact answered duration
+    (the text shows whole seconds; billing rounds the exact duration up by increment)."""
+    outcome = report.outcome
+    exact = report.flow.duration_s if outcome.answered and report.flow is not None else 0.0
+    return queue.CallOutcome(
+        status_code=outcome.code, status_text=outcome.text, answered=outcome.answered,
+        duration_s=max(exact, float(outcome.duration_s)), response=outcome.digit or "",
+        sip_code=outcome.sip_code, sip_call_id=outcome.call_id)
+
+
+def failure_outcome(exc: BaseException) -> queue.CallOutcome:
+    """A message that could not be dialled at all: its error's code and text, nothing charged."""
+    return queue.CallOutcome(status_code=int(getattr(exc, "code", 500)),
+                             status_text=str(getattr(exc, "status_text", "ERROR")), answered=False)
+
+
+def is_coded(exc: BaseException) -> bool:
+    """An error of one of our layers (it carries a seed status code and text)."""
+    return isinstance(getattr(exc, "code", None), int) and isinstance(getattr(exc, "status_text", None), str)
+
+
+# ---------------------------------------------------------------------------------- observed calls
+
+
+class _ObservedCall:
+    """A call handle whose SIP events are also handed to `seen` (for the message's live timeline)."""
+
+    def __init__(self, handle: CallControl, seen: Callable[[SipEvent], None]) -> None:
+        self._handle, self._seen = handle, seen
+        self.ref = handle.ref
+
+    async def events(self) -> AsyncIterator[SipEvent]:
+        async for event in self._handle.events():
+            self._seen(event)
+            yield event
+
+    async def play(self, wav: Path | str, loop: bool = False) -> None:
+        await self._handle.play(wav, loop)
+
+    async def stop_playback(self) -> None:
+        await self._handle.stop_playback()
+
+    async def record(self, path: Path | str) -> None:
+        await self._handle.record(path)
+
+    async def hangup(self, code: int | None = None) -> None:
+        await self._handle.hangup(code)
+
+
+class _ObservedPool:
+    """The engine pool as run_call sees it for one message: the call's events are observed."""
+
+    def __init__(self, pool: CallPlacer, seen: Callable[[SipEvent], None]) -> None:
+        self._pool, self._seen = pool, seen
+        self.settings = pool.settings
+
+    async def place_call(self, uri: str, *, caller_id: str = "", display_name: str = "",
+                         headers: Mapping[str, str] | None = None) -> CallControl:
+        handle = await self._pool.place_call(uri, caller_id=caller_id, display_name=display_name,
+                                             headers=headers)
+        return _ObservedCall(handle, self._seen)
+
+
+@dataclass
+class _Active:
+    """A message this worker holds: its task, and the event that cancels its call."""
+
+    message: ClaimedMessage
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str = ""
+    dialled: bool = False
+    answered: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def stop(self, reason: str) -> None:
+        if not self.cancel.is_set():
+            self.reason = reason
+            self.cancel.set()
+
+
+# ------------------------------------------------------------------------------------------ the worker
+
+
+class VoiceWorker:
+    """Claims due voice messages and runs their calls; see the module docstring."""
+
+    def __init__(self, settings: Settings, db: Database, pool: CallPlacer, renderer: PromptSource, *,
+                 worker_id: str, now: Callable[[], dt.datetime] = utc_now,
+                 metrics: Metrics | None = None) -> None:
+        self.settings, self.db, self.pool, self.renderer = settings, db, pool, renderer
+        self.worker_id = worker_id
+        self.metrics = metrics
+        self._now = now
+        self._lease_s = settings.store.lease_s
+        self._heartbeat_s = settings.worker.heartbeat_s or self._lease_s / 3
+        rate = settings.dialer.calls_per_second
+        self._limiter = RateLimiter(rate, max(1, int(rate)))
+        self._pace_lock = asyncio.Lock()
+        self._active: dict[str, _Active] = {}
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._cancel_on_stop = settings.worker.cancel_in_flight
+        self._done = asyncio.Event()
+
+    # --------------------------------------------------------------------------------------- public
+
+    @property
+    def in_flight(self) -> int:
+        """Messages this worker holds now (being rendered, waiting for a slot, or on a call)."""
+        return len(self._active)
+
+    def wake(self) -> None:
+        """New work was queued: claim now instead of at the next poll. Safe from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        """Claim and work messages until stop(); then finish or cancel the calls in progress, give
+        back every message not being called, and return."""
+        self._loop = asyncio.get_running_loop()
+        heart = asyncio.create_task(self._heartbeats(), name=f"heartbeat-{self.worker_id}")
+        log.info("voice worker %s started (lease %.0f s, heartbeat %.1f s)", self.worker_id,
+                 self._lease_s, self._heartbeat_s)
+        try:
+            while not self._stopping:
+                await self._claim_round()
+                await self._idle()
+            await self._drain()
+        finally:
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heart
+            self._done.set()
+            log.info("voice worker %s stopped", self.worker_id)
+
+    async def stop(self, *, cancel_in_flight: bool | None = None) -> None:
+        """Stop claiming; calls in progress are finished (or cancelled: per the argument, else the
+        `worker.cancel_in_flight` setting); waits until run() has returned when it is running."""
+        if cancel_in_flight is not None:
+            self._cancel_on_stop = cancel_in_flight
+        self._stopping = True
+        self._wake.set()
+        if self._loop is not None:
+            await self._done.wait()
+
+    # ---------------------------------------------------------------------------------- claim loop
+
+    def _free_slots(self) -> int:
+        capacity = getattr(self.pool, "capacity", None)
+        limit = self.settings.dialer.max_concurrent
+        if isinstance(capacity, int):
+            limit = min(limit, capacity)
+        return max(0, limit - len(self._active))
+
+    async def _claim_round(self) -> None:
+        free = self._free_slots()
+        if free == 0:
+            return
+        try:
+            claimed = await self._write(self._claim, free)
+        except (StoreError, SQLAlchemyError) as exc:
+            log.error("worker %s: claim failed: %s", self.worker_id, exc)
+            return
+        for message in claimed:
+            self._start(message)
+
+    def _claim(self, session: Session, limit: int) -> list[ClaimedMessage]:
+        now = self._now()
+        return [ClaimedMessage.of(m) for m in queue.claim(session, self.worker_id, now, self._lease_s, limit)]
+
+    def _start(self, message: ClaimedMessage) -> None:
+        active = _Active(message)
+        self._active[message.id] = active
+        active.task = asyncio.create_task(self._work(active), name=f"message-{message.id}")
+        active.task.add_done_callback(lambda _task: self._finished(message.id))
+        log.info("worker %s claimed %s (%s to %s, attempt %d)", self.worker_id, message.id, message.kind,
+                 message.phone, message.attempts)
+
+    def _finished(self, message_id: str) -> None:
+        self._active.pop(message_id, None)
+        self._wake.set()  # a slot is free: claim again
+
+    async def _idle(self) -> None:
+        """Wait for a wake-up (a submission, a free slot, stop) or the poll interval."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.settings.worker.poll_interval_s)
+        self._wake.clear()
+
+    async def _drain(self) -> None:
+        """Shutdown: cancel what is not yet dialled (or everything, by choice), wait for the rest."""
+        for active in self._active.values():
+            if self._cancel_on_stop or not active.dialled:
+                active.stop(SHUTDOWN)
+        tasks = [a.task for a in self._active.values() if a.task is not None]
+        if not tasks:
+            return
+        _done, late = await asyncio.wait(tasks, timeout=self.settings.worker.shutdown_timeout_s)
+        if late:
+            log.warning("worker %s: %d calls still running at shutdown; cancelling", self.worker_id,
+                        len(late))
+            for active in list(self._active.values()):
+                active.stop(SHUTDOWN)
+            grace = self.settings.dialer.hangup_grace_s + 5.0
+            _done, hung = await asyncio.wait(late, timeout=grace)
+            for task in hung:  # their leases expire and another worker reclaims them
+                task.cancel()
+            await asyncio.gather(*hung, return_exceptions=True)
+
+    # -------------------------------------------------------------------------------- heartbeats
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            ids = list(self._active)
+            if not ids:
+                continue
+            try:
+                held = await self._write(queue.heartbeat, self.worker_id, ids, self._now(), self._lease_s)
+            except (StoreError, SQLAlchemyError) as exc:
+                log.error("worker %s: heartbeat failed: %s", self.worker_id, exc)
+                continue
+            for message_id in set(ids) - held:
+                active = self._active.get(message_id)
+                if active is not None:
+                    log.warning("worker %s lost the lease of %s; stopping its call", self.worker_id,
+                                message_id)
+                    active.stop(LEASE_LOST)
+
+    # ------------------------------------------------------------------------------- one message
+
+    async def _work(self, active: _Active) -> None:
+        message = active.message
+        try:
+            job = await asyncio.to_thread(self._prepare, message)
+        except Exception as exc:
+            await self._not_dialled(active, exc)
+            return
+        await self._pace(active)
+        if active.cancel.is_set():
+            await self._give_back(active, "not dialled: " + active.reason)
+            return
+        try:
+            report = await self._call(active, job)
+        except Exception as exc:
+            await self._not_dialled(active, exc)
+            return
+        await self._settle(active, report)
+
+    def _prepare(self, message: ClaimedMessage) -> CallJob:
+        """Rebuild and render the prompt, build the SIP URI: everything a call needs."""
+        with self.db.read() as session:
+            spec = prompt_spec(message, lambda digest: blobs.get_blob(session, digest))
+        response, repeat = call_options(message)
+        rendered = self.renderer.render(spec)
+        sip = self.settings.sip
+        uri = sip_uri(message.phone, sip.uri_template, sip.trunk_host)
+        return CallJob(job_id=message.id, uri=uri, prompt=rendered.path, response=response, repeat=repeat,
+                       caller_id=message.callerid)
+
+    async def _pace(self, active: _Active) -> None:
+        """Wait for the calls-per-second limiter (or until this message is cancelled)."""
+        loop = asyncio.get_running_loop()
+        async with self._pace_lock:
+            while not active.cancel.is_set() and (wait := self._limiter.delay(loop.time())) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(active.cancel.wait(), wait)
+
+    async def _call(self, active: _Active, job: CallJob) -> CallReport:
+        message = active.message
+        await self._write(lambda s: queue.progress(s, message.id, self.worker_id, self._now(),
+                                                   status=queue.CALLING, event="dialling", detail=job.uri))
+        active.dialled = True
+        self._count_attempt(message)
+        timeline: asyncio.Queue[SipEvent | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._timeline(active, timeline), name=f"timeline-{message.id}")
+        observed = _ObservedPool(self.pool, timeline.put_nowait)
+        try:
+            return await run_call(observed, job, self.settings.dialer, cancel=active.cancel,
+                                  attempt=message.attempts)
+        finally:
+            timeline.put_nowait(None)
+            await writer
+
+    async def _timeline(self, active: _Active, events: asyncio.Queue[SipEvent | None]) -> None:
+        """Write ringing / answered / key events to the message's timeline as they happen."""
+        while (event := await events.get()) is not None:
+            kind = TIMELINE_KINDS.get(event.kind)
+            if kind is None or active.reason == LEASE_LOST:
+                continue
+            active.answered = active.answered or event.kind == "answered"
+            at = self._now() - dt.timedelta(seconds=max(0.0, time.monotonic() - event.t))
+            detail = event.digit or (f"SIP {event.sip_code}" if event.sip_code else "")
+            try:
+                await self._write(lambda s, k=kind, a=at, d=detail: queue.progress(
+                    s, active.message.id, self.worker_id, a, event=k, detail=d))
+            except LeaseLost:
+                active.stop(LEASE_LOST)
+            except (StoreError, SQLAlchemyError) as exc:
+                log.error("message %s: timeline write failed: %s", active.message.id, exc)
+
+    async def _settle(self, active: _Active, report: CallReport) -> None:
+        """Write the attempt's end: retry later, give back (shutdown), or the final outcome and charge."""
+        message, outcome = active.message, report.outcome
+        if active.reason == LEASE_LOST:
+            log.warning("message %s: lease lost during the call; its outcome (%s) is not ours to write",
+                        message.id, outcome.text)
+            return
+        if active.reason == SHUTDOWN and outcome.code == CODE_CANCELLED and not outcome.answered:
+            await self._give_back(active, "shutdown during the call")
+            return
+        delay = retry_delay(outcome, message.attempts, self.settings.dialer)
+        if delay is not None:
+            await self._retry(active, report, delay)
+            return
+        await self._complete(active, store_outcome(report))
+
+    async def _complete(self, active: _Active, outcome: queue.CallOutcome) -> None:
+        message = active.message
+        increment = self.settings.store.billing_increment_s
+        try:
+            await self._write(lambda s: queue.complete_call(
+                s, message.id, self.worker_id, outcome, self._now(), increment_s=increment))
+        except LeaseLost:
+            log.warning("message %s: lease lost before its outcome (%s) was written", message.id,
+                        outcome.status_text)
+            return
+        log.info("message %s: %d %s", message.id, outcome.status_code, outcome.status_text)
+        if self.metrics is not None:
+            self.metrics.outcome(outcome.status_code)
+            if outcome.answered:
+                self.metrics.call_duration.observe(outcome.duration_s)
+
+    async def _retry(self, active: _Active, report: CallReport, delay: float) -> None:
+        message, outcome = active.message, report.outcome
+        at = self._now() + dt.timedelta(seconds=delay)
+        fields: dict[str, Any] = {"sip_code": outcome.sip_code} if outcome.sip_code is not None else {}
+        with contextlib.suppress(LeaseLost):
+            await self._write(lambda s: queue.retry_later(s, message.id, self.worker_id, self._now(), at,
+                                                          reason=outcome.text, **fields))
+            log.info("message %s: %s, retry at %s", message.id, outcome.text, at.isoformat())
+            if self.metrics is not None:
+                self.metrics.retries.inc()
+
+    async def _give_back(self, active: _Active, reason: str, after_s: float = 0.0) -> None:
+        """Return a held message to the queue, due in `after_s` (another worker, or this one restarted,
+        dials it)."""
+        if active.reason == LEASE_LOST:
+            return
+        message = active.message
+        due = self._now() + dt.timedelta(seconds=after_s)
+        try:
+            await self._write(lambda s: queue.retry_later(s, message.id, self.worker_id, self._now(), due,
+                                                          reason=reason))
+        except (StoreError, SQLAlchemyError) as exc:  # the lease will expire instead
+            log.warning("message %s: could not give it back (%s); its lease will expire", message.id, exc)
+
+    async def _not_dialled(self, active: _Active, exc: Exception) -> None:
+        """An attempt that failed before dialling: the message's own fault ends it with the error's code;
+        anything else (the engine pool is gone, a database error) gives it back for later."""
+        message = active.message
+        if isinstance(exc, LeaseLost):
+            return
+        if isinstance(exc, EngineUnavailable | StoreError | SQLAlchemyError):
+            log.error("message %s: not dialled (%s); giving it back", message.id, exc)
+            await self._give_back(active, f"not dialled: {type(exc).__name__}")
+            return
+        if not is_coded(exc):  # a bug: keep the message, but do not spin on it
+            log.exception("message %s: not dialled", message.id, exc_info=exc)
+            later = self.settings.dialer.retry_delay_s
+            await self._give_back(active, f"not dialled: {type(exc).__name__}", later)
+            return
+        log.warning("message %s: cannot be called: %s", message.id, getattr(exc, "detail", exc))
+        await self._complete(active, failure_outcome(exc))
+
+    def _count_attempt(self, message: ClaimedMessage) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.attempts.inc()
+        if message.attempts == 1:
+            waited = (self._now() - message.created_at).total_seconds()
+            self.metrics.submission_latency.observe(max(0.0, waited))
+
+    async def _write(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work(session, *args)` in one write transaction, off the event loop."""
+        def run() -> T:
+            with self.db.transaction() as session:
+                return work(session, *args)
+
+        return await asyncio.to_thread(run)
+
+
+# ------------------------------------------------------------------------------------ a worker node
+
+
+def renderer_for(settings: Settings) -> PromptRenderer:
+    """The prompt renderer of a worker: the data directory's cache, the configured audio and TTS."""
+    return PromptRenderer(settings.cache_dir, fetcher=UrlFetcher(settings.fetch),
+                          decode_limits=settings.decode, telephony=settings.telephony,
+                          assemble_settings=settings.assemble, tts=settings.tts)
+
+
+@dataclass
+class WorkerNode:
+    """A running engine pool and the voice worker using it (see `running_worker`)."""
+
+    pool: EnginePool
+    worker: VoiceWorker
+    task: asyncio.Task[None]
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, db: Database, *, worker_id: str = "",
+                         metrics: Metrics | None = None) -> AsyncIterator[WorkerNode]:
+    """Start the engine pool and a voice worker on this loop; on exit stop the worker (finishing or
+    cancelling its calls per settings.worker) and then the pool."""
+    pool = EnginePool(settings.sip)
+    await pool.start()
+    worker = VoiceWorker(settings, db, pool, renderer_for(settings), metrics=metrics,
+                         worker_id=worker_id or settings.worker.worker_id or default_worker_id())
+    task = asyncio.create_task(worker.run(), name="voice-worker")
+    try:
+        yield WorkerNode(pool, worker, task)
+    finally:
+        try:
+            await worker.stop()
+            await task
+        finally:
+            await pool.stop()

@@ -1,0 +1,105 @@
+"""A worker killed with SIGKILL mid-call leaves its message to be reclaimed after the lease: a second
+worker process completes it, and it is charged once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.worker.conftest import (
+    BALANCE,
+    TTS_PER_MINUTE,
+    PhoneProcess,
+    Store,
+    free_block,
+    process_gone,
+)
+from tests.integration.worker.test_worker import ANSWERED, TTS
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[3]
+LEASE_S = 4
+
+
+def descendants(pid: int) -> set[int]:
+    """PIDs of the living children of `pid` (its engine processes), from /proc."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.update(int(p) for p in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue
+    return found
+
+
+@pytest.fixture
+def workers(store: Store) -> Iterator[Callable[[str, int], subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    engines: set[int] = set()
+
+    def start(worker_id: str, trunk_port: int) -> subprocess.Popen[str]:
+        env = {**os.environ, "IVRGATE_DATA_DIR": str(store.data_dir),
+               "IVRGATE_SIP__TRUNK_HOST": f"127.0.0.1:{trunk_port}", "IVRGATE_SIP__PROCESSES": "1",
+               "IVRGATE_SIP__PORT": str(free_block(1)), "IVRGATE_SIP__RTP_PORT": str(free_block(16)),
+               "IVRGATE_SIP__RTP_PORTS_PER_PROCESS": "16", "IVRGATE_STORE__LEASE_S": str(LEASE_S),
+               "IVRGATE_WORKER__HEARTBEAT_S": "1", "IVRGATE_WORKER__POLL_INTERVAL_S": "0.5",
+               "IVRGATE_WORKER__WORKER_ID": worker_id, "IVRGATE_DIALER__RESPONSE_TIMEOUT_S": "8"}
+        env.pop("IVRGATE_DATABASE_URL", None)
+        proc = subprocess.Popen([sys.executable, "-m", "tests.integration.worker.worker_proc"], cwd=ROOT,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        started.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("worker ready"), line
+        engines.update(descendants(proc.pid))
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    for pid in engines:  # orphaned engines exit on stdin EOF; make sure of it
+        if not process_gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_sigkilled_worker_message_is_completed_by_another(
+    store: Store, phone: Callable[..., PhoneProcess], workers: Callable[[str, int], subprocess.Popen[str]]
+) -> None:
+    # SIP INFO digits: a second RFC 4733 call to one `ivrgate phone` process loses its digits (reported)
+    far = phone("--press", "1", "--wait", "5", "--mode", "info", calls=2)
+    message_id = store.queue_message("tts", settings=TTS)
+    doomed = workers("w-doomed", far.port)
+    engines = descendants(doomed.pid)
+    store.wait_event(message_id, "answered", timeout=60)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+
+    held = store.message(message_id)
+    assert held.finished_at is None and held.lease_owner == "w-doomed"
+    assert (held.status_code, held.status_text) == (110, "Calling")
+    deadline = time.monotonic() + 15
+    while not all(process_gone(pid) for pid in engines) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(process_gone(pid) for pid in engines), "the dead worker's engine outlived it"
+
+    rescuer = workers("w-rescue", far.port)
+    done = store.wait_finished(message_id, timeout=90)
+    assert ANSWERED.match(done.status_text), (done.status_text, store.events(message_id))
+    assert done.attempts == 2 and done.response == "1"
+    claims = [detail for kind, detail in store.events(message_id) if kind == "claimed"]
+    assert [c.split()[0] for c in claims] == ["w-doomed", "w-rescue"]
+    assert store.balance() == BALANCE - TTS_PER_MINUTE  # charged once
+
+    rescuer.send_signal(signal.SIGTERM)
+    assert rescuer.wait(30) == 0
+    calls = far.results(timeout=30)
+    assert len(calls) == 2
