@@ -16,10 +16,11 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from ivr.events import SipEvent
 from ivr.flow import (
     Action,
     Answered,
@@ -41,7 +42,6 @@ from ivr.flow import (
 )
 from ivr.outcome import CODE_BUSY, CODE_NO_ANSWER, CallOutcome, outcome_for
 from ivr.settings import DialerSettings, SipSettings
-from ivr.sip import SipEvent
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,11 @@ class CallReport:
     attempt: int
     timeline: tuple[TimelineEntry, ...]
     flow: FlowResult | None
+    started_at: float = 0.0
+    """time.monotonic() when the attempt began (the timeline counts from here): lets a caller line up
+    the timelines of several calls, e.g. to check concurrency and call rates."""
+    ended_at: float = 0.0
+    """time.monotonic() when the attempt's outcome was settled (the call was over)."""
 
 
 class CallPlacer(Protocol):
@@ -111,6 +116,11 @@ class CallControl(Protocol):
 # ------------------------------------------------------------------------------------------ pure parts
 
 
+_TOKEN_SLACK = 1e-9
+"""Float noise allowed when a waited-for token is taken (else a caller adding the wait to a large
+clock reading could be told to wait a vanishing amount forever)."""
+
+
 class RateLimiter:
     """A token bucket: `rate` calls per second with bursts of `burst`. Pure: time is an argument."""
 
@@ -126,8 +136,8 @@ class RateLimiter:
         if self._last is not None:
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - _TOKEN_SLACK:
+            self._tokens = max(0.0, self._tokens - 1.0)
             return 0.0
         return (1.0 - self._tokens) / self.rate
 
@@ -145,16 +155,18 @@ def retry_delay(outcome: CallOutcome, attempt: int, settings: DialerSettings) ->
 class _CallRun:
     """The state of one attempt while `run_call` drives it."""
 
-    def __init__(self, job: CallJob, handle: CallControl, config: FlowConfig) -> None:
+    def __init__(self, job: CallJob, handle: CallControl, config: FlowConfig, started: float) -> None:
         self.job, self.handle = job, handle
         self.loop = asyncio.get_running_loop()
-        self.started = time.monotonic()
+        self.started = started
         self.flow = CallFlow(config)
         self.inbox: asyncio.Queue[SipEvent | Event] = asyncio.Queue()
         self.timers: dict[int, asyncio.TimerHandle] = {}
         self.play_id: int | None = None
         self.play_sent_at = 0.0
         self.answered = False
+        self.heard_back = False
+        """Any provisional or final response came from the far end (not only our own timers)."""
         self.cancelled = False
         self.final: SipEvent | None = None
         self.timeline: list[TimelineEntry] = []
@@ -165,6 +177,8 @@ class _CallRun:
 
     def to_flow_event(self, event: SipEvent) -> Event | None:
         """Translate a SIP event into a flow event (None: nothing for the flow)."""
+        if event.kind in ("ringing", "answered"):
+            self.heard_back = True
         if event.kind == "answered":
             self.answered = True
             return Answered(event.t)
@@ -188,6 +202,7 @@ class _CallRun:
             await self.handle.play(wav or self.job.prompt)
         elif isinstance(action, StopPlayback):
             self.play_id = None
+            self.note("stop", f"#{action.play_id}")
             await self.handle.stop_playback()
         elif isinstance(action, StartTimer):
             self.timers[action.timer_id] = self.loop.call_later(
@@ -234,12 +249,15 @@ async def run_call(pool: CallPlacer, job: CallJob, settings: DialerSettings,
     """Place one call, play the prompt as the flow says, capture the key; return the attempt's report.
 
     Never raises for what happens on the call: every ending (busy, far-end hang-up, engine crash,
-    a peer that never answers) becomes an outcome. `cancel`, when set, ends the call as Cancelled.
+    a peer that never answers) becomes an outcome. `cancel`, when set, ends the call as Cancelled;
+    set before a slot was free, nothing is dialled at all.
     """
     config = flow_config(job, settings)  # a bad job fails here, before anything is dialled
-    handle = await pool.place_call(job.uri, caller_id=job.caller_id, display_name=job.display_name,
-                                   headers=job.headers)
-    run = _CallRun(job, handle, config)
+    started = time.monotonic()
+    handle = await _place(pool, job, cancel)
+    if handle is None:
+        return _cancelled_before_dialling(job, config, attempt, started)
+    run = _CallRun(job, handle, config, started)
     run.note("dialling", job.uri)
     pump = asyncio.create_task(_pump(run), name=f"events-{handle.ref}")
     watcher = asyncio.create_task(_watch_cancel(run, cancel), name=f"cancel-{handle.ref}") if cancel else None
@@ -258,6 +276,39 @@ async def run_call(pool: CallPlacer, job: CallJob, settings: DialerSettings,
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
     return _report(run, attempt)
+
+
+async def _place(pool: CallPlacer, job: CallJob, cancel: asyncio.Event | None) -> CallControl | None:
+    """pool.place_call, unless `cancel` is set first (None then; nothing was dialled)."""
+    placing = pool.place_call(job.uri, caller_id=job.caller_id, display_name=job.display_name,
+                              headers=job.headers)
+    if cancel is None:
+        return await placing
+    if cancel.is_set():
+        placing.close()
+        return None
+    place = asyncio.ensure_future(placing)
+    stop = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait((place, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not place.done():
+            place.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await place
+    if place.cancelled():
+        return None
+    return place.result()  # placed just as the cancel came: the watcher hangs it up
+
+
+def _cancelled_before_dialling(job: CallJob, config: FlowConfig, attempt: int, started: float) -> CallReport:
+    outcome = outcome_for(answered=False, flow_result=None, sip_code=None, call_id=None, cancelled=True,
+                          response_wanted=config.response)
+    ended = time.monotonic()
+    entry = TimelineEntry(round(ended - started, 3), "outcome", f"{outcome.code} {outcome.text}")
+    return CallReport(job=job, outcome=outcome, attempt=attempt, timeline=(entry,), flow=None,
+                      started_at=started, ended_at=ended)
 
 
 async def _watch_cancel(run: _CallRun, cancel: asyncio.Event) -> None:
@@ -290,6 +341,11 @@ def _stamp(event: Event) -> Event:
     return event
 
 
+NO_RESPONSE_CODES = frozenset({408, 487})
+"""Final codes an unanswered call gets from our own timers (transaction timeout, ring-timeout CANCEL)."""
+NO_RESPONSE = "no response from the far end"
+
+
 def _report(run: _CallRun, attempt: int) -> CallReport:
     final = run.final
     sip_code = final.sip_code if final is not None and final.sip_code else None
@@ -299,12 +355,18 @@ def _report(run: _CallRun, attempt: int) -> CallReport:
     elif final.kind == "disconnected" and sip_code is None and final.reason and not run.answered:
         error = final.reason
     call_id = final.call_id if final is not None and final.call_id else None
-    outcome = outcome_for(answered=run.answered, flow_result=run.flow.result, sip_code=sip_code,
-                          call_id=call_id, cancelled=run.cancelled, response_wanted=run.job.response,
-                          error=error)
-    run.note("outcome", f"{outcome.code} {outcome.text}")
+    unreachable = not run.heard_back and not run.cancelled and sip_code in NO_RESPONSE_CODES
+    outcome = outcome_for(answered=run.answered, flow_result=run.flow.result,
+                          sip_code=None if unreachable else sip_code, call_id=call_id,
+                          cancelled=run.cancelled, response_wanted=run.job.response,
+                          error=NO_RESPONSE if unreachable else error)
+    if unreachable:
+        # nothing ever came back: a network failure, not a callee who let it ring; keep the code beside
+        outcome = replace(outcome, sip_code=sip_code)
+    ended = time.monotonic()
+    run.note("outcome", f"{outcome.code} {outcome.text}", at=ended)
     return CallReport(job=run.job, outcome=outcome, attempt=attempt, timeline=tuple(run.timeline),
-                      flow=run.flow.result)
+                      flow=run.flow.result, started_at=run.started, ended_at=ended)
 
 
 # ------------------------------------------------------------------------------------------ many calls
@@ -320,6 +382,10 @@ class Dialer:
         await dialer.start()
         final_report = await dialer.submit(job)      # a future resolved with the last attempt's report
         await dialer.shutdown(cancel_in_flight=False)
+
+    Every submitted future ends: with the last attempt's report, with the exception that stopped a
+    job before dialling (a bad `repeat`, no engine available), or cancelled when the dialer shut down
+    before the job was started.
     """
 
     def __init__(self, pool: CallPlacer, settings: DialerSettings, *,
@@ -329,13 +395,20 @@ class Dialer:
         self._limiter = RateLimiter(settings.calls_per_second, max(1, int(settings.calls_per_second)))
         self._slots = asyncio.Semaphore(settings.max_concurrent)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retries: dict[asyncio.TimerHandle, tuple[CallReport, asyncio.Future[CallReport]]] = {}
         self._cancel = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
 
     @property
     def in_flight(self) -> int:
+        """Call attempts running now."""
         return len(self._tasks)
+
+    @property
+    def waiting_retry(self) -> int:
+        """Jobs whose next attempt is scheduled."""
+        return len(self._retries)
 
     async def start(self) -> None:
         self._runner = asyncio.create_task(self._run(), name="dialer")
@@ -349,7 +422,8 @@ class Dialer:
         return future
 
     async def shutdown(self, *, cancel_in_flight: bool = False, timeout_s: float = 30.0) -> None:
-        """Stop taking jobs; let calls in flight finish (or cancel them); queued jobs are not started."""
+        """Stop taking jobs; let calls in flight finish (or cancel them: 604 Cancelled). Jobs not yet
+        started are cancelled; a job waiting for a retry keeps its last attempt's report."""
         self._closing = True
         if self._runner is not None:
             self._runner.cancel()
@@ -357,6 +431,10 @@ class Dialer:
                 await self._runner
         if cancel_in_flight:
             self._cancel.set()
+        for handle, (last, future) in list(self._retries.items()):
+            handle.cancel()
+            self._settle(future, last)
+        self._retries.clear()
         if self._tasks:
             _done, late = await asyncio.wait(self._tasks, timeout=timeout_s)
             if late:
@@ -370,9 +448,18 @@ class Dialer:
         loop = asyncio.get_running_loop()
         while True:
             job, attempt, future = await self._queue.get()
-            await self._slots.acquire()
-            while (wait := self._limiter.delay(loop.time())) > 0:
-                await asyncio.sleep(wait)
+            try:
+                await self._slots.acquire()
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            try:
+                while (wait := self._limiter.delay(loop.time())) > 0:
+                    await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                self._slots.release()
+                future.cancel()
+                raise
             task = asyncio.create_task(self._attempt(job, attempt, future), name=f"call-{job.job_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -390,20 +477,27 @@ class Dialer:
         await self._deliver(report)
         delay = retry_delay(report.outcome, attempt, self.settings)
         if delay is None or self._closing:
-            if not future.done():
-                future.set_result(report)
+            self._settle(future, report)
             return
         log.info("job %s: %s, retry %d in %.0f s", job.job_id, report.outcome.text, attempt, delay)
-        loop = asyncio.get_running_loop()
-        loop.call_later(delay, self._requeue, report, future)
+        holder: list[asyncio.TimerHandle] = []
+        holder.append(asyncio.get_running_loop().call_later(delay, self._requeue, holder))
+        self._retries[holder[0]] = (report, future)
 
-    def _requeue(self, last: CallReport, future: asyncio.Future[CallReport]) -> None:
+    def _requeue(self, holder: list[asyncio.TimerHandle]) -> None:
+        entry = self._retries.pop(holder[0], None)
+        if entry is None:
+            return  # settled by shutdown
+        last, future = entry
         if self._closing:
-            if not future.done():
-                future.set_result(last)  # shutting down: the last attempt's outcome stands
+            self._settle(future, last)  # shutting down: the last attempt's outcome stands
         else:
-            job, attempt = last.job, last.attempt + 1
-            self._queue.put_nowait((job, attempt, future))
+            self._queue.put_nowait((last.job, last.attempt + 1, future))
+
+    @staticmethod
+    def _settle(future: asyncio.Future[CallReport], report: CallReport) -> None:
+        if not future.done():
+            future.set_result(report)
 
     async def _deliver(self, report: CallReport) -> None:
         if self.on_report is None:

@@ -1,17 +1,24 @@
-"""The dialer's pure rules: the calls-per-second token bucket and the retry policy."""
+"""The dialer's rules: the calls-per-second token bucket, the retry policy, and run_call / Dialer
+over a scripted stand-in of the engine pool (outcome of a call nobody answered at all, cancel before
+dialling, every future settled at shutdown)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ivr.dialer import CallJob, RateLimiter, flow_config, retry_delay
+from ivr.dialer import CallJob, CallReport, Dialer, RateLimiter, flow_config, retry_delay, run_call
+from ivr.events import SipEvent
 from ivr.flow import InvalidFlowConfig
 from ivr.outcome import CallOutcome
-from ivr.settings import DialerSettings
+from ivr.settings import DialerSettings, SipSettings
 
 
 def outcome(code: int) -> CallOutcome:
@@ -80,3 +87,126 @@ def test_flow_config_carries_the_job_and_the_settings() -> None:
     config = flow_config(job, DialerSettings(response_timeout_s=5.0, max_call_s=60.0))
     assert (config.repeat, config.response, config.confirm) == (2, True, True)
     assert (config.response_timeout_s, config.max_call_s) == (5.0, 60.0)
+
+
+# --- run_call and Dialer over a scripted stand-in of the engine pool (no sockets, no processes) ---
+
+
+class ScriptedHandle:
+    """A call whose SIP events are a script; commands are recorded."""
+
+    def __init__(self, ref: str, script: list[SipEvent]) -> None:
+        self.ref, self.script, self.commands = ref, script, list[str]()
+        self._hung_up = asyncio.Event()
+
+    async def events(self) -> AsyncIterator[SipEvent]:
+        for event in self.script:
+            await asyncio.sleep(0)
+            yield replace(event, ref=self.ref, t=time.monotonic())
+        if not self.script or self.script[-1].kind != "disconnected":
+            await self._hung_up.wait()  # an answered call ends when we hang up
+            yield SipEvent(ref=self.ref, kind="disconnected", t=time.monotonic(), sip_code=200)
+
+    async def play(self, wav: Path | str, loop: bool = False) -> None:
+        self.commands.append("play")
+
+    async def stop_playback(self) -> None:
+        self.commands.append("stop_playback")
+
+    async def record(self, path: Path | str) -> None:
+        self.commands.append("record")
+
+    async def hangup(self, code: int | None = None) -> None:
+        self.commands.append("hangup")
+        self._hung_up.set()
+
+
+class ScriptedPool:
+    """Stands in for ivr.pool.EnginePool: every call follows `script`; `gate` holds place_call."""
+
+    def __init__(self, script: list[SipEvent], gate: asyncio.Event | None = None) -> None:
+        self.settings = SipSettings(ring_timeout_s=5.0)
+        self.script, self.gate, self.placed = script, gate, list[ScriptedHandle]()
+
+    async def place_call(self, uri: str, *, caller_id: str = "", display_name: str = "",
+                         headers: Mapping[str, str] | None = None) -> ScriptedHandle:
+        if self.gate is not None:
+            await self.gate.wait()
+        self.placed.append(ScriptedHandle(f"c{len(self.placed) + 1}", self.script))
+        return self.placed[-1]
+
+
+def ev(kind: str, **fields: object) -> SipEvent:
+    return SipEvent(ref="", kind=kind, t=0.0, **fields)  # type: ignore[arg-type]
+
+
+JOB = CallJob(job_id="j", uri="sip:1@127.0.0.1", prompt=Path("p.wav"), response=True)
+FAST = DialerSettings(response_timeout_s=0.05, max_call_s=5.0, hangup_grace_s=1.0)
+
+
+def run(script: list[SipEvent], **kwargs: object) -> CallReport:
+    return asyncio.run(run_call(ScriptedPool(script), JOB, FAST, **kwargs))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", [408, 487])
+def test_no_response_at_all_is_a_network_failure(code: int) -> None:
+    report = run([ev("calling", call_id="x"), ev("disconnected", sip_code=code, reason="ring timeout",
+                                                 call_id="x")])
+    assert (report.outcome.code, report.outcome.text) == (603, "Call failed (network error)")
+    assert (report.outcome.sip_code, report.outcome.call_id) == (code, "x")  # kept beside the status
+
+
+def test_ringing_then_the_ring_timeout_is_no_answer() -> None:
+    report = run([ev("calling"), ev("ringing", sip_code=180), ev("disconnected", sip_code=487)])
+    assert (report.outcome.code, report.outcome.text, report.outcome.sip_code) == (601, "No answer", 487)
+
+
+def test_answered_without_a_key_times_out_and_hangs_up() -> None:
+    report = run([ev("calling"), ev("answered", sip_code=200), ev("playback_done")])
+    assert report.outcome.text == "Voice call answered, duration 0 seconds. No response"
+    assert [e.kind for e in report.timeline][-4:] == ["hangup", "finished", "disconnected", "outcome"]
+    assert report.started_at <= report.ended_at
+
+
+def test_cancel_set_before_a_slot_is_free_dials_nothing() -> None:
+    async def go() -> tuple[CallReport, ScriptedPool]:
+        pool, cancel = ScriptedPool([], gate=asyncio.Event()), asyncio.Event()
+        task = asyncio.create_task(run_call(pool, JOB, FAST, cancel=cancel))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        cancel.set()
+        return await task, pool
+
+    report, pool = asyncio.run(go())
+    assert (report.outcome.code, report.outcome.text) == (604, "Cancelled")
+    assert pool.placed == [] and [e.kind for e in report.timeline] == ["outcome"]
+
+
+def test_shutdown_settles_every_future() -> None:
+    async def go() -> list[asyncio.Future[CallReport]]:
+        pool = ScriptedPool([ev("calling"), ev("answered", sip_code=200)], gate=asyncio.Event())
+        dialer = Dialer(pool, DialerSettings(max_concurrent=1, response_timeout_s=30.0))  # type: ignore[arg-type]
+        await dialer.start()
+        futures = [dialer.submit(JOB) for _ in range(3)]
+        await asyncio.sleep(0.01)  # job 1 waits for the pool, job 2 for a dialer slot, job 3 queued
+        await dialer.shutdown(cancel_in_flight=True, timeout_s=1.0)
+        assert dialer.in_flight == 0
+        return futures
+
+    first, *rest = asyncio.run(go())
+    assert first.result().outcome.code == 604
+    assert all(f.cancelled() for f in rest)
+
+
+def test_shutdown_settles_a_job_waiting_for_its_retry() -> None:
+    async def go() -> tuple[CallReport, int]:
+        pool = ScriptedPool([ev("calling"), ev("disconnected", sip_code=486)])
+        dialer = Dialer(pool, DialerSettings(retries=3, retry_delay_s=60.0))  # type: ignore[arg-type]
+        await dialer.start()
+        future = dialer.submit(JOB)
+        while dialer.waiting_retry == 0:
+            await asyncio.sleep(0.001)
+        await dialer.shutdown()
+        return await asyncio.wait_for(future, 1.0), len(pool.placed)
+
+    last, placed = asyncio.run(go())
+    assert (last.outcome.code, last.attempt, placed) == (600, 1, 1)
