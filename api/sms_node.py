@@ -1,0 +1,143 @@
+"""The SMS side of `ivrgate serve`: the ESME, the SMS sender and the incoming-SMS handler on one loop.
+
+    async with running_sms(settings, gateway) as node:    # binds to settings.sms, claims queued SMS
+        wake_targets.append(node.sender.wake)              # a submission wakes the sender at once
+
+`with_sms(lifespan, ...)` wraps an app lifespan so that the SMS node runs around it whenever
+`sms_configured(settings)` holds (an SMPP system_id is set and `sms_service.enabled`).
+
+The sender's `tts=1` fallback is the Gateway's own `submit_tts`, so a fallback call passes the same
+do-not-call check, pricing and reservation as any submission. The fallback applies to numbers whose line
+type is ambiguous (api.carrier.can_take_sms is None); mobile numbers keep their undeliverable SMS, and
+fixed lines were turned into calls at submission already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from api.carrier import can_take_sms
+from api.errors import AccountNotActive, AccountNotFound, GatewayError
+from api.service import Caller, Gateway
+from api.settings import Settings
+from sms.inbound import InboundHandler, InboundOptions
+from sms.sender import FallbackRequest, SenderOptions, SmsSender, TtsFallback
+from sms.smpp import Esme
+from store import queue
+from store.models import Account
+
+log = logging.getLogger(__name__)
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
+
+
+class FallbackRefused(GatewayError):
+    """The service refused the fallback TTS call of an undeliverable SMS (its text is the refusal's)."""
+
+    def __init__(self, code: int, status_text: str) -> None:
+        super().__init__(status_text)
+        self.code, self.status_text = code, status_text
+
+
+def sms_configured(settings: Settings) -> bool:
+    """Whether this node sends SMS: an SMPP bind is configured and the SMS service is enabled."""
+    return settings.sms_service.enabled and bool(settings.sms.system_id)
+
+
+def caller_of(gateway: Gateway, user_id: int) -> Caller:
+    """The Caller that submitted an SMS, so its fallback call is submitted (and paid) as that login."""
+    with gateway.db.read() as session:
+        account = session.get(Account, user_id)
+        if account is None:
+            raise AccountNotFound(f"account {user_id} is gone")
+        if not account.active:
+            raise AccountNotActive(account.username)
+        return Caller(account.id, account.owner_id, account.username, account.role)
+
+
+def tts_fallback(gateway: Gateway) -> TtsFallback:
+    """The sender's fallback: a new TTS message of an undeliverable SMS to an ambiguous number."""
+
+    def fallback(request: FallbackRequest) -> str | None:
+        caller = caller_of(gateway, request.user_id)
+        if can_take_sms(gateway.carrier(caller, request.phone)) is not None:
+            return None
+        callerid = request.callerid if request.callerid.startswith("+") else None
+        (result,) = gateway.submit_tts(caller, phones=request.phone, text=request.text, callerid=callerid,
+                                       callback_url=request.callback_url or None)
+        if result.code != queue.QUEUED[0]:
+            raise FallbackRefused(result.code, result.text)
+        return result.message_id
+
+    return fallback
+
+
+def _worker_id(settings: Settings) -> str:
+    return settings.sms_service.worker_id or f"{socket.gethostname()}:{os.getpid()}:sms"
+
+
+@dataclass
+class SmsNode:
+    """A running ESME, SMS sender and incoming-SMS handler."""
+
+    esme: Esme
+    sender: SmsSender
+    inbound: InboundHandler
+
+
+@asynccontextmanager
+async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[SmsNode]:
+    """Start the ESME and the sender on this loop; on exit stop the sender (its messages in flight get
+    their answers first), then the ESME."""
+    service, smpp = settings.sms_service, settings.sms
+    options = SenderOptions(
+        worker_id=_worker_id(settings), lease_s=service.lease_s, batch=service.batch,
+        max_in_flight=service.max_in_flight, poll_interval_s=service.poll_interval_s,
+        max_parts=smpp.max_parts, use_payload=smpp.use_message_payload, default_source=service.default_source,
+        receipt_grace_s=service.receipt_grace_s)
+    sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now)
+    inbound = InboundHandler(gateway.db, InboundOptions(
+        orgserver=service.orgserver or socket.getfqdn(), help_text=service.help_text,
+        stop_reply=service.stop_reply, start_reply=service.start_reply, max_parts=smpp.max_parts),
+        wake=sender.wake, now=gateway.now)
+    esme = Esme(smpp, on_accepted=sender.on_accepted, on_refused=sender.on_refused,
+                on_receipt=sender.on_receipt, on_incoming=inbound.on_incoming)
+    sender.attach(esme)
+    await esme.start()
+    task = asyncio.create_task(sender.run(), name="sms-sender")
+    log.info("SMS node up: SMSC %s:%d as %s", smpp.host, smpp.port, smpp.system_id)
+    try:
+        yield SmsNode(esme, sender, inbound)
+    finally:
+        try:
+            await sender.stop(service.shutdown_timeout_s)
+            await task
+        finally:
+            await esme.stop(service.shutdown_timeout_s)
+
+
+def with_sms(lifespan: Lifespan, settings: Settings, gateway: Gateway,
+             wake_targets: list[Callable[[], None]]) -> Lifespan:
+    """`lifespan` with the SMS node running around it when SMS is configured (else `lifespan` itself);
+    the sender joins `wake_targets`, so every submission wakes it."""
+    if not sms_configured(settings):
+        return lifespan
+
+    @asynccontextmanager
+    async def wrapped(app: Any) -> AsyncIterator[None]:
+        async with running_sms(settings, gateway) as node:
+            wake_targets.append(node.sender.wake)
+            try:
+                async with lifespan(app):
+                    yield
+            finally:
+                wake_targets.remove(node.sender.wake)
+
+    return wrapped

@@ -1,0 +1,156 @@
+"""One SMPP connection on asyncio: framing, sequence numbers, bind, enquire_link and unbind.
+
+The link answers the SMSC's enquire_link and unbind itself and passes everything else to its owner
+(`sms.smpp.Esme`) through the `LinkOwner` methods, synchronously, in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Protocol
+
+from sms import pdu
+from sms.errors import BindFailed, PduError
+
+log = logging.getLogger(__name__)
+
+BIND_COMMANDS = {"transceiver": pdu.BIND_TRANSCEIVER, "transmitter": pdu.BIND_TRANSMITTER,
+                 "receiver": pdu.BIND_RECEIVER}
+
+
+class LinkOwner(Protocol):
+    """What a link reports to the ESME."""
+
+    def on_submit_resp(self, link: Link, seq: int, status: int, message_id: str) -> None: ...
+
+    def on_deliver(self, link: Link, request: pdu.Pdu) -> None: ...
+
+    def on_link_lost(self, link: Link) -> None: ...
+
+
+class Link(asyncio.Protocol):
+    """An SMPP session over one TCP connection."""
+
+    def __init__(self, owner: LinkOwner, name: str) -> None:
+        self.owner = owner
+        self.name = name
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.last_heard = 0.0
+        self._buffer = bytearray()
+        self._seq = 0
+        self._waiting: dict[int, asyncio.Future[pdu.Pdu]] = {}
+
+    # --- asyncio.Protocol ------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.last_heard = asyncio.get_running_loop().time()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self.last_heard = asyncio.get_running_loop().time()
+        try:
+            for received in pdu.take_pdus(self._buffer):
+                self._dispatch(received)
+        except PduError as exc:
+            log.error("%s: malformed PDU from the SMSC (%s), closing", self.name, exc)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        for waiter in self._waiting.values():
+            if not waiter.done():
+                waiter.set_exception(ConnectionResetError(f"{self.name}: connection lost"))
+        self._waiting.clear()
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self.owner.on_link_lost(self)
+
+    # --- sending ---------------------------------------------------------------------------------------
+    @property
+    def open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def next_seq(self) -> int:
+        self._seq = self._seq % 0x7FFFFFFF + 1
+        return self._seq
+
+    def write(self, data: bytes) -> bool:
+        """Write encoded PDUs; False when the connection is already gone."""
+        if self.transport is None or self.transport.is_closing():
+            return False
+        self.transport.write(data)
+        return True
+
+    def respond(self, request: pdu.Pdu, status: int = pdu.ESME_ROK, body: bytes = b"") -> None:
+        self.write(pdu.Pdu(request.command_id | pdu.RESPONSE, status, request.seq, body).to_bytes())
+
+    async def request(self, command_id: int, body: bytes, timeout_s: float) -> pdu.Pdu:
+        """Send a control request and wait for its response (bind, enquire_link, unbind)."""
+        seq = self.next_seq()
+        waiter: asyncio.Future[pdu.Pdu] = asyncio.get_running_loop().create_future()
+        self._waiting[seq] = waiter
+        if not self.write(pdu.Pdu(command_id, 0, seq, body).to_bytes()):
+            self._waiting.pop(seq, None)
+            raise ConnectionResetError(f"{self.name}: not connected")
+        try:
+            return await asyncio.wait_for(waiter, timeout_s)
+        finally:
+            self._waiting.pop(seq, None)
+
+    async def bind(self, mode: str, bind: pdu.Bind, timeout_s: float) -> str:
+        """Bind as `mode` (transceiver, transmitter, receiver); the SMSC's system_id, or BindFailed."""
+        response = await self.request(BIND_COMMANDS[mode], bind.to_body(), timeout_s)
+        if response.status != pdu.ESME_ROK:
+            raise BindFailed(f"bind_{mode} refused: {pdu.status_name(response.status)}")
+        return pdu.read_system_id(response.body)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # --- receiving -------------------------------------------------------------------------------------
+    def _dispatch(self, received: pdu.Pdu) -> None:
+        command = received.command_id
+        if command == pdu.SUBMIT_SM | pdu.RESPONSE:
+            self.owner.on_submit_resp(self, received.seq, received.status, _message_id(received))
+        elif command & pdu.RESPONSE:
+            self._resolve(received)
+        elif command == pdu.DELIVER_SM:
+            self.owner.on_deliver(self, received)
+        elif command == pdu.ENQUIRE_LINK:
+            self.respond(received)
+        elif command == pdu.UNBIND:
+            log.info("%s: the SMSC unbinds", self.name)
+            self.respond(received)
+            self.close()
+        else:
+            log.warning("%s: unexpected command 0x%08X", self.name, command)
+            self.write(pdu.Pdu(pdu.GENERIC_NACK, pdu.ESME_RINVCMDID, received.seq).to_bytes())
+
+    def _resolve(self, response: pdu.Pdu) -> None:
+        waiter = self._waiting.get(response.seq)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+        elif response.command_id == pdu.GENERIC_NACK:
+            self.owner.on_submit_resp(self, response.seq, response.status or pdu.ESME_RSYSERR, "")
+        else:
+            log.debug("%s: response 0x%08X seq %d matches no request", self.name, response.command_id,
+                      response.seq)
+
+
+def _message_id(response: pdu.Pdu) -> str:
+    try:
+        return pdu.read_message_id(response.body)
+    except PduError:
+        return ""

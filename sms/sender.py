@@ -1,0 +1,656 @@
+"""The SMS sender: queued SMS messages in the store -> submit_sm parts -> receipts -> one message status.
+
+    sender = SmsSender(db, SenderOptions(worker_id="node1:4242"), fallback=tts_fallback)
+    esme = Esme(smpp_settings, on_accepted=sender.on_accepted, on_refused=sender.on_refused,
+                on_receipt=sender.on_receipt, on_incoming=inbound.on_incoming)
+    sender.attach(esme)
+    await esme.start(); task = asyncio.create_task(sender.run())
+    ...
+    await sender.stop(); await esme.stop()
+
+Per message (claimed with a lease, like the voice worker's calls, and heartbeated while its parts are in
+flight): the text is encoded by sms.gsm (GSM-7 or UCS-2, concatenated parts with a reference derived from
+the message ID, so a resubmission after a crash carries the same reference); every part goes to the ESME
+keyed `<message id>:<part>`. When every part is answered:
+
+- all accepted: the SMSC IDs are stored per part and the message waits for receipts (110 Sent to SMSC);
+- any refused: 605 Undeliverable with the SMSC error in `smsc_error`; the accepted parts are charged,
+  the rest of the reservation is released.
+
+Receipts are merged per message (`merge_states`): 200 Delivered only when every part is DELIVRD, 605 as
+soon as one part is UNDELIV, REJECTD, DELETED or UNKNOWN, 606 when one EXPIRED; the message is charged
+per part sent. A receipt may overtake the write of its message's SMSC IDs: it is parked in memory until
+that write, and a receipt whose ID is unknown in the store is retried for `receipt_grace_s`.
+
+The `tts=1` fallback (docs/DESIGN.md): when a message asked for it and the SMSC refuses it or reports it
+undeliverable, `fallback` (the service's own submission, passed in, so do-not-call and pricing apply)
+decides whether the number's type is ambiguous and, if so, queues a NEW TTS message; the SMS's status
+text names it. The fallback is submitted before the SMS is finished: a crash between the two leaves
+the SMS unfinished (it is sent again) rather than a refused SMS without its promised call.
+
+Store writes of many messages are batched into one transaction (each in its own savepoint), which is
+what lets one SQLite file keep up with an SMSC at thousands of parts a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from sms import gsm
+from sms.errors import SmsError
+from sms.receipts import Receipt
+from sms.smpp import OutgoingPart
+from store import queue
+from store.db import Database
+from store.errors import LeaseLost, StoreError
+from store.models import Message, MessageKind, SmsPart
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DELIVERED = (200, "Delivered")
+UNDELIVERABLE = (605, "Undeliverable")
+EXPIRED = (606, "Expired")
+FAILED_STATES = frozenset({"UNDELIV", "REJECTD", "DELETED", "UNKNOWN"})
+"""Receipt states that end a message as 605 Undeliverable (SMPP 3.4 final states other than delivery)."""
+SMSC_ERROR_CHARS = 100
+"""The width of messages.smsc_error."""
+SMS_KINDS = (MessageKind.SMS.value,)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# ------------------------------------------------------------------------------------------ pure parts
+
+
+def part_key(message_id: str, part: int) -> str:
+    """The ESME key of one part: `<message id>:<1-based part>`."""
+    return f"{message_id}:{part}"
+
+
+def parse_key(key: str) -> tuple[str, int] | None:
+    """(message id, part) of a key, or None when it is not one of ours."""
+    message_id, _, part = key.rpartition(":")
+    return (message_id, int(part)) if message_id and part.isdigit() else None
+
+
+def concat_reference(message_id: str) -> int:
+    """The 8-bit concatenation reference of a message: stable across resubmissions of the same message."""
+    try:  # message IDs are uuid4 hex: their last byte is uniformly random
+        return int(message_id[-2:], 16)
+    except ValueError:
+        return sum(message_id.encode()) % 256
+
+
+def smpp_address(value: str) -> str:
+    """An address as SMPP carries it: E.164 digits without '+', alphanumeric sender IDs unchanged."""
+    return value[1:] if value.startswith("+") else value
+
+
+def merge_states(states: Sequence[str]) -> tuple[int, str] | None:
+    """The final status of a message from its parts' receipt states, or None while it is still pending.
+
+    605 as soon as any part failed, else 606 when any part expired, 200 when every part was delivered;
+    ENROUTE, ACCEPTD and parts without a receipt yet leave it pending."""
+    if any(state in FAILED_STATES for state in states):
+        return UNDELIVERABLE
+    if any(state == "EXPIRED" for state in states):
+        return EXPIRED
+    if states and all(state == "DELIVRD" for state in states):
+        return DELIVERED
+    return None
+
+
+def smsc_error_text(command_status: int, text: str) -> str:
+    """What `smsc_error` keeps of a refused submit_sm: the command status in hex and its description."""
+    return f"0x{command_status:08X} {text}".strip()[:SMSC_ERROR_CHARS]
+
+
+def receipt_error_text(receipt: Receipt) -> str:
+    """What `smsc_error` keeps of a failed receipt: its state and error field."""
+    return f"{receipt.state} err:{receipt.error}"[:SMSC_ERROR_CHARS]
+
+
+def fallback_status(status: tuple[int, str], fallback: str | None, refused: str | None) -> tuple[int, str]:
+    """The SMS's status after a `tts=1` fallback was tried: the new TTS message, or why it was refused."""
+    code, text = status
+    if fallback is not None:
+        return code, f"{text}; sent as TTS call {fallback}"
+    if refused is not None:
+        return code, f"{text}; TTS fallback refused: {refused}"[:200]
+    return status
+
+
+# ------------------------------------------------------------------------------------------ contracts
+
+
+class PartSubmitter(Protocol):
+    """What the sender needs of sms.smpp.Esme."""
+
+    async def submit(self, part: OutgoingPart) -> None: ...
+
+
+@dataclass(frozen=True)
+class FallbackRequest:
+    """An SMS that could not be delivered and asked for `tts=1`: what a TTS call of it needs."""
+
+    sms_id: str
+    user_id: int
+    phone: str
+    text: str
+    callerid: str
+    callback_url: str
+
+
+TtsFallback = Callable[[FallbackRequest], str | None]
+"""Queues a TTS call for an undeliverable SMS: returns the new message ID, None when the number's type
+is not ambiguous (no fallback), or raises an error with `status_text` when the submission is refused
+(do-not-call, balance). Called in a worker thread."""
+
+
+@dataclass(frozen=True)
+class SenderOptions:
+    """How the sender claims, paces and waits (api.settings' SmsSettings fills it)."""
+
+    worker_id: str
+    """Names this sender's leases (must differ between live senders)."""
+    lease_s: float = 60.0
+    batch: int = 64
+    """Messages claimed at a time."""
+    max_in_flight: int = 512
+    """Messages held at once (their parts waiting for the ESME's window or its answer)."""
+    poll_interval_s: float = 1.0
+    max_parts: int = 6
+    use_payload: bool = False
+    """Send long texts as one submit_sm with message_payload instead of concatenated parts."""
+    default_source: str = ""
+    """The source address of messages submitted without a caller ID."""
+    receipt_grace_s: float = 60.0
+    """How long a receipt whose SMSC ID is not (yet) in the store is retried before it is dropped."""
+
+    def __post_init__(self) -> None:
+        if not self.worker_id or self.lease_s <= 0 or self.poll_interval_s <= 0:
+            raise ValueError("worker_id, lease_s > 0 and poll_interval_s > 0 are required")
+        if self.batch < 1 or self.max_in_flight < 1 or not 1 <= self.max_parts <= 255:
+            raise ValueError("batch and max_in_flight >= 1, max_parts 1..255")
+
+
+@dataclass(frozen=True)
+class ClaimedSms:
+    """The columns of a claimed SMS the sender needs, copied out of the claiming transaction."""
+
+    id: str
+    user_id: int
+    phone: str
+    callerid: str
+    body: str
+    tts_fallback: bool
+    rate: int
+    callback_url: str
+
+    @classmethod
+    def of(cls, message: Message) -> ClaimedSms:
+        settings = message.settings or {}
+        return cls(id=message.id, user_id=message.user_id, phone=message.phone,
+                   callerid=message.callerid or "", body=message.body or "",
+                   tts_fallback=bool(settings.get("tts_fallback")), rate=message.rate,
+                   callback_url=message.callback_url or "")
+
+    def fallback_request(self) -> FallbackRequest:
+        return FallbackRequest(self.id, self.user_id, self.phone, self.body, self.callerid, self.callback_url)
+
+
+@dataclass
+class _Outgoing:
+    """An SMS whose parts are with the ESME: their answers as they come in."""
+
+    sms: ClaimedSms
+    total: int
+    """submit_sm PDUs."""
+    billable: int
+    """SMS parts charged (more than `total` when message_payload lets the SMSC split the text)."""
+    accepted: dict[int, str] = field(default_factory=dict)
+    refused: dict[int, str] = field(default_factory=dict)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def record(self, part: int, smsc_id: str | None, error: str | None) -> None:
+        if smsc_id is not None:
+            self.accepted[part] = smsc_id
+        elif error is not None:
+            self.refused[part] = error
+        if len(self.accepted) + len(self.refused) >= self.total:
+            self.answered.set()
+
+
+@dataclass
+class _Orphan:
+    receipt: Receipt
+    first_seen: dt.datetime
+
+
+@dataclass(frozen=True)
+class _Final:
+    """A receipt that ended a message which asked for the TTS fallback (finished after the fallback)."""
+
+    sms: ClaimedSms
+    status: tuple[int, str]
+    cost: int
+    error: str
+
+
+# ------------------------------------------------------------------------------------------ the sender
+
+
+class SmsSender:
+    """Claims queued SMS, submits their parts and turns the answers and receipts into statuses."""
+
+    def __init__(self, db: Database, options: SenderOptions, *, fallback: TtsFallback | None = None,
+                 now: Callable[[], dt.datetime] = utc_now) -> None:
+        self.db, self.options = db, options
+        self._fallback = fallback
+        self._now = now
+        self._transport: PartSubmitter | None = None
+        self._outgoing: dict[str, _Outgoing] = {}
+        self._unrecorded: dict[str, str] = {}
+        """SMSC ID -> message ID of parts accepted but not yet written to the store."""
+        self._parked: dict[str, list[Receipt]] = {}
+        self._orphans: list[_Orphan] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._falling_back: set[str] = set()
+        self._batch = _WriteBatcher(db)
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._drain_s = 10.0
+        self._done = asyncio.Event()
+
+    # --------------------------------------------------------------------------------------- public
+
+    def attach(self, transport: PartSubmitter) -> None:
+        """The ESME the parts go to (built after the sender, since it calls the sender's handlers)."""
+        self._transport = transport
+
+    @property
+    def in_flight(self) -> int:
+        """Messages held now (parts with the ESME or waiting for its window)."""
+        return len(self._outgoing)
+
+    def wake(self) -> None:
+        """New SMS were queued: claim now instead of at the next poll. Safe from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        """Claim and send until stop(); messages still in flight at the end keep their lease, which
+        expires, so another sender (or this one restarted) sends them again."""
+        if self._transport is None:
+            raise RuntimeError("attach() the ESME before run()")
+        self._loop = asyncio.get_running_loop()
+        writer = asyncio.create_task(self._batch.run(), name="sms-store-writer")
+        heart = asyncio.create_task(self._heartbeats(), name="sms-heartbeats")
+        log.info("SMS sender %s started", self.options.worker_id)
+        try:
+            while not self._stopping:
+                await self._claim_round()
+                await self._retry_orphans()
+                await self._idle()
+            if self._tasks:  # let the messages in flight get their answers from the (still running) ESME
+                await asyncio.wait(set(self._tasks), timeout=self._drain_s)
+        finally:
+            for task in (heart, *self._tasks):
+                task.cancel()
+            await asyncio.gather(heart, *self._tasks, return_exceptions=True)
+            await self._batch.close()
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            self._done.set()
+            log.info("SMS sender %s stopped", self.options.worker_id)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop claiming; run() waits up to `timeout_s` for the messages in flight to be answered (stop
+        the ESME after this), then returns. Whatever is still unanswered keeps its lease until it expires."""
+        self._drain_s = timeout_s
+        self._stopping = True
+        self._wake.set()
+        if self._loop is not None:
+            await self._done.wait()
+
+    # ------------------------------------------------------------------------------- ESME handlers
+
+    async def on_accepted(self, key: str, smsc_id: str) -> None:
+        """submit_sm_resp with a message ID for one part."""
+        self._answer(key, smsc_id, None)
+
+    async def on_refused(self, key: str, command_status: int, text: str) -> None:
+        """A part the SMSC refused for good (not throttling: the ESME retries that itself)."""
+        self._answer(key, None, smsc_error_text(command_status, text))
+
+    async def on_receipt(self, receipt: Receipt) -> None:
+        """A delivery receipt: merged into its message's status (parked when it overtook the write of
+        its SMSC IDs)."""
+        if receipt.smsc_id in self._unrecorded:
+            self._parked.setdefault(receipt.smsc_id, []).append(receipt)
+            return
+        await self._apply_receipt(receipt, self._now())
+
+    # ---------------------------------------------------------------------------------- claiming
+
+    async def _claim_round(self) -> None:
+        free = self.options.max_in_flight - len(self._outgoing)
+        if free <= 0:
+            return
+        limit = min(free, self.options.batch)
+        try:
+            claimed = await self._batch.write(self._claim, limit)
+        except (StoreError, SQLAlchemyError) as exc:
+            log.error("SMS sender %s: claim failed: %s", self.options.worker_id, exc)
+            return
+        for sms in claimed:
+            self._spawn(self._send(sms), f"sms-{sms.id}")
+        if len(claimed) == limit:
+            self._wake.set()  # there may be more
+
+    def _claim(self, session: Session, limit: int) -> list[ClaimedSms]:
+        messages = queue.claim(session, self.options.worker_id, self._now(), self.options.lease_s, limit,
+                               kinds=SMS_KINDS)
+        return [ClaimedSms.of(m) for m in messages]
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("SMS task %s failed", task.get_name(), exc_info=task.exception())
+        self._wake.set()
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.options.poll_interval_s)
+        self._wake.clear()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.lease_s / 3)
+            ids = list(self._outgoing)
+            if not ids:
+                continue
+            try:
+                await self._batch.write(queue.heartbeat, self.options.worker_id, ids, self._now(),
+                                        self.options.lease_s)
+            except (StoreError, SQLAlchemyError) as exc:
+                log.error("SMS sender %s: heartbeat failed: %s", self.options.worker_id, exc)
+
+    # --------------------------------------------------------------------------------- one message
+
+    async def _send(self, sms: ClaimedSms) -> None:
+        try:
+            encoded = gsm.encode(sms.body, reference=concat_reference(sms.id),
+                                 max_parts=self.options.max_parts, use_payload=self.options.use_payload)
+        except SmsError as exc:  # TooManyParts (511)
+            await self._unsendable(sms, exc)
+            return
+        billable = gsm.count_parts(sms.body, self.options.max_parts) if self.options.use_payload else None
+        outgoing = _Outgoing(sms, len(encoded.parts), billable or len(encoded.parts))
+        self._outgoing[sms.id] = outgoing
+        try:
+            await self._submit_parts(sms, encoded)
+            await outgoing.answered.wait()
+        finally:
+            self._outgoing.pop(sms.id, None)
+        if outgoing.refused:
+            await self._refused(outgoing)
+        else:
+            await self._sent(outgoing)
+
+    async def _submit_parts(self, sms: ClaimedSms, encoded: gsm.Encoded) -> None:
+        assert self._transport is not None
+        source = smpp_address(sms.callerid or self.options.default_source)
+        for index, data in enumerate(encoded.parts, start=1):
+            await self._transport.submit(OutgoingPart(
+                key=part_key(sms.id, index), source=source, destination=smpp_address(sms.phone),
+                short_message=data, data_coding=encoded.data_coding, esm_class=encoded.esm_class))
+
+    def _answer(self, key: str, smsc_id: str | None, error: str | None) -> None:
+        parsed = parse_key(key)
+        outgoing = self._outgoing.get(parsed[0]) if parsed is not None else None
+        if parsed is None or outgoing is None:
+            log.warning("answer for part %r of no message in flight (smsc id %s, error %s)", key, smsc_id,
+                        error)
+            return
+        if smsc_id is not None:
+            self._unrecorded[smsc_id] = parsed[0]
+        outgoing.record(parsed[1], smsc_id, error)
+
+    async def _sent(self, outgoing: _Outgoing) -> None:
+        """Every part accepted: store the SMSC IDs (110 Sent to SMSC), then apply parked receipts."""
+        sms = outgoing.sms
+        smsc_ids = [outgoing.accepted[n] for n in sorted(outgoing.accepted)]
+        def record(session: Session) -> None:
+            now = self._now()
+            queue.progress(session, sms.id, self.options.worker_id, now, parts=outgoing.billable)
+            queue.await_receipt(session, sms.id, self.options.worker_id, now, smsc_ids)
+
+        try:
+            await self._batch.write(record)
+        except LeaseLost:
+            log.warning("SMS %s: lease lost before its SMSC IDs were stored", sms.id)
+        except (StoreError, SQLAlchemyError) as exc:
+            log.error("SMS %s: SMSC IDs not stored (%s); its lease will expire", sms.id, exc)
+        finally:
+            parked = [r for sid in smsc_ids for r in self._parked.pop(sid, [])]
+            for sid in smsc_ids:
+                self._unrecorded.pop(sid, None)
+        for receipt in parked:
+            await self._apply_receipt(receipt, self._now())
+
+    async def _refused(self, outgoing: _Outgoing) -> None:
+        """A part refused: 605 with the SMSC error, the accepted parts charged, maybe the TTS fallback."""
+        sms = outgoing.sms
+        for sid in outgoing.accepted.values():
+            self._unrecorded.pop(sid, None)
+            self._parked.pop(sid, None)
+        error = outgoing.refused[min(outgoing.refused)]
+        status = await self._with_fallback(sms, UNDELIVERABLE)
+        sent = outgoing.billable if len(outgoing.accepted) == outgoing.total else len(outgoing.accepted)
+        cost = sms.rate * sent
+        log.info("SMS %s refused by the SMSC: %s", sms.id, error)
+        with contextlib.suppress(LeaseLost):
+            await self._batch.write(lambda s: self._finish_held(s, sms, status, cost, error, "refused"))
+
+    async def _unsendable(self, sms: ClaimedSms, exc: SmsError) -> None:
+        code, text = exc.code, exc.status_text
+        log.warning("SMS %s cannot be encoded: %s", sms.id, exc)
+        with contextlib.suppress(LeaseLost):
+            await self._batch.write(lambda s: self._finish_held(s, sms, (code, text), 0, None, "refused"))
+
+    def _finish_held(self, session: Session, sms: ClaimedSms, status: tuple[int, str], cost: int,
+                     error: str | None, event: str) -> None:
+        now = self._now()
+        message = queue.progress(session, sms.id, self.options.worker_id, now)
+        fields: dict[str, Any] = {"smsc_error": error} if error else {}
+        queue.finish_message(session, message, now, status, cost, event=event, **fields)
+
+    async def _with_fallback(self, sms: ClaimedSms, status: tuple[int, str]) -> tuple[int, str]:
+        """Try the tts=1 fallback of an undeliverable SMS; the status text it ends with."""
+        if not sms.tts_fallback or self._fallback is None:
+            return status
+        try:
+            new_id = await asyncio.to_thread(self._fallback, sms.fallback_request())
+        except Exception as exc:
+            reason = getattr(exc, "status_text", None)
+            if not isinstance(reason, str):
+                log.exception("SMS %s: the TTS fallback failed", sms.id)
+                reason = "ERROR"
+            log.info("SMS %s: TTS fallback refused: %s", sms.id, reason)
+            return fallback_status(status, None, reason)
+        if new_id is not None:
+            log.info("SMS %s undeliverable: sent as TTS call %s", sms.id, new_id)
+        return fallback_status(status, new_id, None)
+
+    # ----------------------------------------------------------------------------------- receipts
+
+    async def _apply_receipt(self, receipt: Receipt, first_seen: dt.datetime) -> None:
+        try:
+            result = await self._batch.write(lambda s: self._record_receipt(s, receipt))
+        except (StoreError, SQLAlchemyError) as exc:
+            log.error("receipt for %s not recorded: %s", receipt.smsc_id, exc)
+            result = None
+        if result is None:
+            self._orphans.append(_Orphan(receipt, first_seen))
+        elif isinstance(result, _Final):
+            await self._finish_with_fallback(result)
+
+    def _record_receipt(self, session: Session, receipt: Receipt) -> bool | _Final | None:
+        """Record one receipt; None when its part is unknown, a _Final when the fallback must run first."""
+        part = _receipt_part(session, receipt.smsc_id)
+        if part is None:
+            return None
+        part.state = receipt.state[:16]
+        message = session.scalar(select(Message).where(Message.id == part.message_id).with_for_update()
+                                 .execution_options(populate_existing=True))
+        if message is None or message.finished_at is not None:
+            return True
+        now = self._now()
+        queue.add_event(session, message.id, "receipt", now, f"part {part.part}: {receipt.state}")
+        status = merge_states([p.state for p in message.sms_parts])
+        if status is None:
+            return True
+        cost = message.rate * max(message.parts, len(message.sms_parts))
+        error = receipt_error_text(receipt) if status != DELIVERED else ""
+        sms = ClaimedSms.of(message)
+        if status == UNDELIVERABLE and sms.tts_fallback and self._fallback is not None:
+            return _Final(sms, status, cost, error)
+        fields: dict[str, Any] = {"smsc_error": error} if error else {}
+        queue.finish_message(session, message, now, status, cost, event=status[1].lower(), **fields)
+        return True
+
+    async def _finish_with_fallback(self, final: _Final) -> None:
+        if final.sms.id in self._falling_back:
+            return  # another part's receipt already started it
+        self._falling_back.add(final.sms.id)
+        try:
+            await self._fallback_then_finish(final)
+        finally:
+            self._falling_back.discard(final.sms.id)
+
+    async def _fallback_then_finish(self, final: _Final) -> None:
+        status = await self._with_fallback(final.sms, final.status)
+
+        def finish(session: Session) -> None:
+            message = session.scalar(select(Message).where(Message.id == final.sms.id).with_for_update()
+                                     .execution_options(populate_existing=True))
+            if message is not None and message.finished_at is None:
+                queue.finish_message(session, message, self._now(), status, final.cost, event="undeliverable",
+                                     smsc_error=final.error)
+
+        await self._batch.write(finish)
+
+    async def _retry_orphans(self) -> None:
+        """Receipts whose SMSC ID was unknown: try again, drop them after the grace period."""
+        if not self._orphans:
+            return
+        orphans, self._orphans = self._orphans, []
+        now = self._now()
+        for orphan in orphans:
+            if (now - orphan.first_seen).total_seconds() > self.options.receipt_grace_s:
+                log.warning("receipt for unknown SMSC id %s (%s) dropped", orphan.receipt.smsc_id,
+                            orphan.receipt.state)
+                continue
+            await self._apply_receipt(orphan.receipt, orphan.first_seen)
+
+
+def _receipt_part(session: Session, smsc_id: str) -> SmsPart | None:
+    """The part a receipt belongs to: among parts with that SMSC ID, an unfinished message's part still
+    without a receipt first (an SMSC that restarted may reuse IDs), then the newest."""
+    query = (
+        select(SmsPart)
+        .join(Message, Message.id == SmsPart.message_id)
+        .where(SmsPart.smsc_id == smsc_id)
+        .order_by(Message.finished_at.is_not(None), SmsPart.state != "", Message.updated_at.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
+# ------------------------------------------------------------------------------------ batched writes
+
+
+@dataclass
+class _Op:
+    work: Callable[[Session], Any]
+    done: asyncio.Future[Any]
+
+
+class _WriteBatcher:
+    """Runs store writes queued from many tasks together: one transaction, one savepoint each (a
+    LeaseLost in one does not undo the others), off the event loop."""
+
+    def __init__(self, db: Database, max_batch: int = 500) -> None:
+        self._db = db
+        self._max = max_batch
+        self._queue: asyncio.Queue[_Op] = asyncio.Queue()
+
+    async def write(self, work: Callable[..., T], *args: Any) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Op(lambda session: work(session, *args), future))
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            ops = [await self._queue.get()]
+            while not self._queue.empty() and len(ops) < self._max:
+                ops.append(self._queue.get_nowait())
+            await self._execute(ops)
+
+    async def close(self) -> None:
+        """Run what is still queued (the sender's last writes) before the writer is cancelled."""
+        ops: list[_Op] = []
+        while not self._queue.empty():
+            ops.append(self._queue.get_nowait())
+        if ops:
+            await self._execute(ops)
+
+    async def _execute(self, ops: list[_Op]) -> None:
+        try:
+            results = await asyncio.to_thread(self._transaction, ops)
+        except Exception as exc:  # the whole transaction failed: every op shares the error
+            for op in ops:
+                if not op.done.done():
+                    op.done.set_exception(exc)
+            return
+        for op, (ok, value) in zip(ops, results, strict=True):
+            if op.done.done():
+                continue
+            if ok:
+                op.done.set_result(value)
+            else:
+                op.done.set_exception(value)
+
+    def _transaction(self, ops: list[_Op]) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        with self._db.transaction() as session:
+            for op in ops:
+                try:
+                    with session.begin_nested():
+                        results.append((True, op.work(session)))
+                except (StoreError, SQLAlchemyError, ValueError, TypeError) as exc:
+                    results.append((False, exc))
+        return results

@@ -1,0 +1,467 @@
+"""The ESME: submits parts to the SMSC over SMPP 3.4 and reports what comes back.
+
+One `Esme` keeps one bind (a transceiver, or a transmitter and a receiver) up: it reconnects with
+backoff, sends enquire_link, keeps at most `window` parts in its hands (submit() waits for room), paces
+submit_sm at `rate_per_s`, backs off and resubmits on ESME_RTHROTTLED, and resubmits every part the SMSC
+had not acknowledged when a connection died. Outcomes, receipts and MO messages reach the callbacks one
+at a time, in arrival order (a part's on_accepted always runs before its receipt's on_receipt); the
+SMSC gets its deliver_sm_resp only after the callback returned, so a failed callback means redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sms import gsm, pdu
+from sms.errors import BindFailed, EsmeStopped, PduError
+from sms.link import Link
+from sms.receipts import Incoming, Reassembler, Receipt, is_receipt, parse_receipt
+
+__all__ = ["Esme", "EsmeStats", "Incoming", "OutgoingPart", "Receipt", "SmppSettings"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_LATER = frozenset({pdu.ESME_RTHROTTLED, pdu.ESME_RMSGQFUL})
+_NUMBER = re.compile(r"\+?[0-9]+")
+
+
+@dataclass(frozen=True)
+class SmppSettings:
+    """How to reach and treat the SMSC (docs/sms.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = ""
+    password: str = ""
+    system_type: str = ""
+    bind: str = "transceiver"
+    """transceiver | transmitter+receiver"""
+    window: int = 16
+    """Parts the ESME holds at once (queued or sent and unacknowledged); submit() waits for room."""
+    rate_per_s: float = 200.0
+    """submit_sm per second at most; 0 = unpaced."""
+    enquire_link_s: float = 30.0
+    response_timeout_s: float = 10.0
+    """A request unanswered this long means the connection is dead: reconnect and resubmit."""
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    throttle_backoff_s: float = 1.0
+    """First pause after ESME_RTHROTTLED; doubles while the SMSC keeps throttling, up to 16 times it."""
+    max_parts: int = 6
+    use_message_payload: bool = False
+    """Carry the text in the message_payload TLV instead of short_message."""
+    max_resubmits: int = 5
+    """Connection losses a part may live through unacknowledged before it is refused."""
+    source_ton: int = 1
+    source_npi: int = 1
+    alphanumeric_ton: int = 5
+    alphanumeric_npi: int = 0
+    dest_ton: int = 1
+    dest_npi: int = 1
+    mo_timeout_s: float = 300.0
+    """How long the parts of a concatenated MO message are awaited."""
+
+
+@dataclass(frozen=True)
+class OutgoingPart:
+    """One submit_sm. `key` (message id + ':' + part index) identifies it in every callback."""
+
+    key: str
+    source: str
+    destination: str
+    short_message: bytes
+    data_coding: int
+    esm_class: int
+    registered_delivery: bool = True
+
+
+@dataclass
+class EsmeStats:
+    """Counters since start (for logs, metrics and benchmarks)."""
+
+    submitted: int = 0
+    accepted: int = 0
+    refused: int = 0
+    throttled: int = 0
+    resubmitted: int = 0
+    connects: int = 0
+    receipts: int = 0
+    incoming: int = 0
+
+
+@dataclass
+class _Entry:
+    part: OutgoingPart
+    losses: int = 0
+    sent_at: float = 0.0
+
+
+@dataclass
+class _Event:
+    kind: str
+    entry: _Entry | None = None
+    status: int = 0
+    text: str = ""
+    link: Link | None = None
+    request: pdu.Pdu | None = None
+    incoming: Incoming | None = None
+
+
+@dataclass
+class _Pacer:
+    """A token bucket: `rate` per second with a burst of a twentieth of a second."""
+
+    rate: float
+    tokens: float = 1.0
+    last: float = 0.0
+    burst: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.burst = max(1.0, self.rate / 20)
+
+    def take(self, now: float, wanted: int) -> tuple[int, float]:
+        """(parts allowed now, seconds until the next one if none)."""
+        if self.rate <= 0:
+            return wanted, 0.0
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        allowed = min(wanted, int(self.tokens))
+        self.tokens -= allowed
+        return allowed, 0.0 if allowed else (1.0 - self.tokens) / self.rate
+
+
+Accepted = Callable[[str, str], Awaitable[None]]
+Refused = Callable[[str, int, str], Awaitable[None]]
+
+
+class Esme:
+    """An SMPP client (ESME) that never drops a part it was given (see the module docstring)."""
+
+    def __init__(self, settings: SmppSettings, *, on_accepted: Accepted, on_refused: Refused,
+                 on_receipt: Callable[[Receipt], Awaitable[None]],
+                 on_incoming: Callable[[Incoming], Awaitable[None]]) -> None:
+        if settings.bind not in ("transceiver", "transmitter+receiver"):
+            raise ValueError(f"bind must be transceiver or transmitter+receiver, not {settings.bind!r}")
+        self.settings = settings
+        self.stats = EsmeStats()
+        self._on_accepted, self._on_refused = on_accepted, on_refused
+        self._on_receipt, self._on_incoming = on_receipt, on_incoming
+        self._room = asyncio.Semaphore(settings.window)
+        self._pending: collections.deque[_Entry] = collections.deque()
+        self._in_flight: dict[int, _Entry] = {}
+        self._events: asyncio.Queue[_Event] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._tx: Link | None = None
+        self._links: list[Link] = []
+        self._pacer = _Pacer(settings.rate_per_s)
+        self._paused_until = 0.0
+        self._backoff = settings.throttle_backoff_s
+        self._mo = Reassembler(dt.timedelta(seconds=settings.mo_timeout_s))
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._held = 0
+
+    # --- public surface --------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Bound and able to submit."""
+        return self._tx is not None and self._tx.open
+
+    @property
+    def in_flight(self) -> int:
+        """submit_sm sent and not yet answered."""
+        return len(self._in_flight)
+
+    @property
+    def held(self) -> int:
+        """Parts in the ESME's hands: queued, in flight, or waiting for their callback."""
+        return self._held
+
+    async def start(self) -> None:
+        """Start connecting (in the background: submit() works at once and waits for the bind)."""
+        loop = asyncio.get_running_loop()
+        self._pacer.last = loop.time()
+        for coro in (self._supervise(), self._send_loop(), self._dispatch_loop(), self._watchdog()):
+            self._tasks.append(asyncio.create_task(coro))
+
+    async def submit(self, part: OutgoingPart) -> None:
+        """Hand one part to the ESME; waits while `window` parts are held. Its outcome arrives through
+        on_accepted or on_refused; a part is never silently dropped."""
+        if self._stopping:
+            raise EsmeStopped(f"part {part.key} submitted while stopping")
+        await self._room.acquire()
+        self._held += 1
+        self._pending.append(_Entry(part))
+        self._wake.set()
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Wait up to `timeout_s` for the held parts to be answered, unbind and close. Parts still
+        unanswered then are logged and not reported: the caller still has them as not sent."""
+        self._stopping = True
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._held and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        if self._held:
+            log.warning("stopping with %d parts unanswered: %s", self._held,
+                        [e.part.key for e in [*self._in_flight.values(), *self._pending]][:20])
+        supervisor, *others = self._tasks
+        supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
+        await self._unbind()
+        for task in others:
+            task.cancel()
+        for task in others:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._drop_links()
+
+    # --- connection ------------------------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        delay = self.settings.reconnect_min_s
+        while True:
+            try:
+                links = await self._connect()
+            except (OSError, TimeoutError, BindFailed, PduError) as exc:
+                log.warning("SMSC %s:%d: %s; retrying in %.1f s", self.settings.host, self.settings.port,
+                            exc or type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.reconnect_max_s)
+                continue
+            delay = self.settings.reconnect_min_s
+            self.stats.connects += 1
+            self._links, self._tx = links, links[0]
+            self._wake.set()
+            await asyncio.wait([link.closed for link in links], return_when=asyncio.FIRST_COMPLETED)
+            self._drop_links()
+
+    async def _connect(self) -> list[Link]:
+        modes = ["transceiver"] if self.settings.bind == "transceiver" else ["transmitter", "receiver"]
+        links: list[Link] = []
+        try:
+            for mode in modes:
+                links.append(await self._open(mode))
+        except BaseException:
+            for link in links:
+                link.abort()
+            raise
+        return links
+
+    async def _open(self, mode: str) -> Link:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        _, link = await asyncio.wait_for(
+            loop.create_connection(lambda: Link(self, f"smpp-{mode}"), s.host, s.port), s.response_timeout_s)
+        try:
+            system_id = await link.bind(mode, pdu.Bind(s.system_id, s.password, s.system_type),
+                                        s.response_timeout_s)
+        except BaseException:
+            link.abort()
+            raise
+        log.info("bound %s to %s:%d (%s)", mode, s.host, s.port, system_id)
+        return link
+
+    def _drop_links(self) -> None:
+        """Close every link and put what was in flight back at the front of the queue."""
+        links, self._links, self._tx = self._links, [], None
+        for link in links:
+            link.abort()
+        lost = list(self._in_flight.values())
+        self._in_flight.clear()
+        for entry in reversed(lost):
+            entry.losses += 1
+            if entry.losses > self.settings.max_resubmits:
+                self._events.put_nowait(_Event("refused", entry, pdu.ESME_RSYSERR,
+                                               f"unacknowledged after {entry.losses} connection losses"))
+            else:
+                self.stats.resubmitted += 1
+                self._pending.appendleft(entry)
+        if lost:
+            log.warning("connection lost with %d submit_sm unanswered: resubmitting", len(lost))
+
+    async def _unbind(self) -> None:
+        for link in list(self._links):
+            with contextlib.suppress(OSError, TimeoutError, ConnectionError):
+                await link.request(pdu.UNBIND, b"", min(2.0, self.settings.response_timeout_s))
+
+    # --- sending ---------------------------------------------------------------------------------------
+    async def _send_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if not self._pending or not self.connected:
+                self._wake.clear()
+                await self._wake.wait()
+            elif now < self._paused_until:
+                await asyncio.sleep(self._paused_until - now)
+            else:
+                allowed, wait_s = self._pacer.take(now, len(self._pending))
+                if allowed:
+                    self._send_batch(allowed, now)
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.sleep(wait_s)
+
+    def _send_batch(self, count: int, now: float) -> None:
+        link = self._tx
+        assert link is not None
+        chunks = []
+        for _ in range(count):
+            entry = self._pending.popleft()
+            seq = link.next_seq()
+            try:
+                chunks.append(pdu.Pdu(pdu.SUBMIT_SM, 0, seq, self._submit_body(entry.part)).to_bytes())
+            except (PduError, UnicodeEncodeError) as exc:
+                self._events.put_nowait(_Event("refused", entry, pdu.ESME_RINVMSGLEN, str(exc)))
+                continue
+            entry.sent_at = now
+            self._in_flight[seq] = entry
+        self.stats.submitted += len(chunks)
+        link.write(b"".join(chunks))
+
+    def _submit_body(self, part: OutgoingPart) -> bytes:
+        s = self.settings
+        source, source_ton, source_npi = _address(part.source, s.source_ton, s.source_npi,
+                                                  (s.alphanumeric_ton, s.alphanumeric_npi))
+        destination, dest_ton, dest_npi = _address(part.destination, s.dest_ton, s.dest_npi, None)
+        text, tlvs = part.short_message, {}
+        if s.use_message_payload or _needs_payload(part):
+            text, tlvs = b"", {pdu.TLV_MESSAGE_PAYLOAD: part.short_message}
+        return pdu.ShortMessage(
+            source, destination, text, part.data_coding, part.esm_class, int(part.registered_delivery),
+            source_ton, source_npi, dest_ton, dest_npi, tlvs=tlvs).to_body()
+
+    # --- what the SMSC says (called by Link, synchronously) ---------------------------------------------
+    def on_submit_resp(self, link: Link, seq: int, status: int, message_id: str) -> None:
+        entry = self._in_flight.pop(seq, None) if link is self._tx else None
+        if entry is None:
+            log.debug("submit_sm_resp seq %d matches nothing in flight", seq)
+            return
+        if status == pdu.ESME_ROK:
+            self._backoff = self.settings.throttle_backoff_s
+            self._events.put_nowait(_Event("accepted", entry, text=message_id))
+        elif status in _RETRY_LATER:
+            self._throttled(entry)
+        else:
+            self._events.put_nowait(_Event("refused", entry, status, pdu.status_name(status)))
+        self._wake.set()
+
+    def _throttled(self, entry: _Entry) -> None:
+        self.stats.throttled += 1
+        self._pending.appendleft(entry)
+        now = asyncio.get_running_loop().time()
+        if now >= self._paused_until:
+            self._paused_until = now + self._backoff
+            log.info("SMSC throttling: pausing submits for %.2f s", self._backoff)
+            self._backoff = min(self._backoff * 2, self.settings.throttle_backoff_s * 16)
+
+    def on_deliver(self, link: Link, request: pdu.Pdu) -> None:
+        self._events.put_nowait(_Event("deliver", link=link, request=request))
+
+    def on_link_lost(self, link: Link) -> None:
+        self._wake.set()
+
+    # --- callbacks, one at a time ---------------------------------------------------------------------
+    async def _dispatch_loop(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                if event.kind == "deliver":
+                    await self._deliver(event)
+                elif event.kind == "incoming" and event.incoming is not None:
+                    self.stats.incoming += 1
+                    await self._on_incoming(event.incoming)
+                else:
+                    await self._outcome(event)
+            except Exception:
+                log.exception("SMS callback failed for %s event", event.kind)
+
+    async def _outcome(self, event: _Event) -> None:
+        assert event.entry is not None
+        key = event.entry.part.key
+        try:
+            if event.kind == "accepted":
+                self.stats.accepted += 1
+                await self._on_accepted(key, event.text)
+            else:
+                self.stats.refused += 1
+                log.info("part %s refused: %s", key, event.text)
+                await self._on_refused(key, event.status, event.text)
+        finally:
+            self._held -= 1
+            self._room.release()
+
+    async def _deliver(self, event: _Event) -> None:
+        assert event.link is not None and event.request is not None
+        status = pdu.ESME_ROK
+        try:
+            sm = pdu.ShortMessage.from_body(event.request.body)
+            if is_receipt(sm):
+                self.stats.receipts += 1
+                await self._on_receipt(parse_receipt(sm))
+            else:
+                incoming = self._mo.add(sm, dt.datetime.now(dt.UTC))
+                if incoming is not None:
+                    self.stats.incoming += 1
+                    await self._on_incoming(incoming)
+        except PduError as exc:
+            log.warning("malformed deliver_sm: %s", exc)
+            status = pdu.ESME_RSYSERR
+        except Exception:
+            log.exception("deliver_sm handler failed; asking the SMSC to redeliver")
+            status = pdu.ESME_RX_T_APPN
+        event.link.respond(event.request, status, pdu.message_id_body(""))
+
+    # --- timers ----------------------------------------------------------------------------------------
+    async def _watchdog(self) -> None:
+        """enquire_link when due, a dead connection when a response is late, stale MO parts handed on."""
+        loop = asyncio.get_running_loop()
+        tick = max(0.05, min(1.0, self.settings.response_timeout_s / 4, self.settings.enquire_link_s / 4))
+        last_enquire = loop.time()
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            if self._in_flight:
+                oldest = next(iter(self._in_flight.values()))
+                if now - oldest.sent_at > self.settings.response_timeout_s:
+                    log.warning("no submit_sm_resp for %.1f s: reconnecting", now - oldest.sent_at)
+                    self._abort_links()
+            if now - last_enquire >= self.settings.enquire_link_s:
+                last_enquire = now
+                await self._enquire_all()
+            for incoming in self._mo.expire(dt.datetime.now(dt.UTC)):
+                self._events.put_nowait(_Event("incoming", incoming=incoming))
+
+    async def _enquire_all(self) -> None:
+        for link in list(self._links):
+            try:
+                await link.request(pdu.ENQUIRE_LINK, b"", self.settings.response_timeout_s)
+            except (TimeoutError, ConnectionError):
+                log.warning("%s: enquire_link unanswered, reconnecting", link.name)
+                self._abort_links()
+                return
+
+    def _abort_links(self) -> None:
+        for link in self._links:
+            link.abort()
+
+
+def _needs_payload(part: OutgoingPart) -> bool:
+    """A part longer than one SMS and without a UDH is a whole text for the SMSC to split."""
+    single = gsm.SINGLE_SEPTETS if part.data_coding == gsm.GSM7 else gsm.SINGLE_UNITS * 2
+    return len(part.short_message) > single and not part.esm_class & gsm.UDHI
+
+
+def _address(value: str, ton: int, npi: int, alphanumeric: tuple[int, int] | None) -> tuple[str, int, int]:
+    """(address, ton, npi): '+' stripped from numbers; letters in a sender make it alphanumeric."""
+    if _NUMBER.fullmatch(value) or alphanumeric is None:
+        return value.removeprefix("+"), ton, npi
+    return value, alphanumeric[0], alphanumeric[1]
