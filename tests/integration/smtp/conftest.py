@@ -1,0 +1,151 @@
+"""SMTP gateway fixtures: a migrated SQLite store holding the seed's example account (user78@hotmail.com,
+mypass883) with credit and the +1 rates, and the real SMTP gateway (api.smtp.running_smtp) on a free port
+of 127.0.0.1, run on an event loop in a background thread, optionally with the voice worker and its
+engine pool beside it (the built-in test phone, in its own process, is the trunk)."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.service import Gateway
+from api.settings import Settings, SmtpSettings
+from api.smtp import running_smtp
+from store import accounts, ledger, rating
+from store.db import Database, resolve_url
+from store.models import Message
+from tests.integration.worker.conftest import (  # fixtures re-exported for this directory
+    HASHER,
+    RATES_CSV,
+    PhoneProcess,
+    Sipp,
+    Store,
+    now_utc,
+    phone,
+    sipp,
+    sipp_workdir,
+    worker_settings,
+)
+
+__all__ = ["PhoneProcess", "Sipp", "Store", "phone", "sipp", "sipp_workdir", "worker_settings"]
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLES = ROOT / "samples" / "mail"
+USERNAME, PASSWORD = "user78@hotmail.com", "mypass883"
+GATEWAY_ADDRESS = "gateway@localhost"
+BALANCE = 10_000_000
+
+
+def make_store(data_dir: Path) -> Store:
+    db = Database.open(resolve_url("", data_dir))
+    db.upgrade()
+    with db.transaction() as s:
+        owner = accounts.create_account(s, username=USERNAME, password=PASSWORD, now=now_utc(), hasher=HASHER)
+        ledger.top_up(s, owner.id, BALANCE, now_utc())
+        rating.import_rates(s, rating.parse_rates_csv(RATES_CSV))
+        s.flush()
+        owner_id = owner.id
+    return Store(db, owner_id, data_dir)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    made = make_store(tmp_path / "data")
+    yield made
+    made.db.dispose()
+
+
+def messages(store: Store) -> list[Message]:
+    """Every message in the store, oldest first."""
+    with store.db.read() as s:
+        rows = list(s.query(Message).order_by(Message.created_at))
+        for row in rows:
+            s.expunge(row)
+        return rows
+
+
+def smtp_settings(**overrides: Any) -> SmtpSettings:
+    return SmtpSettings(**{"port": 0, "address": GATEWAY_ADDRESS, **overrides})
+
+
+@dataclass
+class Running:
+    """A gateway served in a background thread: its SMTP port and the Gateway behind it."""
+
+    port: int
+    gateway: Gateway
+
+    def send(self, mail: bytes, sender: str = USERNAME, to: str = GATEWAY_ADDRESS) -> tuple[int, str]:
+        """Send with smtplib the plain way (MAIL, RCPT, DATA); the DATA reply (code, text)."""
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=60) as client:
+            client.ehlo()
+            code, text = client.mail(sender)
+            assert code == 250, text
+            code, text = client.rcpt(to)
+            if code != 250:
+                return code, text.decode()
+            code, text = client.data(mail)
+            return code, text.decode()
+
+
+@contextmanager
+def serving(settings: Settings, db: Database, *, with_worker: bool = False) -> Iterator[Running]:
+    """Run running_smtp (and, with_worker, running_worker woken by every submission) on a loop in a
+    thread; stop both at the end."""
+    ready = threading.Event()
+    found: dict[str, Any] = {}
+    targets: list[Callable[[], None]] = []
+
+    def wake() -> None:
+        for target in targets:
+            target()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        gateway = Gateway(settings, db, wake=wake)
+        try:
+            async with AsyncExitStack() as stack:
+                if with_worker:
+                    from api.worker import running_worker  # the SIP side loads only when dialling
+
+                    node = await stack.enter_async_context(running_worker(settings, db, worker_id="smtp"))
+                    targets.append(node.worker.wake)
+                server = await stack.enter_async_context(running_smtp(settings.smtp, gateway))
+                found.update(port=server.port, gateway=gateway,
+                             stop=lambda: loop.call_soon_threadsafe(stop.set))
+                ready.set()
+                await stop.wait()
+        finally:
+            ready.set()
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="smtp-test-loop")
+    thread.start()
+    ready.wait(120)
+    if "port" not in found:
+        thread.join(10)
+        raise AssertionError(f"the gateway did not start: {errors}")
+    try:
+        yield Running(found["port"], found["gateway"])
+    finally:
+        found["stop"]()
+        thread.join(120)
+        assert not thread.is_alive(), "the gateway loop did not stop"
+        assert not errors, errors
