@@ -1,0 +1,102 @@
+"""Logging in and out, changing the password, the start page and the static assets."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form
+from fastapi.responses import FileResponse, Response
+
+from api.errors import InvalidPassword, WrongCredentials
+from api.web import session as sess
+from api.web.core import CODED, PREFIX, Page, Posted, User, WebRoute, check_csrf, local_path
+from store import accounts
+from store.models import Account
+
+log = logging.getLogger(__name__)
+router = APIRouter(route_class=WebRoute)
+
+STATIC = Path(__file__).parent / "static"
+STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+MIN_PASSWORD = 8
+
+
+@router.get("/")
+def home(ctx: User) -> Response:
+    """Administrators start at the history, everyone else at the send form."""
+    return ctx.redirect(f"{PREFIX}/history" if ctx.is_admin() else f"{PREFIX}/send")
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    """The GUI's own CSS and JavaScript (no CDN: the machines have no internet)."""
+    path = STATIC / name
+    if "/" in name or path.suffix not in STATIC_TYPES or not path.is_file():
+        return Response("not found", status_code=404, media_type="text/plain")
+    return FileResponse(path, media_type=STATIC_TYPES[path.suffix],
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/login")
+def login_form(ctx: Page, next: str = "") -> Response:
+    if ctx.caller is not None:
+        return ctx.redirect(local_path(next))
+    return ctx.render("login.html", next=local_path(next), username="")
+
+
+@router.post("/login")
+async def login(
+    ctx: Page,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """Check the credentials (the form's CSRF token too: a login cannot be forced from another site)."""
+    await check_csrf(ctx)
+    try:
+        caller = ctx.gateway.login(username, password)
+    except CODED as exc:
+        log.info("GUI login refused for %r: %s", username[:60], exc)
+        wrong = isinstance(exc, WrongCredentials)
+        ctx.flash("error", "Wrong username or password." if wrong else str(getattr(exc, "status_text", exc)))
+        return ctx.render("login.html", status=401 if wrong else 403, next=local_path(next),
+                          username=username[:254])
+    with ctx.read() as session:
+        account = session.get(Account, caller.user_id)
+        assert account is not None
+        tag = sess.password_tag(ctx.secret, account.password_hash)
+    ctx.session = sess.logged_in(ctx.session, caller.user_id, tag, int(ctx.now().timestamp()))
+    log.info("GUI login of %s", caller.username)
+    return ctx.redirect(local_path(next))
+
+
+@router.post("/logout")
+def logout(ctx: Posted) -> Response:
+    ctx.session = sess.new_session()
+    return ctx.redirect(f"{PREFIX}/login", "ok", "Logged out.")
+
+
+@router.get("/password")
+def password_form(ctx: User) -> Response:
+    return ctx.render("password.html")
+
+
+@router.post("/password")
+def change_password(
+    ctx: Posted, current: Annotated[str, Form()], new: Annotated[str, Form()], confirm: Annotated[str, Form()]
+) -> Response:
+    """A new password after the current one is checked; other sessions of this login end."""
+    if new != confirm:
+        return ctx.redirect(f"{PREFIX}/password", "error", "The new passwords differ.")
+    if len(new) < MIN_PASSWORD:
+        raise InvalidPassword(f"a new password needs at least {MIN_PASSWORD} characters")
+    ctx.gateway.login(ctx.user.username, current)  # 505 when the current password is wrong
+    with ctx.write() as session:
+        account = session.get(Account, ctx.user.user_id)
+        assert account is not None
+        accounts.set_password(session, account, new)
+        tag = sess.password_tag(ctx.secret, account.password_hash)
+    ctx.session = sess.logged_in(ctx.session, ctx.user.user_id, tag, int(ctx.now().timestamp()))
+    return ctx.redirect(f"{PREFIX}/", "ok", "Password changed.")
