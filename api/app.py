@@ -13,6 +13,7 @@ Content-Length, or after the limit when it is chunked, never buffered whole.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -24,7 +25,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from api import legacy, legacy_format, ops
+from api import legacy, legacy_format, ops, sms_node
+from api.callbacks import sending_callbacks
 from api.errors import GatewayError, VoiceFileTooLarge, http_status_of, status_of
 from api.service import Gateway
 from api.settings import Settings
@@ -46,6 +48,10 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 """Room for the other fields and the multipart framing around an upload."""
 DEFAULT_BODY_BYTES = 1024 * 1024
 """Bodies of routes without uploads (1000 recipients and a 2000-character text fit many times)."""
+CSV_IMPORT_BYTES = 5 * 1024 * 1024
+"""v1 CSV imports (group members, do-not-call entries)."""
+BASE64_ESCAPE_MARGIN = 1.02
+"""JSON encoders that escape '/' (PHP's json_encode) lengthen base64 by 1/64: room for that."""
 CODED_ERRORS: tuple[type[Exception], ...] = (GatewayError, StoreError, IvrError, AudioError, TTSError)
 """The layers' error bases: each carries `code` and `status_text`."""
 V1_PREFIX = "/v1"
@@ -58,10 +64,19 @@ class RequestTooLarge(GatewayError):
 
 
 def body_limit_for(path: str, max_voice_bytes: int) -> tuple[int, type[GatewayError]]:
-    """The body limit of `path` and the error that refuses more."""
+    """The body limit of `path` and the error that refuses more: uploads (legacy matrix_voice, v1
+    multipart voice, v1 JSON with base64 audio) get room for the largest voice file, v1 CSV imports
+    5 MiB, everything else 1 MiB."""
     name = path.strip("/").removesuffix(legacy.JSON_SUFFIX)
-    if name in legacy.UPLOAD_ROUTES:
+    if name in legacy.UPLOAD_ROUTES or name == "v1/messages/voice":
         return max_voice_bytes + FORM_OVERHEAD_BYTES, VoiceFileTooLarge
+    if name == "v1/messages":
+        base64_bytes = -(-max_voice_bytes // 3) * 4
+        return int(base64_bytes * BASE64_ESCAPE_MARGIN) + FORM_OVERHEAD_BYTES, VoiceFileTooLarge
+    parts = name.split("/")
+    if name == "v1/dnc/import" or (len(parts) == 5 and parts[:2] == ["v1", "groups"]
+                                   and parts[3:] == ["members", "import"]):
+        return CSV_IMPORT_BYTES, RequestTooLarge
     return DEFAULT_BODY_BYTES, RequestTooLarge
 
 
@@ -172,27 +187,37 @@ class _Wake:
             target()
 
 
-def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worker: bool = False) -> FastAPI:
+def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worker: bool = False,
+               with_callbacks: bool | None = None) -> FastAPI:
     """The ASGI app: legacy routes, /healthz and /metrics, the v1 router when present, the error
     handler and the body limit.
 
     Without `gateway` one is built on the settings' database (disposed at shutdown); the schema is not
     migrated here (`ivrgate db upgrade`). `with_worker` runs the engine pool and the voice worker
-    (api.worker) in the app's lifespan, woken by every submission."""
+    (api.worker) in the app's lifespan, woken by every submission; `with_callbacks` (default: as
+    `with_worker`) runs the status-callback sender (api.callbacks) there, in a thread of its own."""
     wake = _Wake()
     owned = gateway is None
     gw = gateway if gateway is not None else Gateway(settings, open_database(settings), wake=wake)
     context = ops.OpsContext(gw.db, now=gw.now)
 
+    send_callbacks = with_worker if with_callbacks is None else with_callbacks
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            if not with_worker:
-                yield
-                return
-            from api.worker import running_worker  # the SIP side loads only on a calling node
+            async with contextlib.AsyncExitStack() as background:
+                if send_callbacks:
+                    sender = await background.enter_async_context(
+                        sending_callbacks(gw.db, settings.callbacks, settings.data_dir))
+                    app.state.callback_secrets = sender.secrets  # what /v1/callbacks/secret shows
+                if not with_worker:
+                    yield
+                    return
+                from api.worker import running_worker  # the SIP side loads only on a calling node
 
-            async with running_worker(settings, gw.db, metrics=context.metrics) as node:
+                node = await background.enter_async_context(
+                    running_worker(settings, gw.db, metrics=context.metrics))
                 context.pool, context.worker = node.pool, node.worker
                 wake.targets.append(node.worker.wake)
                 try:
@@ -204,15 +229,16 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
             if owned:
                 gw.db.dispose()
 
-    app = FastAPI(title="ivrgate", version="0.1.0", lifespan=lifespan)
+    lifespan_with_sms = sms_node.with_sms(lifespan, settings, gw, wake.targets)  # when SMPP is configured
+    app = FastAPI(title="ivrgate", version="0.1.0", lifespan=lifespan_with_sms)
     app.state.settings, app.state.gateway, app.state.wake = settings, gw, wake.event
     for error in CODED_ERRORS:
         app.add_exception_handler(error, _coded_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(legacy.router)
-    app.include_router(ops.router)
-    ops.attach(app, context)
+    ops.attach(app, context)  # mounts ops.router (/healthz, /metrics) once
     _include_v1(app)
+    app.include_router(importlib.import_module("api.web").router)  # the GUI under /ui (api/web)
     max_voice = settings.forms.max_voice_bytes
     app.add_middleware(BodyLimit, limit_for=lambda path: body_limit_for(path, max_voice))
     return app

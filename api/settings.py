@@ -31,6 +31,7 @@ from api.forms import FormLimits
 from api.phones import PhoneSettings
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from ivr.settings import DialerSettings, FetchSettings, SipSettings
+from sms.smpp import SmppSettings
 from store.settings import StoreSettings
 from tts.settings import TTSSettings
 
@@ -88,6 +89,71 @@ class ServerSettings:
             raise ValueError(f"log_level must be a logging level name, not {self.log_level!r}")
 
 
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The SMTP gateway of `ivrgate serve` (api/smtp.py, docs/smtp.md): mail to `address` becomes a job."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    """0: any free port (tests)."""
+    address: str = "gateway@localhost"
+    """The gateway's mailbox: RCPT TO must be this address (compared case-insensitively)."""
+    max_bytes: int = 1024 * 1024
+    """Largest mail accepted (advertised as SIZE; more is answered 552)."""
+    certfile: str = ""
+    """PEM certificate (chain); with keyfile set, STARTTLS is offered."""
+    keyfile: str = ""
+    require_starttls: bool = False
+    """Refuse mail until the client has switched to TLS (needs certfile and keyfile)."""
+    hostname: str = ""
+    """Name in the greeting and EHLO reply; empty: the machine's FQDN."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, not {self.port}")
+        if bool(self.certfile) != bool(self.keyfile):
+            raise ValueError("STARTTLS needs both certfile and keyfile")
+        if self.require_starttls and not self.certfile:
+            raise ValueError("require_starttls needs certfile and keyfile")
+        if self.max_bytes < 1024:
+            raise ValueError(f"max_bytes must be at least 1024, not {self.max_bytes}")
+        local, _, domain = self.address.partition("@")
+        if not local or not domain or any(ch.isspace() or ch in "<>" for ch in self.address):
+            raise ValueError(f"address must be a mailbox like gateway@example.com, not {self.address!r}")
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """The SMS side of `ivrgate serve` (api/sms_node.py, docs/sms.md): the sender's leases and the
+    answers to incoming keywords. It runs when `sms.system_id` (the SMPP bind) is set."""
+
+    enabled: bool = True
+    worker_id: str = ""
+    """Names the sender's leases; empty: `<host>:<pid>:sms`. Must differ between live senders."""
+    lease_s: float = 60.0
+    """How long a claimed SMS stays this sender's while its parts are with the SMSC (heartbeated)."""
+    batch: int = 64
+    max_in_flight: int = 512
+    poll_interval_s: float = 1.0
+    default_source: str = ""
+    """Source address of SMS submitted without a caller ID (a number or an alphanumeric sender)."""
+    receipt_grace_s: float = 60.0
+    """How long a receipt for an SMSC ID not (yet) in the store is retried."""
+    shutdown_timeout_s: float = 10.0
+    orgserver: str = ""
+    """The incoming-SMS webhook's `orgserver`; empty: this machine's host name."""
+    help_text: str = "Reply STOP to opt out of these messages."
+    """The SMS answering HELP; empty: HELP is only forwarded to the webhook."""
+    stop_reply: str = ""
+    """The confirmation answering STOP (after the sender is put on do-not-call); empty: none."""
+    start_reply: str = ""
+
+    def __post_init__(self) -> None:
+        if self.lease_s <= 0 or self.poll_interval_s <= 0 or self.batch < 1 or self.max_in_flight < 1:
+            raise ValueError("lease_s and poll_interval_s must be > 0, batch and max_in_flight >= 1")
+
+
 class SettingsError(ValueError):
     """Settings that do not validate; the message names each bad setting."""
 
@@ -113,6 +179,10 @@ class Settings(BaseSettings):
     """The database: IVRGATE_DATABASE_URL (read by store.db.resolve_url) or IVRGATE_STORE__DATABASE_URL."""
     worker: WorkerSettings = WorkerSettings()
     server: ServerSettings = ServerSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    sms: SmppSettings = SmppSettings()
+    """The SMSC (IVRGATE_SMS__HOST, IVRGATE_SMS__SYSTEM_ID, ...); SMS are sent only when system_id is set."""
+    sms_service: SmsSettings = SmsSettings()
 
     @model_validator(mode="before")
     @classmethod

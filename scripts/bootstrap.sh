@@ -20,6 +20,9 @@ if [[ $profile == test ]]; then
   want sipp sip-tester                 # SIP peer for the call tests
   want ffmpeg ffmpeg                   # the pydub path for containers libsndfile cannot read
   want flite flite                     # optional better English TTS engine
+  want /usr/bin/chromium chromium      # the GUI's browser tests (Playwright drives Debian's Chromium)
+  want node nodejs                     # the SMSC test peer (tests/peers, npm package smpp)
+  want npm npm                         # installs the peer's pinned package (npm ci, by the test fixture)
   [[ -n ${IVRGATE_TEST_DATABASE_URL:-} ]] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
     || need_debs+=(postgresql)         # the store tests run against PostgreSQL as well as SQLite
 fi

@@ -89,9 +89,11 @@ def check_startup(settings: Settings) -> None:
 def server_config(settings: Settings) -> uvicorn.Config:
     """uvicorn's configuration: our logging (log_config=None), HTTPS when a certificate is set."""
     from api.app import create_app  # FastAPI and the routers load only when serving
+    from api.smtp import attach_smtp
 
     server: ServerSettings = settings.server
     app = create_app(settings, with_worker=settings.worker.enabled)
+    attach_smtp(app, settings.smtp)  # the SMTP gateway (settings.smtp.enabled) runs in the app's lifespan
     return uvicorn.Config(
         app, host=server.host, port=server.port, loop="asyncio", lifespan="on", log_config=None,
         access_log=server.access_log, server_header=False,
