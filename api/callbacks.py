@@ -4,7 +4,8 @@ A message's final status (and an incoming SMS webhook) is written to `store.outb
 that produced it; this sender delivers it at least once:
 
 1. `claim_due()` takes due rows and hides them for a lease (a sender that dies leaves them to come due).
-2. Each row is POSTed outside any transaction: the exact stored body, `Content-Type: application/json`,
+2. Each row is POSTed outside any transaction: the exact stored body, `Content-Type: application/json`
+   (status callbacks) or `application/x-www-form-urlencoded` (incoming-SMS webhooks, the seed's form),
    and `X-Ivrgate-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body under the account's secret.
 3. A 2xx answer marks the row delivered; anything else (another status, a refused address, a timeout,
    a connection error) records the error and schedules the next try by `store.outbox.backoff()`; after
@@ -22,6 +23,7 @@ loopback and link-local addresses are refused (unless allowed) when resolved and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -30,16 +32,14 @@ import logging
 import os
 import secrets
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from ivr import fetch
 from ivr.errors import FetchError, UrlRefused
-from ivr.fetch import AddressPolicy, GuardedTransport, check_url
+from ivr.fetch import AddressPolicy, GuardedTransport, check_url, deadline
 from ivr.settings import FetchSettings
 from store import outbox
 from store.db import Database
@@ -53,6 +53,8 @@ DELIVERY_HEADER = "X-Ivrgate-Delivery"
 SIGNATURE_SCHEME = "sha256"
 KEY_FILE = "callback.key"
 MAX_ERROR_CHARS = 300
+STOP_GRACE_S = 5.0
+"""How much longer than one POST's limit stop() waits for the sender thread."""
 
 
 def utc_now() -> dt.datetime:
@@ -167,17 +169,6 @@ class PermanentFailure(Exception):
     """A callback that can never succeed as it stands (a malformed or refused URL): not retried."""
 
 
-@contextlib.contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    # ivr.fetch's guarded streams bound every read and write by this deadline, so a receiver that
-    # trickles its answer cannot hold the sender past total_timeout_s.
-    token = fetch._DEADLINE.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        fetch._DEADLINE.reset(token)
-
-
 class CallbackSender:
     """Delivers due outbox rows (module docstring). One instance per process; `run()` in one thread."""
 
@@ -216,13 +207,20 @@ class CallbackSender:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send_due(self, now: dt.datetime | None = None) -> SendReport:
-        """Claim the rows due at `now` (default: the clock), POST each, record each result."""
+    def send_due(self, now: dt.datetime | None = None, *, stop: threading.Event | None = None) -> SendReport:
+        """Claim the rows due at `now` (default: the clock), POST each, record each result.
+
+        Once `stop` is set no further row of the batch is tried: those stay claimed until their lease
+        ends and are then due again (delivery is at least once, so nothing is lost)."""
         now = now or self._now()
         with self._db.transaction() as session:
             items = outbox.claim_due(session, now, self.settings.lease_s, self.settings.batch)
         report = SendReport()
         for item in items:
+            if stop is not None and stop.is_set():
+                log.info("callback sender stopping; %d claimed callbacks wait for their lease",
+                         len(items) - report.attempted)
+                break
             self._record(item, self._attempt(item), report)
         return report
 
@@ -243,12 +241,15 @@ class CallbackSender:
     def post(self, item: OutboxItem) -> None:
         """POST one row's body; returns on a 2xx answer, raises otherwise."""
         body = item.body.encode()
-        headers = {"Content-Type": "application/json", DELIVERY_HEADER: str(item.id)}
+        media = "application/x-www-form-urlencoded" if item.kind == outbox.WEBHOOK else "application/json"
+        headers = {"Content-Type": media, DELIVERY_HEADER: str(item.id)}
         if item.secret_ref:
             headers[SIGNATURE_HEADER] = sign(self._secrets.for_ref(item.secret_ref), body)
         url = _checked_url(item.url)
+        # the total deadline bounds every read, so a receiver trickling its answer cannot hold the
+        # sender past total_timeout_s
         with (
-            _deadline(self.settings.total_timeout_s),
+            deadline(self.settings.total_timeout_s),
             self._client.stream("POST", url, content=body, headers=headers) as response,
         ):
             if not response.is_success:
@@ -273,7 +274,7 @@ class CallbackSender:
         """Send due callbacks until `stop` is set; a full batch is followed at once by the next."""
         while not stop.is_set():
             try:
-                report = self.send_due()
+                report = self.send_due(stop=stop)
             except Exception:
                 log.exception("callback pass failed")
                 report = SendReport()
@@ -294,3 +295,67 @@ def _checked_url(url: str) -> httpx.URL:
     except FetchError as exc:
         raise PermanentFailure(str(exc)) from None
     return parsed
+
+
+class CallbackThread:
+    """A CallbackSender running in a thread of its own, as `ivrgate serve` and `ivrgate worker` run it.
+
+        sender = CallbackThread(db, settings.callbacks, settings.data_dir)
+        sender.start()
+        ...
+        sender.stop()          # after the POST in flight (at most total_timeout_s); joins the thread
+
+    Every node may run one: rows are claimed with a lease, so two senders never post the same row at
+    the same time."""
+
+    def __init__(self, db: Database, settings: CallbackSettings, data_dir: Path, *,
+                 secrets_: CallbackSecrets | None = None) -> None:
+        self.settings = settings
+        self.secrets = secrets_ or CallbackSecrets.load(settings, data_dir)
+        """The signing secrets (the API's /v1/callbacks/secret must use the same)."""
+        self.sender = CallbackSender(db, self.secrets, settings)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start sending in a daemon thread (once)."""
+        if self._thread is not None:
+            raise RuntimeError("the callback sender was already started")
+        self._thread = threading.Thread(target=self._run, name="callback-sender", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        log.info("callback sender started")
+        try:
+            self.sender.run(self._stop)
+        finally:
+            log.info("callback sender stopped")
+
+    def stop(self) -> None:
+        """Stop after the POST in flight, join the thread and close the HTTP client. Blocks up to
+        `total_timeout_s` (run it off an event loop)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(self.settings.total_timeout_s + STOP_GRACE_S)
+            if thread.is_alive():
+                log.error("the callback sender did not stop within %.0f s", self.settings.total_timeout_s)
+                return
+        self.sender.close()
+
+
+@contextlib.asynccontextmanager
+async def sending_callbacks(db: Database, settings: CallbackSettings, data_dir: Path, *,
+                            secrets_: CallbackSecrets | None = None) -> AsyncIterator[CallbackThread]:
+    """Run a CallbackThread for the length of the block (an app's lifespan, `ivrgate worker`); on exit
+    stop it without blocking the event loop."""
+    thread = CallbackThread(db, settings, data_dir, secrets_=secrets_)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        await asyncio.to_thread(thread.stop)

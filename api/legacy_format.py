@@ -24,8 +24,9 @@ from api.errors import STATUS_OK, is_success, status_of
 TEXT_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
 JSON_MEDIA_TYPE: Final = "application/json"
 TIMEZONE: Final = "UTC"
-BALANCE_DECIMALS: Final = 2
-"""A balance is shown rounded down: never more money than the account has."""
+BALANCE_DECIMALS: Final = 4
+"""A balance is shown rounded down (never more money than the account has), to the 4 decimals rates are
+priced in, so that every charge shows: 9.9925 after one 0.0075 SMS, not 9.99."""
 RATE_DECIMALS: Final = 4
 """A rate is shown rounded up: never less than what is charged."""
 

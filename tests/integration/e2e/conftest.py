@@ -72,7 +72,7 @@ class Server:
     log: Path
 
     def shown_balance(self) -> Decimal:
-        """BALANCE as the legacy `balance` route shows it (to the cent)."""
+        """BALANCE as the legacy `balance` route shows it (4 decimals, rounded down)."""
         answer = httpx.post(f"{self.url}/balance", data={"username": USERNAME, "password": PASSWORD}).text
         return Decimal(fields(answer)["BALANCE"])
 
@@ -108,11 +108,12 @@ class Server:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[[int], Server]]:
-    """Prepare a data directory with the CLI and start `ivrgate serve` dialling 127.0.0.1:<port>."""
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Prepare a data directory with the CLI and start `ivrgate serve` dialling 127.0.0.1:<port>;
+    keyword arguments are more IVRGATE_... environment variables."""
     started: list[Server] = []
 
-    def start(trunk_port: int) -> Server:
+    def start(trunk_port: int, **more_env: str) -> Server:
         data = tmp_path / f"data{len(started)}"
         ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", CREDIT)
         ivrgate(data, "rates", "import", str(ROOT / "samples" / "rates.csv"))
@@ -120,7 +121,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[[int], Server]]:
         env = clean_env(IVRGATE_SIP__TRUNK_HOST=f"127.0.0.1:{trunk_port}", IVRGATE_SIP__PROCESSES="1",
                         IVRGATE_SIP__PORT=str(free_block(1)), IVRGATE_SIP__RTP_PORT=str(free_block(16)),
                         IVRGATE_SIP__RTP_PORTS_PER_PROCESS="16", IVRGATE_SERVER__LOG_FORMAT="json",
-                        IVRGATE_DIALER__RESPONSE_TIMEOUT_S="8", IVRGATE_DIALER__MAX_CALL_S="60")
+                        IVRGATE_DIALER__RESPONSE_TIMEOUT_S="8", IVRGATE_DIALER__MAX_CALL_S="60",
+                        **more_env)
         log = tmp_path / f"serve{len(started)}.log"
         with log.open("w") as sink:
             proc = subprocess.Popen([sys.executable, "-m", "api", "--data", str(data), "serve", "--port",

@@ -65,7 +65,7 @@ def test_tts_call_answered_with_key_and_charged(
     assert final["STATUSCODE"] == "200" and final["RESPONSE"] == "1"
     # a call of a few seconds is one started minute at the TTS rate
     assert server.balance() == Decimal(CREDIT) - TTS_MINUTE
-    assert abs(server.shown_balance() - server.balance()) < Decimal("0.01")
+    assert server.shown_balance() == server.balance() == Decimal("9.985")  # shown as 9.9850, not 9.98
 
     # the Python sample: the seed's TTS example as written (response=0), then its status example
     by_sample = sample(server, "tts", "--txt", "Adam, web server is down")

@@ -4,6 +4,7 @@ calls from a SipUserAgent, presses keys in each mode and records the prompt it h
 from __future__ import annotations
 
 import importlib.util
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +47,30 @@ def test_phone_presses_keys(make_ua: Callable[..., Agent], phone: Callable[..., 
     assert "15550001" in str(call["from"]) and "Dentist" in str(call["from"])
     assert call["call_id"] == digits[0].call_id
     assert len(agent.log.of("c1", "digit")) == 2
+
+
+PJSUA_IDLE_CLOSE_S = 1.0
+"""pjsua's default sndAutoCloseTime: it closed the idle null sound device (the media clock) this long
+after a call; the next call that connected no port then sent no RTP, and no RFC 4733 digits."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_phone_presses_keys_on_every_call(make_ua: Callable[..., Agent],
+                                          phone: Callable[..., PhoneProcess], mode: str) -> None:
+    far = phone("--ring", "0.1", "--wait", "0.2", "--press", "1", "--mode", mode, calls=3)
+    agent = make_ua(inband_dtmf="always" if mode == "inband" else "auto")
+    for i in range(3):
+        ref = f"c{i}"
+        agent.ua.call(ref, far.uri)
+        (digit,) = agent.log.wait(ref, "digit")
+        assert (digit.digit, digit.source) == ("1", mode), f"call {i + 1}"
+        agent.ua.hangup(ref)
+        agent.log.wait(ref, "disconnected")
+        time.sleep(PJSUA_IDLE_CLOSE_S + 0.5)  # long enough for an idle media clock to be closed
+    calls = far.results()
+    assert [c["pressed"] for c in calls] == ["1", "1", "1"]
+    assert len({c["call_id"] for c in calls}) == 3
 
 
 @pytest.mark.parametrize("code", [486, 603])

@@ -81,6 +81,7 @@ def test_incoming_sms_reaches_the_webhook_signed(gw: Gw) -> None:
     assert fields["id"] == item and int(fields["timestamp"]) > 0
     secret = secrets.for_ref(f"account:{_owner(gw)}")
     assert verify(secret, request.body, request.headers[SIGNATURE_HEADER])
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
 
 
 def test_stop_then_new_sms_is_refused_with_502(gw: Gw) -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from api.logging_setup import JsonFormatter, configure_logging
 from api.ops import Metrics, OpsContext, check_health
-from api.worker import ClaimedMessage, PromptUnavailable, call_options, failure_outcome, prompt_spec
+from api.prompts import ClaimedMessage, PromptUnavailable, call_options, prompt_spec
+from api.worker import failure_outcome
 from ivr.errors import InvalidPromptSpec
 from ivr.prompt import AudioSegment, TextSegment
 from store.db import Database

@@ -1,5 +1,5 @@
 """A worker killed with SIGKILL mid-call leaves its message to be reclaimed after the lease: a second
-worker process completes it, and it is charged once."""
+worker process completes it, and it is charged once. Both are `ivrgate worker` processes."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.pool.conftest import free_block
 from tests.integration.worker.conftest import (
     BALANCE,
     TTS_PER_MINUTE,
     PhoneProcess,
     Store,
-    free_block,
     process_gone,
 )
 from tests.integration.worker.test_worker import ANSWERED, TTS
@@ -52,12 +52,12 @@ def workers(store: Store) -> Iterator[Callable[[str, int], subprocess.Popen[str]
                "IVRGATE_WORKER__HEARTBEAT_S": "1", "IVRGATE_WORKER__POLL_INTERVAL_S": "0.5",
                "IVRGATE_WORKER__WORKER_ID": worker_id, "IVRGATE_DIALER__RESPONSE_TIMEOUT_S": "8"}
         env.pop("IVRGATE_DATABASE_URL", None)
-        proc = subprocess.Popen([sys.executable, "-m", "tests.integration.worker.worker_proc"], cwd=ROOT,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "api", "worker"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         started.append(proc)
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("worker ready"), line
+        assert line.startswith(f"ivrgate: worker {worker_id} ready (1 engine processes, sqlite"), line
         engines.update(descendants(proc.pid))
         return proc
 
@@ -74,8 +74,7 @@ def workers(store: Store) -> Iterator[Callable[[str, int], subprocess.Popen[str]
 def test_sigkilled_worker_message_is_completed_by_another(
     store: Store, phone: Callable[..., PhoneProcess], workers: Callable[[str, int], subprocess.Popen[str]]
 ) -> None:
-    # SIP INFO digits: a second RFC 4733 call to one `ivrgate phone` process loses its digits (reported)
-    far = phone("--press", "1", "--wait", "5", "--mode", "info", calls=2)
+    far = phone("--press", "1", "--wait", "5", calls=2)  # RFC 4733 on both calls to one phone process
     message_id = store.queue_message("tts", settings=TTS)
     doomed = workers("w-doomed", far.port)
     engines = descendants(doomed.pid)

@@ -96,10 +96,14 @@ def test_matrix_status_text_and_json() -> None:
     )
 
 
-def test_balance() -> None:
-    assert render_balance(Decimal("12.349"), "USD") == "BALANCE: 12.34\nCURRENCY: USD\n"
-    assert render_balance(5, "CAD", as_json=True) == '{"BALANCE": "5.00", "CURRENCY": "CAD"}'
-    assert render_balance(Decimal("-0.001"), "USD") == "BALANCE: -0.01\nCURRENCY: USD\n"
+def test_balance_shows_four_decimals_rounded_down() -> None:
+    assert render_balance(Decimal("9.985"), "USD") == "BALANCE: 9.9850\nCURRENCY: USD\n"
+    shown = render_balance(Decimal("9.9925"), "USD", as_json=True)
+    assert shown == '{"BALANCE": "9.9925", "CURRENCY": "USD"}'
+    assert render_balance(Decimal("12.349999"), "USD") == "BALANCE: 12.3499\nCURRENCY: USD\n"
+    assert render_balance(5, "CAD", as_json=True) == '{"BALANCE": "5.0000", "CURRENCY": "CAD"}'
+    assert render_balance(Decimal("-0.00001"), "USD") == "BALANCE: -0.0001\nCURRENCY: USD\n"
+    assert render_balance(Decimal("0.000001"), "USD") == "BALANCE: 0.0000\nCURRENCY: USD\n"
 
 
 def test_sms_rate() -> None:
