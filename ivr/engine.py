@@ -12,8 +12,9 @@ stdin EOF (the parent died) and on SIGTERM, hanging up its calls first.
 The module is also the pure codec of that wire protocol (`encode_command`, `decode_command`,
 `encode_event`, `decode_event`, `settings_to_json`, `settings_from_json`), which the pool imports.
 It must stay lean: an idle engine is meant to be ~24 MiB, so nothing here imports asyncio (its ssl
-import alone costs ~9 MiB), pydantic, numpy or the api package. pjsua2 (`ivr.sip`) is imported only
-when the process runs an engine, never when the pool imports the codec.
+import alone costs ~9 MiB), pydantic or the api package; numpy (with audio.dtmf) is imported in a
+background thread right after 'ready' unless `inband_dtmf` is 'never'. pjsua2 (`ivr.sip`) is imported
+only when the process runs an engine, never when the pool imports the codec.
 """
 
 from __future__ import annotations
@@ -328,11 +329,15 @@ class Engine:
             self._emit(Fatal(describe(exc)))
             return 1
         port = int(getattr(self._ua, "local_port", 0) or self._port)
-        self._emit(Ready(self._index, port, self._rtp_port, int(self._ua.capacity), os.getpid()))
         how = "stdin EOF"
         in_main = threading.current_thread() is threading.main_thread()
+        # the handler goes in before 'ready': a SIGTERM sent the moment the parent reads it must stop us cleanly
         previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
         try:
+            self._emit(Ready(self._index, port, self._rtp_port, int(self._ua.capacity), os.getpid()))
+            preload = getattr(self._ua, "preload_dtmf", None)
+            if callable(preload):
+                preload()  # audio.dtmf (numpy) in a background thread, so no call waits for the import
             how = self._serve(lines)
         except _Terminated:
             how = "SIGTERM"
