@@ -53,7 +53,8 @@ def ivrgate(data_dir: Path, *args: str) -> str:
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVRGATE_")}
-    return {**env, **extra}
+    # serve's SMTP gateway on any free port: a fixed 2525 would collide with another serve on this machine
+    return {**env, "IVRGATE_SMTP__PORT": "0", **extra}
 
 
 def fields(answer: str) -> dict[str, str]:
