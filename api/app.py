@@ -65,17 +65,18 @@ class RequestTooLarge(GatewayError):
 
 def body_limit_for(path: str, max_voice_bytes: int) -> tuple[int, type[GatewayError]]:
     """The body limit of `path` and the error that refuses more: uploads (legacy matrix_voice, v1
-    multipart voice, v1 JSON with base64 audio) get room for the largest voice file, v1 CSV imports
-    5 MiB, everything else 1 MiB."""
+    multipart voice, v1 JSON with base64 audio, the GUI's voice and Listen forms) get room for the
+    largest voice file, CSV imports (v1 and GUI) 5 MiB, everything else 1 MiB."""
     name = path.strip("/").removesuffix(legacy.JSON_SUFFIX)
-    if name in legacy.UPLOAD_ROUTES or name == "v1/messages/voice":
+    if name in legacy.UPLOAD_ROUTES or name in ("v1/messages/voice", "ui/send/voice", "ui/send/listen"):
         return max_voice_bytes + FORM_OVERHEAD_BYTES, VoiceFileTooLarge
     if name == "v1/messages":
         base64_bytes = -(-max_voice_bytes // 3) * 4
         return int(base64_bytes * BASE64_ESCAPE_MARGIN) + FORM_OVERHEAD_BYTES, VoiceFileTooLarge
     parts = name.split("/")
-    if name == "v1/dnc/import" or (len(parts) == 5 and parts[:2] == ["v1", "groups"]
-                                   and parts[3:] == ["members", "import"]):
+    if name in ("v1/dnc/import", "ui/dnc/import", "ui/groups") or (
+            len(parts) == 5 and parts[:2] == ["v1", "groups"] and parts[3:] == ["members", "import"]) or (
+            len(parts) == 4 and parts[:2] == ["ui", "groups"] and parts[3] == "import"):
         return CSV_IMPORT_BYTES, RequestTooLarge
     return DEFAULT_BODY_BYTES, RequestTooLarge
 
