@@ -331,13 +331,14 @@ class Engine:
         port = int(getattr(self._ua, "local_port", 0) or self._port)
         how = "stdin EOF"
         in_main = threading.current_thread() is threading.main_thread()
-        # the handler goes in before 'ready': a SIGTERM sent the moment the parent reads it must stop us cleanly
+        # the handler goes in before 'ready': a SIGTERM sent as soon as the parent reads it must stop us
+        # cleanly
         previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
         try:
             self._emit(Ready(self._index, port, self._rtp_port, int(self._ua.capacity), os.getpid()))
             preload = getattr(self._ua, "preload_dtmf", None)
             if callable(preload):
-                preload()  # audio.dtmf (numpy) in a background thread, so no call waits for the import
+                preload()  # audio.dtmf (numpy) in a background thread: no call waits for it
             how = self._serve(lines)
         except _Terminated:
             how = "SIGTERM"

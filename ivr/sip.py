@@ -45,7 +45,7 @@ from ivr.digits import DigitMerger, dtmf_from_info
 from ivr.errors import IvrError
 from ivr.events import DigitSource, DtmfMethod, EventKind, SipEvent
 from ivr.settings import SipSettings
-from ivr.sip_media import CallMedia, MediaQueue
+from ivr.sip_media import DTMF, CallMedia, MediaQueue, PortReaper
 from ivr.sip_setup import account_config, call_param, error_text, start_endpoint
 
 __all__ = [
@@ -65,7 +65,14 @@ log = logging.getLogger(__name__)
 MAX_CALLS = 4
 """PJSUA_MAX_CALLS of the pjsua2-python wheel."""
 POLL_MS = 10
-"""How long one libHandleEvents call may wait; commands wait at most this long."""
+"""How long one libHandleEvents call may wait while calls are live; commands wait at most this long."""
+IDLE_WAIT_S = 0.1
+"""Without calls, the owner thread sleeps on the command queue this long between (non-blocking)
+libHandleEvents calls: a command wakes it at once; SIP traffic (an incoming INVITE, a REGISTER
+answer, pjsip timers) waits at most this long. 100 wake-ups a second cost ~0.9 % of a core per idle
+engine; 10 a second cost a tenth of that."""
+SHUTDOWN_REAP_S = 2.0
+"""At shutdown, how long to wait for the conference bridge to release the last media ports."""
 PJ_ETOOMANY = 70010
 SLOT_RETRY_S = 2.0
 """How long a call waits for pjsua to free the slot of a call that has just ended."""
@@ -177,6 +184,7 @@ class SipUserAgent:
         self._media_q: MediaQueue = queue.SimpleQueue()
         self._legs: dict[str, _Leg] = {}
         self._released: list[Any] = []
+        self._reaper = PortReaper()
         self._later: list[tuple[float, Callable[[], None]]] = []
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -199,6 +207,13 @@ class SipUserAgent:
     def alive(self) -> bool:
         """True while the owner thread runs: the user agent can still take commands."""
         return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    def preload_dtmf(self) -> None:
+        """Import audio.dtmf (numpy) in a background thread now unless `inband_dtmf` is 'never', so
+        that the first in-band call does not wait for it (0.2-0.3 s; ~17 MiB). The engine calls this
+        right after 'ready'; without it the import starts on the first in-band need."""
+        if self.inband_dtmf != "never":
+            DTMF.start()
 
     def start(self) -> None:
         """Start the owner thread, the Endpoint, the transport and the account; raise SipError if not."""
@@ -289,11 +304,15 @@ class SipUserAgent:
             while not (self._stopping and (not self._legs or time.monotonic() > self._stop_deadline)):
                 self._drain_commands()
                 self._run_due()
-                self._ep.libHandleEvents(POLL_MS)
+                busy = self._busy()
+                self._ep.libHandleEvents(POLL_MS if busy else 0)
                 self._drain_media()
                 self._check_ring_timeouts()
                 self._check_rtp()
                 self._released.clear()
+                self._reaper.collect()
+                if not busy and not self._busy():
+                    self._wait_for_command(IDLE_WAIT_S)
         except Exception:
             log.exception("SIP owner loop failed")
         finally:
@@ -320,9 +339,22 @@ class SipUserAgent:
         self._legs.clear()
         self._active = 0
         self._released.clear()
+        self._reap_all()
         self._acc = None
         self._destroy_endpoint()
         log.info("SIP user agent on port %d stopped", self.local_port)
+
+    def _reap_all(self) -> None:
+        """Before libDestroy: poll until the bridge has released every retired media port (a few
+        clock ticks); ports it still holds after SHUTDOWN_REAP_S are leaked, never freed under it."""
+        deadline = time.monotonic() + SHUTDOWN_REAP_S
+        while self._ep is not None and self._reaper.collect() and time.monotonic() < deadline:
+            self._ep.libHandleEvents(POLL_MS)
+        self._reaper.abandon()
+
+    def _busy(self) -> bool:
+        """Calls, timed work or a stop in progress: poll pjsua every POLL_MS rather than idling."""
+        return bool(self._legs or self._later or self._stopping)
 
     def _destroy_endpoint(self) -> None:
         if self._ep is not None:
@@ -349,12 +381,25 @@ class SipUserAgent:
                 command = self._commands.get_nowait()
             except queue.Empty:
                 return
-            try:
-                command()
-            except pj.Error as exc:
-                log.warning("SIP command failed: %s", error_text(exc))
-            except Exception:
-                log.exception("SIP command failed")
+            self._run_command(command)
+
+    def _wait_for_command(self, timeout_s: float) -> None:
+        """Idle: sleep until a command arrives (run it and the rest at once) or `timeout_s` passes."""
+        try:
+            command = self._commands.get(timeout=timeout_s)
+        except queue.Empty:
+            return
+        self._run_command(command)
+        self._drain_commands()
+
+    @staticmethod
+    def _run_command(command: Callable[[], None]) -> None:
+        try:
+            command()
+        except pj.Error as exc:
+            log.warning("SIP command failed: %s", error_text(exc))
+        except Exception:
+            log.exception("SIP command failed")
 
     def _emit(self, ref: str, kind: EventKind, **fields: Any) -> None:
         try:
@@ -523,7 +568,7 @@ class SipUserAgent:
             stream_info = call.getStreamInfo(index)
         except (pj.Error, StopIteration):
             return
-        leg.media = CallMedia(leg.ref, stream, self._media_q, self._released)
+        leg.media = CallMedia(leg.ref, stream, self._media_q, self._reaper)
         leg.telephone_event = stream_info.audRxEventPt > 0 or stream_info.audTxEventPt > 0
         self._emit(leg.ref, "media", call_id=leg.call_id, telephone_event=leg.telephone_event)
         if self.inband_dtmf == "always" or (self.inband_dtmf == "auto" and not leg.telephone_event):
@@ -547,18 +592,26 @@ class SipUserAgent:
             try:
                 kind, ref, payload = self._media_q.get_nowait()
             except queue.Empty:
-                return
+                break
             leg = self._legs.get(ref)
-            if leg is None:
+            media = leg.media if leg is not None else None
+            if leg is None or media is None:
                 continue
-            media = leg.media
-            if media is None:
-                continue
-            if kind == "eof" and payload is media.player:
+            if kind == "eof" and media.plays(payload):
                 media.drop_player()
                 self._emit(ref, "playback_done", call_id=leg.call_id)
-            elif kind == "frames" and media.detector is not None:
-                for digit in media.detector.feed(payload):
+            elif kind == "frames":
+                for digit in media.feed(payload):
+                    self._report_digit(leg, digit, "inband")
+        self._advance_media()
+
+    def _advance_media(self) -> None:
+        """Start detection and tone sending that waited for audio.dtmf's background import."""
+        if not DTMF.ready:
+            return
+        for leg in list(self._legs.values()):
+            if leg.media is not None and leg.media.waiting:
+                for digit in leg.media.advance():
                     self._report_digit(leg, digit, "inband")
 
     def _check_ring_timeouts(self) -> None:

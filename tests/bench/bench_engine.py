@@ -2,7 +2,9 @@
 
 Prints, for real engine processes (ivr.pool) calling a real SIPp UAS on 127.0.0.1 that plays G.711
 audio (Debian sip-tester's g711a.pcap) while each engine plays a looped WAV into the call:
-- the memory of an idle engine process (RSS, PSS, private anonymous memory);
+- idle engine processes (`--idle-engines` of them, over `--idle-window` seconds, 2 s after 'ready' so
+  that the background import of audio.dtmf is over): memory each (RSS, PSS, private anonymous),
+  CPU % of a core each, and whether numpy is loaded;
 - for N concurrent calls (N/4 engines): RSS per call and CPU % of one core per call over a window;
 - call setup time (place_call -> 'answered'), one call at a time and N at once.
 Asserts nothing; needs `sipp`.
@@ -19,6 +21,7 @@ import re
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import wave
@@ -126,24 +129,26 @@ async def _until(handle: CallHandle, kind: str) -> None:
             raise RuntimeError(f"call {handle.ref} ended before {kind}: {event}")
 
 
-async def idle_engine() -> None:
-    pool = EnginePool(_settings(1, "auto"), processes=1)
+async def idle_engines(count: int, window_s: float, inband: str, python: str) -> None:
+    pool = EnginePool(_settings(count, inband), processes=count, python=python)
     await pool.start()
-    await asyncio.sleep(1.0)
-    pid = pool.pids[0]
-    assert pid is not None
-    mem = _memory_kib(pid)
-    ticks, t0 = _cpu_ticks(pid), time.perf_counter()
-    await asyncio.sleep(3.0)
-    cpu = (_cpu_ticks(pid) - ticks) / TICKS / (time.perf_counter() - t0) * 100
-    print(f"idle engine: RSS {mem['rss'] / 1024:.1f} MiB, PSS {mem['pss'] / 1024:.1f} MiB, "
-          f"private anonymous {mem['anon'] / 1024:.1f} MiB, CPU {cpu:.2f} % of a core")
+    await asyncio.sleep(2.0)
+    pids = [p for p in pool.pids if p is not None]
+    mems = [_memory_kib(p) for p in pids]
+    numpy = sum("numpy" in Path(f"/proc/{p}/maps").read_text() for p in pids)
+    ticks, t0 = sum(_cpu_ticks(p) for p in pids), time.perf_counter()
+    await asyncio.sleep(window_s)
+    cpu = (sum(_cpu_ticks(p) for p in pids) - ticks) / TICKS / (time.perf_counter() - t0) * 100
+    avg = {k: sum(m[k] for m in mems) / len(mems) / 1024 for k in ("rss", "pss", "anon")}
+    print(f"idle engines ({len(pids)}, in-band DTMF {inband}, numpy loaded in {numpy}): each RSS "
+          f"{avg['rss']:.1f} MiB, PSS {avg['pss']:.1f} MiB, private anonymous {avg['anon']:.1f} MiB; "
+          f"CPU {cpu / len(pids):.2f} % of a core each ({cpu:.1f} % in all, over {window_s:.0f} s)")
     await pool.stop()
 
 
-async def calls(n: int, uri: str, wav: Path, window_s: float, inband: str) -> None:
+async def calls(n: int, uri: str, wav: Path, window_s: float, inband: str, python: str) -> None:
     processes = math.ceil(n / 4)
-    pool = EnginePool(_settings(processes, inband), processes=processes)
+    pool = EnginePool(_settings(processes, inband), processes=processes, python=python)
     await pool.start()
     pids = [p for p in pool.pids if p is not None]
     idle = sum(_memory_kib(p)["rss"] for p in pids)
@@ -170,8 +175,8 @@ async def calls(n: int, uri: str, wav: Path, window_s: float, inband: str) -> No
           f"CPU {cpu:.1f} % of a core, {cpu / n:.2f} % per call")
 
 
-async def setup_time(uri: str, count: int = 30) -> None:
-    pool = EnginePool(_settings(1, "auto"), processes=1)
+async def setup_time(uri: str, python: str, count: int = 30) -> None:
+    pool = EnginePool(_settings(1, "auto"), processes=1, python=python)
     await pool.start()
     times = []
     for _ in range(count):
@@ -192,6 +197,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--calls", default="4,8,20,40", help="comma-separated concurrent call counts")
     parser.add_argument("--window", type=float, default=5.0, help="CPU measurement window, seconds")
     parser.add_argument("--inband", default="auto", help="inband_dtmf setting: auto | always | never")
+    parser.add_argument("--idle-engines", type=int, default=10, help="idle engines measured together")
+    parser.add_argument("--idle-window", type=float, default=10.0, help="idle CPU window, seconds")
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter (or wrapper script) the engines run with, to compare builds")
+    parser.add_argument("--only-idle", action="store_true", help="measure idle engines and set-up time only")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -205,10 +215,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             time.sleep(0.5)
             uri = f"sip:1000@127.0.0.1:{port}"
-            asyncio.run(idle_engine())
-            asyncio.run(setup_time(uri))
-            for n in (int(x) for x in args.calls.split(",")):
-                asyncio.run(calls(n, uri, wav, args.window, args.inband))
+            for inband in ("never", args.inband):
+                asyncio.run(idle_engines(args.idle_engines, args.idle_window, inband, args.python))
+            asyncio.run(setup_time(uri, args.python))
+            for n in (int(x) for x in args.calls.split(",")) if not args.only_idle else ():
+                asyncio.run(calls(n, uri, wav, args.window, args.inband, args.python))
         finally:
             sipp.terminate()
             sipp.wait(10)

@@ -69,7 +69,9 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, list[EngineEvent], str]:
 
 def test_ready_pong_lean_and_shutdown(engines: list[subprocess.Popen[str]]) -> None:
     port = free_block(1)
-    proc = spawn(engines, port=port)
+    # inband_dtmf 'never': with 'auto' the engine preloads numpy for in-band detection right after ready
+    lean = settings_to_json(SipSettings(rtp_ports_per_process=16, inband_dtmf="never"))
+    proc = spawn(engines, lean, port=port)
     ready = next_event(proc)
     assert ready == Ready(index=0, port=port, rtp_port=ready.rtp_port, capacity=4, pid=proc.pid)  # type: ignore[union-attr]
     assert proc.stdin is not None
