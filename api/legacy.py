@@ -17,12 +17,14 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from api import legacy_format as fmt
 from api.errors import ParseError, VoiceFileTooLarge
@@ -41,6 +43,7 @@ from api.forms import (
     Upload,
     parse_form,
 )
+from api.phones import ParsedPhones
 from api.service import Caller, Gateway, Submitted
 from store.models import MICROS
 
@@ -85,17 +88,38 @@ def _merge(target: Inputs, key: str, value: Any) -> None:
         target[key] = value
 
 
+def parse_urlencoded(body: bytes) -> list[tuple[str, str]]:
+    """The fields of an application/x-www-form-urlencoded body, read exactly as Starlette's form parser
+    reads them (split on `&`, empty chunks skipped, a chunk without `=` is a name with an empty value,
+    `+` and %-escapes decoded as UTF-8), without its per-byte callbacks. HTTP 400 past MAX_FIELDS, as
+    Starlette answers."""
+    fields: list[tuple[str, str]] = []
+    for chunk in body.split(b"&"):
+        if not chunk:
+            continue
+        if len(fields) >= MAX_FIELDS:
+            raise HTTPException(400, f"Too many fields. Maximum number of fields is {MAX_FIELDS}.")
+        name, _, value = chunk.partition(b"=")
+        fields.append((unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1"))))
+    return fields
+
+
 async def read_inputs(request: Request, limits: FormLimits) -> Inputs:
     """The query string and the form of `request` as one mapping (the form wins); file parts as Upload."""
     inputs: Inputs = {}
     for key, query_value in request.query_params.multi_items():
         _merge(inputs, key, query_value)
     content_type = request.headers.get("content-type", "").lower()
-    if request.method != "POST" or not content_type.startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
+    if request.method != "POST":
         return inputs
     form_values: Inputs = {}
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        for key, text in parse_urlencoded(await request.body()):
+            _merge(form_values, key, text)
+        inputs.update(form_values)
+        return inputs
+    if not content_type.startswith("multipart/form-data"):
+        return inputs
     async with request.form(max_files=4, max_fields=MAX_FIELDS) as form:
         for key, value in form.multi_items():
             item: str | Upload = value if isinstance(value, str) else await _read_upload(value, limits)
@@ -158,16 +182,34 @@ def _parse(gateway: Gateway, form: type[LegacyForm], data: Mapping[str, Any]) ->
     return parse_form(form, data, gateway.settings.forms)
 
 
+_Form = TypeVar("_Form", bound=AccountForm)
+
+
+def _login_and_parse(gateway: Gateway, form: type[_Form], data: Inputs) -> tuple[Caller, _Form]:
+    """The caller and the whole form, parsed once. When the form is refused, the credentials are
+    checked first all the same, so the answer keeps the documented precedence (510, 512, then 505/506/
+    404, then the form's own error)."""
+    try:
+        parsed = parse_form(form, data, gateway.settings.forms)
+    except Exception:  # whatever the form's failure, a credentials failure answers first
+        _login(gateway, data)
+        raise
+    return gateway.login(parsed.username, parsed.password), parsed
+
+
+def _recipients(gateway: Gateway, phones: tuple[str, ...]) -> ParsedPhones:
+    return ParsedPhones(phones, gateway.settings.forms.phones)
+
+
 # --- the routes' work (run in the thread pool) ---------------------------------------------------------
 
 
 def do_matrix(gateway: Gateway, data: Inputs, as_json: bool) -> str:
     """matrix: an SMS to `phone` and/or `group`; `tts=1` falls back to a TTS call for fixed lines."""
-    caller = _login(gateway, data)
-    form: MatrixForm = _parse(gateway, MatrixForm, data)
+    caller, form = _login_and_parse(gateway, MatrixForm, data)
     submitted = gateway.submit_sms(
         caller,
-        phones=",".join(form.phones),
+        phones=_recipients(gateway, form.phones),
         group=form.group,
         text=form.txt,
         callerid=form.callerid,
@@ -178,11 +220,10 @@ def do_matrix(gateway: Gateway, data: Inputs, as_json: bool) -> str:
 
 def do_matrix_tts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
     """matrix_tts: a text-to-speech call."""
-    caller = _login(gateway, data)
-    form: MatrixTtsForm = _parse(gateway, MatrixTtsForm, data)
+    caller, form = _login_and_parse(gateway, MatrixTtsForm, data)
     submitted = gateway.submit_tts(
         caller,
-        phones=",".join(form.phones),
+        phones=_recipients(gateway, form.phones),
         text=form.txt,
         language=form.language,
         gender=form.gender,
@@ -195,11 +236,10 @@ def do_matrix_tts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
 
 def do_matrix_voice(gateway: Gateway, data: Inputs, as_json: bool) -> str:
     """matrix_voice: a call playing the uploaded `voicefile`."""
-    caller = _login(gateway, data)
-    form: MatrixVoiceForm = _parse(gateway, MatrixVoiceForm, data)
+    caller, form = _login_and_parse(gateway, MatrixVoiceForm, data)
     submitted = gateway.submit_voice(
         caller,
-        phones=",".join(form.phones),
+        phones=_recipients(gateway, form.phones),
         audio=form.voicefile.data,
         filename=form.voicefile.filename,
         response=form.response,
@@ -211,11 +251,10 @@ def do_matrix_voice(gateway: Gateway, data: Inputs, as_json: bool) -> str:
 
 def do_matrix_voicew(gateway: Gateway, data: Inputs, as_json: bool) -> str:
     """matrix_voicew: a call playing the file at `voiceurl`, fetched now."""
-    caller = _login(gateway, data)
-    form: MatrixVoicewForm = _parse(gateway, MatrixVoicewForm, data)
+    caller, form = _login_and_parse(gateway, MatrixVoicewForm, data)
     submitted = gateway.submit_voice_url(
         caller,
-        phones=",".join(form.phones),
+        phones=_recipients(gateway, form.phones),
         url=form.voiceurl,
         response=form.response,
         repeat=form.repeat,
@@ -226,11 +265,10 @@ def do_matrix_voicew(gateway: Gateway, data: Inputs, as_json: bool) -> str:
 
 def do_matrix_vtts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
     """matrix_vtts: voice files and TTS texts of `msg` in one call."""
-    caller = _login(gateway, data)
-    form: MatrixVttsForm = _parse(gateway, MatrixVttsForm, data)
+    caller, form = _login_and_parse(gateway, MatrixVttsForm, data)
     submitted = gateway.submit_vtts(
         caller,
-        phones=",".join(form.phones),
+        phones=_recipients(gateway, form.phones),
         spec=form.prompt_spec(),
         response=form.response,
         repeat=form.repeat,
@@ -241,8 +279,7 @@ def do_matrix_vtts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
 
 def do_matrix_status(gateway: Gateway, data: Inputs, as_json: bool) -> str:
     """matrix_status: the status of message `id` (500 ERROR: MESSAGE NOT FOUND for unknown or foreign)."""
-    caller = _login(gateway, data)
-    form: MatrixStatusForm = _parse(gateway, MatrixStatusForm, data)
+    caller, form = _login_and_parse(gateway, MatrixStatusForm, data)
     message = gateway.status(caller, form.id)
     stamp = int(message.updated_at.timestamp())
     code, text = message.status_code, message.status_text
@@ -265,8 +302,7 @@ def do_sms_rate(gateway: Gateway, data: Inputs, as_json: bool) -> str:
 
 def do_carrier(gateway: Gateway, data: Inputs, as_json: bool) -> str:
     """carrier: country, original carrier and line type of one number."""
-    caller = _login(gateway, data)
-    form: CarrierForm = _parse(gateway, CarrierForm, data)
+    caller, form = _login_and_parse(gateway, CarrierForm, data)
     return fmt.render_carrier(gateway.carrier(caller, form.phone), as_json=as_json)
 
 
@@ -309,6 +345,8 @@ def _endpoint(name: str) -> Callable[[Request], Any]:
 
 for _name in ROUTES:
     for _path in (f"/{_name}", f"/{_name}{JSON_SUFFIX}"):
-        router.add_api_route(
+        # a plain Starlette route: the endpoint reads the request itself, so FastAPI's dependency
+        # resolution and its per-request wrapping would be pure overhead on the submission path
+        router.add_route(
             _path, _endpoint(_name), methods=["GET", "POST"], include_in_schema=False, name=_path[1:]
         )

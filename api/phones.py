@@ -108,6 +108,19 @@ def parse_recipients(raw: str, settings: PhoneSettings, *, allow_empty: bool = F
     return tuple(dict.fromkeys(parse_phone(entry, settings) for entry in entries))
 
 
+@dataclass(frozen=True)
+class ParsedPhones:
+    """Recipients already read by parse_recipients() (E.164, distinct, within max_recipients), handed
+    to api.service so a front that validated its form does not parse the numbers again."""
+
+    numbers: tuple[str, ...]
+    settings: PhoneSettings
+    """The settings they were parsed with (the service re-parses when its own differ)."""
+
+    def __str__(self) -> str:
+        return ",".join(self.numbers)
+
+
 def parse_caller_id(raw: str, settings: PhoneSettings, *, sms: bool) -> str | None:
     """The caller ID to present: None when not given, an E.164 number, or (SMS only) an alphanumeric
     sender ID of 1-11 characters (letters, digits, space and `.&_-`, at least one letter).

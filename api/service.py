@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -44,7 +45,7 @@ from api.errors import (
     WrongCredentials,
 )
 from api.forms import check_txt, check_url
-from api.phones import parse_caller_id, parse_phone, parse_recipients, split_entries
+from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
 from api.settings import Settings
 from audio.decode import decode
 from ivr.errors import IvrError
@@ -52,6 +53,7 @@ from ivr.fetch import UrlFetcher
 from ivr.prompt import AudioSegment, Fetcher, PromptSpec, TextSegment, UrlSegment
 from store import accounts, blobs, ledger, lists, queue, rating
 from store.db import Database
+from store.errors import InvalidUsername as StoreInvalidUsername
 from store.errors import LeaseLost, StoreError
 from store.models import Account, Message, MessageKind, Role
 from tts.base import GENDERS, LANGUAGES
@@ -193,12 +195,9 @@ class Gateway:
         WrongCredentials (505) for an unknown user or a wrong password, AccountNotActive (506),
         AccountNotFound (404) when the account a sub-user acts for is gone."""
         with self._read() as session:
-            account = accounts.find_account(session, username)
-            if account is None:
-                stored, name, checked = None, username, None
-            else:
-                stored, name = account.password_hash, account.username
-                checked = _checked_caller(account)
+            row = _login_row(session, username)
+        stored, name = (None, username) if row is None else (row.password_hash, row.username)
+        checked = None if row is None else _row_caller(row)
         ok = self.credentials.verify(name, password, lambda _name: stored, self.now().timestamp())
         if checked is None or not ok:
             raise WrongCredentials(f"login refused for {username[:60]!r}")
@@ -221,7 +220,7 @@ class Gateway:
         self,
         caller: Caller,
         *,
-        phones: str | None,
+        phones: str | ParsedPhones | None,
         group: str | None,
         text: str,
         callerid: str | None = None,
@@ -249,7 +248,7 @@ class Gateway:
         self,
         caller: Caller,
         *,
-        phones: str | None,
+        phones: str | ParsedPhones | None,
         group: str | None = None,
         text: str,
         language: str = "us",
@@ -269,7 +268,7 @@ class Gateway:
         self,
         caller: Caller,
         *,
-        phones: str | None,
+        phones: str | ParsedPhones | None,
         group: str | None = None,
         audio: bytes,
         filename: str = "",
@@ -293,7 +292,7 @@ class Gateway:
         self,
         caller: Caller,
         *,
-        phones: str | None,
+        phones: str | ParsedPhones | None,
         group: str | None = None,
         url: str,
         response: bool = False,
@@ -316,7 +315,7 @@ class Gateway:
         self,
         caller: Caller,
         *,
-        phones: str | None,
+        phones: str | ParsedPhones | None,
         group: str | None = None,
         spec: PromptSpec,
         response: bool = False,
@@ -394,10 +393,17 @@ class Gateway:
             raise InvalidPin("exactly one phone number is expected" if entries else "no phone number given")
         return parse_phone(entries[0], self.settings.phones)
 
-    def _phones(self, phones: str | None, group: str | None) -> tuple[str, ...]:
-        return parse_recipients(phones or "", self.settings.phones, allow_empty=_group(group) is not None)
+    def _phones(self, phones: str | ParsedPhones | None, group: str | None) -> tuple[str, ...]:
+        allow_empty = _group(group) is not None
+        if isinstance(phones, ParsedPhones):
+            if phones.settings == self.settings.phones and (phones.numbers or allow_empty):
+                return phones.numbers
+            phones = str(phones)
+        return parse_recipients(phones or "", self.settings.phones, allow_empty=allow_empty)
 
-    def _job(self, phones: str | None, group: str | None, draft: _Draft, callback: str | None) -> _Job:
+    def _job(
+        self, phones: str | ParsedPhones | None, group: str | None, draft: _Draft, callback: str | None
+    ) -> _Job:
         return _Job(self._phones(phones, group), _group(group), _fixed(draft), self._callback(callback))
 
     def _callback(self, url: str | None) -> str:
@@ -475,52 +481,66 @@ class Gateway:
         now = self.now()
         job_id = queue.new_message_id()
         with self._write() as session:
-            ledger.lock_owner(session, caller.owner_id)  # first: the message inserts' FK locks come after
-            user = self._viewer(session, caller)
+            conn = session.connection()  # one Core connection for the whole path (docs/store.md)
+            limit = ledger.lock_owner_id(conn, caller.owner_id)  # first: the inserts' FK locks come after
+            if caller.user_id != caller.owner_id:
+                limit = self._user_limit(conn, caller)
             phones = self._recipients(session, caller, job)
-            blocked = lists.blocked(session, caller.owner_id, phones)
+            blocked = queue.blocked_numbers(conn, caller.owner_id, phones)
             for data, media, origin in job.audio:
                 blobs.put_blob(session, data, now, media, origin)
-            created = [
-                self._message(session, user, job, phone, phone in blocked, job_id, now) for phone in phones
-            ]
-            ledger.reserve_for(session, user, [m for m in created if m.finished_at is None], now)
-            results = [Submitted(m.id, m.phone, m.status_code, m.status_text) for m in created]
-        queued = sum(1 for r in results if r.code == queue.QUEUED[0])
+            session.flush()  # the blobs before the Core inserts that refer to them
+            specs = self._specs(conn, job, phones, blocked, job_id)
+            created = queue.create_messages(conn, caller.owner_id, caller.user_id, specs, now)
+            amounts = [(m.id, m.reserved) for m in created if m.queued]
+            ledger.reserve_locked(conn, caller.owner_id, caller.user_id, limit, amounts, now)
+        results = [Submitted(m.id, m.phone, m.status_code, m.status_text) for m in created]
+        queued = sum(1 for m in created if m.queued)
         refused = len(results) - queued
         log.info("job %s of %s: %d queued, %d refused", job_id, caller.username, queued, refused)
         if queued and self._wake is not None:
             self._wake()
         return results
 
-    def _message(
-        self,
-        session: Session,
-        user: Account,
-        job: _Job,
-        phone: str,
-        blocked: bool,
-        job_id: str,
-        now: dt.datetime,
-    ) -> Message:
-        draft = job.draft(phone)
-        spec = queue.NewMessage(
-            kind=draft.kind,
-            phone=phone,
-            job_id=job_id,
-            callerid=draft.callerid or "",
-            body=draft.body,
-            settings=draft.settings,
-            prompt_blob=draft.blob,
-            parts=draft.parts,
-            callback_url=job.callback_url,
-        )
-        if blocked:
-            spec = replace(spec, status=DO_NOT_CALL)
-        else:
-            price, currency = rating.price_for(session, phone, draft.kind)
-            spec = replace(spec, rate=price, currency=currency, reserved=self._reservation(draft, price))
-        return queue.create_message(session, user, spec, now)
+    def _user_limit(self, conn: Connection, caller: Caller) -> int | None:
+        """A sub-user's spending limit (AccountNotFound when the login is gone)."""
+        query = select(_ACCOUNTS.c.spending_limit).where(_ACCOUNTS.c.id == caller.user_id)
+        row = conn.execute(query).first()
+        if row is None:
+            raise AccountNotFound(f"account {caller.user_id} is gone")
+        return None if row.spending_limit is None else int(row.spending_limit)
+
+    def _specs(
+        self, conn: Connection, job: _Job, phones: list[str], blocked: set[str], job_id: str
+    ) -> list[queue.NewMessage]:
+        """One message per recipient: do-not-call ones refused (502), the others priced."""
+        drafts = {phone: job.draft(phone) for phone in phones}
+        kinds: dict[str, list[str]] = {}
+        for phone in phones:
+            if phone not in blocked:
+                kinds.setdefault(drafts[phone].kind, []).append(phone)
+        priced = {kind: queue.prices(conn, numbers, kind) for kind, numbers in kinds.items()}
+        specs = []
+        for phone in phones:
+            draft = drafts[phone]
+            spec = queue.NewMessage(
+                kind=draft.kind,
+                phone=phone,
+                job_id=job_id,
+                callerid=draft.callerid or "",
+                body=draft.body,
+                settings=draft.settings,
+                prompt_blob=draft.blob,
+                parts=draft.parts,
+                callback_url=job.callback_url,
+            )
+            if phone in blocked:
+                specs.append(replace(spec, status=DO_NOT_CALL))
+                continue
+            price, currency = priced[draft.kind][phone]
+            reserved = self._reservation(draft, price)
+            specs.append(replace(spec, rate=price, currency=currency, reserved=reserved))
+        return specs
 
     def _reservation(self, draft: _Draft, price: int) -> int:
         if draft.kind == MessageKind.SMS:
@@ -535,6 +555,45 @@ def _fixed(draft: _Draft) -> Callable[[str], _Draft]:
 
 def _group(group: str | None) -> str | None:
     return group.strip() if group is not None and group.strip() else None
+
+
+_ACCOUNTS = Account.metadata.tables[Account.__tablename__]
+_PARENTS = _ACCOUNTS.alias("parent")
+_LOGIN_ROW = (
+    select(
+        _ACCOUNTS.c.id,
+        _ACCOUNTS.c.username,
+        _ACCOUNTS.c.password_hash,
+        _ACCOUNTS.c.active,
+        _ACCOUNTS.c.role,
+        _ACCOUNTS.c.parent_id,
+        _PARENTS.c.id.label("parent_found"),
+        _PARENTS.c.active.label("parent_active"),
+    )
+    .select_from(_ACCOUNTS.outerjoin(_PARENTS, _PARENTS.c.id == _ACCOUNTS.c.parent_id))
+    .where(_ACCOUNTS.c.username == bindparam("name"))
+)
+"""Built once: a login runs on every legacy request, and building the statement cost more than running it."""
+
+
+def _login_row(session: Session, username: str) -> Any:
+    """What a login needs of an account and its parent, in one statement (None: no such user)."""
+    try:
+        name = accounts.normalise_username(username)
+    except StoreInvalidUsername:
+        return None
+    return session.connection().execute(_LOGIN_ROW, {"name": name}).first()
+
+
+def _row_caller(row: Any) -> Caller | GatewayError:
+    """_checked_caller() of a _login_row()."""
+    has_parent = row.parent_id is not None and row.parent_found is not None
+    if row.role == Role.SUBUSER and not has_parent:
+        return AccountNotFound(f"sub-user {row.username} has no account")
+    if not row.active or (has_parent and not row.parent_active):
+        return AccountNotActive(row.username)
+    owner = row.parent_id if row.parent_id is not None else row.id
+    return Caller(row.id, owner, row.username, row.role)
 
 
 def _checked_caller(account: Account) -> Caller | GatewayError:
@@ -565,4 +624,3 @@ def sms_parts(text: str) -> int:
     else:
         units, single, multi = len(text.encode("utf-16-le")) // 2, 70, 67
     return 1 if units <= single else -(-units // multi)
-

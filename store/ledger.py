@@ -9,10 +9,16 @@ Entries (amounts in micro-units, signed):
 - refund  +A  money given back after a charge
 
 `settle()` writes the charge and the release in the caller's transaction, together with the outcome.
-`reserve()` locks the owner's row first (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the transaction
+Every write locks the owner's row first (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the transaction
 already holds the writer lock from BEGIN IMMEDIATE), so two concurrent reservations cannot both pass the
-balance check. A sub-user's spending is the negated sum of its reserve/charge/release/refund entries;
-its spending limit is checked under the same lock.
+balance check, and one owner's entries commit in id order. A sub-user's spending is the negated sum of
+its reserve/charge/release/refund entries; its spending limit is checked under the same lock.
+
+The balance stays the sum of the ledger, but is not summed from the first entry each time: every
+CHECKPOINT_EVERY entries `reserve()` appends a checkpoint (ledger_checkpoints: the sum up to an entry
+id), and the balance is the latest checkpoint plus the entries after it, read through a covering index.
+A checkpoint is only ever written under the owner lock, which is what makes "no entry below its id can
+still appear" true on PostgreSQL too (docs/store.md).
 """
 
 from __future__ import annotations
@@ -20,29 +26,102 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from store.errors import AccountNotFound, InsufficientBalance, StoreError
-from store.models import Account, EntryKind, LedgerEntry, Message
+from store.models import Account, Base, EntryKind, LedgerCheckpoint, LedgerEntry, Message
 
 log = logging.getLogger(__name__)
 
 _SPENDING = (EntryKind.RESERVE, EntryKind.CHARGE, EntryKind.RELEASE, EntryKind.REFUND)
+CHECKPOINT_EVERY = 256
+"""Entries after the latest checkpoint that make reserve() append a new one (bounds a balance read)."""
+
+
+@dataclass(frozen=True)
+class Tally:
+    """An owner's balance and how it was read: the latest checkpoint plus the entries after it."""
+
+    balance: int
+    """Micro-units: the sum of every entry of the owner."""
+    entries_after: int
+    """Entries after the checkpoint (all of them when there is none)."""
+    last_id: int
+    """The owner's newest entry id (0 when the ledger is empty)."""
+    entries: int
+    """All of the owner's entries."""
+
+
+_TABLES = Base.metadata.tables
+_LEDGER = _TABLES[LedgerEntry.__tablename__]
+_CHECKPOINTS = _TABLES[LedgerCheckpoint.__tablename__]
+_ACCOUNTS = _TABLES[Account.__tablename__]
+# The submission path's statements, built once: building and coercing a statement per call cost more
+# than running it (py-spy, docs/store.md).
+_LAST_CHECKPOINT = (
+    select(_CHECKPOINTS.c.ledger_id, _CHECKPOINTS.c.balance, _CHECKPOINTS.c.entries)
+    .where(_CHECKPOINTS.c.account_id == bindparam("owner"))
+    .order_by(_CHECKPOINTS.c.ledger_id.desc())
+    .limit(1)
+)
+_AFTER_CHECKPOINT = select(
+    func.coalesce(func.sum(_LEDGER.c.amount), 0), func.count(), func.max(_LEDGER.c.id)
+).where(_LEDGER.c.account_id == bindparam("owner"), _LEDGER.c.id > bindparam("since"))
+_LOCK_OWNER = (
+    select(_ACCOUNTS.c.id, _ACCOUNTS.c.spending_limit)
+    .where(_ACCOUNTS.c.id == bindparam("owner"))
+    .with_for_update()
+)
+_INSERT_ENTRIES = insert(_LEDGER).returning(_LEDGER.c.id, sort_by_parameter_order=True)
+_INSERT_CHECKPOINT = insert(_CHECKPOINTS)
+
+
+def core(session: Session | Connection) -> Connection:
+    """The Core connection of `session`, its pending ORM changes written first (so sums see them); a
+    Connection is its own. The submission path passes one Connection to every call of a transaction."""
+    if isinstance(session, Connection):
+        return session
+    session.flush()
+    return session.connection()
+
+
+def tally(session: Session | Connection, account_id: int) -> Tally:
+    """The owner's balance read as the latest checkpoint plus the sum of the entries after it."""
+    conn = core(session)
+    checkpoint = conn.execute(_LAST_CHECKPOINT, {"owner": account_id}).first()
+    since, base, counted = checkpoint if checkpoint is not None else (0, 0, 0)
+    total, count, last = conn.execute(_AFTER_CHECKPOINT, {"owner": account_id, "since": since}).one()
+    return Tally(int(base) + int(total), int(count), int(last or since), int(counted) + int(count))
 
 
 def balance(session: Session, account_id: int) -> int:
     """The owner's balance in micro-units: the sum of its entries (open reservations already deducted)."""
+    return tally(session, account_id).balance
+
+
+def full_sum(session: Session, account_id: int) -> int:
+    """The sum of every entry of the owner, from the first: what `balance()` must always equal (audits)."""
     total = session.scalar(
         select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.account_id == account_id)
     )
     return int(total or 0)
 
 
-def spent(session: Session, user_id: int) -> int:
+def _checkpoint(session: Session | Connection, account_id: int, read: Tally, now: dt.datetime) -> None:
+    """Append a checkpoint at the owner's newest entry when enough entries follow the last one.
+    The caller holds the owner lock, so no entry of the owner below `read.last_id` is uncommitted."""
+    if read.entries_after < CHECKPOINT_EVERY:
+        return
+    row = {"account_id": account_id, "ledger_id": read.last_id, "balance": read.balance}
+    core(session).execute(_INSERT_CHECKPOINT, [{**row, "entries": read.entries, "created_at": now}])
+
+
+def spent(session: Session | Connection, user_id: int) -> int:
     """Micro-units a login has committed: charges plus open reservations, less refunds."""
-    total = session.scalar(
+    total = core(session).scalar(
         select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
             LedgerEntry.user_id == user_id, LedgerEntry.kind.in_([k.value for k in _SPENDING])
         )
@@ -50,8 +129,18 @@ def spent(session: Session, user_id: int) -> int:
     return -int(total or 0)
 
 
+def lock_owner_id(session: Session | Connection, account_id: int) -> int | None:
+    """Lock the owner's row for the rest of the transaction without loading it (the submission path);
+    returns the row's spending limit. AccountNotFound when there is no such account."""
+    found = core(session).execute(_LOCK_OWNER, {"owner": account_id}).first()
+    if found is None:
+        raise AccountNotFound(f"account {account_id}")
+    return None if found.spending_limit is None else int(found.spending_limit)
+
+
 def lock_owner(session: Session, account_id: int) -> Account:
-    """Lock the owner's row for the rest of the transaction: reservations of one account queue here."""
+    """Lock the owner's row for the rest of the transaction: every ledger write of one owner queues
+    here (reservations cannot overdraw; entries commit in id order, which checkpoints rely on)."""
     account = session.scalar(
         select(Account)
         .where(Account.id == account_id)
@@ -102,22 +191,51 @@ def reserve(
     """Hold money for messages of `user` (an owner or sub-user): one (message_id, amount) per message.
     All or nothing: InsufficientBalance (503) when the owner's balance or the sub-user's spending limit
     does not cover the total, and then nothing is written."""
-    total = sum(amount for _, amount in amounts)
+    lock_owner(session, user.owner_id)
+    ids = reserve_locked(session, user.owner_id, user.id, user.spending_limit, amounts, now)
+    if not ids:
+        return []
+    found = session.scalars(select(LedgerEntry).where(LedgerEntry.id.in_(ids)).order_by(LedgerEntry.id))
+    return list(found)
+
+
+def reserve_locked(
+    session: Session | Connection,
+    owner_id: int,
+    user_id: int,
+    spending_limit: int | None,
+    amounts: Sequence[tuple[str | None, int]],
+    now: dt.datetime,
+) -> list[int]:
+    """reserve() for a caller that already holds the owner lock (lock_owner_id) and knows the user's
+    spending limit: checks, appends a checkpoint when due, and writes the entries in one statement.
+    Returns the new entries' ids; InsufficientBalance (503) and nothing written when short."""
     if any(amount < 0 for _, amount in amounts):
         raise ValueError("a reservation cannot be negative")
-    owner = lock_owner(session, user.owner_id)
-    available = balance(session, owner.id)
-    if total > available:
-        raise InsufficientBalance(f"need {total}, balance {available}")
-    if user.spending_limit is not None and spent(session, user.id) + total > user.spending_limit:
+    total = sum(amount for _, amount in amounts)
+    read = tally(session, owner_id)
+    if total > read.balance:
+        raise InsufficientBalance(f"need {total}, balance {read.balance}")
+    if spending_limit is not None and spent(session, user_id) + total > spending_limit:
         raise InsufficientBalance("spending limit reached")
-    entries = [
-        _entry(session, EntryKind.RESERVE, owner.id, -amount, now, user.id, message_id)
+    _checkpoint(session, owner_id, read, now)
+    rows = [
+        {
+            "account_id": owner_id,
+            "user_id": user_id,
+            "kind": EntryKind.RESERVE.value,
+            "amount": -amount,
+            "message_id": message_id,
+            "note": "",
+            "created_at": now,
+        }
         for message_id, amount in amounts
         if amount > 0
     ]
-    session.flush()
-    return entries
+    if not rows:
+        return []
+    inserted = core(session).execute(_INSERT_ENTRIES, rows)
+    return [int(row_id) for row_id in inserted.scalars()]
 
 
 def settle(session: Session, message: Message, cost: int, now: dt.datetime) -> int:
@@ -132,6 +250,7 @@ def settle(session: Session, message: Message, cost: int, now: dt.datetime) -> i
         )
         cost = message.reserved
     cost = max(0, cost)
+    lock_owner_id(session, message.account_id)
     if cost:
         _entry(session, EntryKind.CHARGE, message.account_id, -cost, now, message.user_id, message.id)
     if message.reserved:
@@ -147,6 +266,7 @@ def refund(session: Session, message: Message, amount: int, now: dt.datetime, no
     """Give back up to the charged cost of a settled message."""
     if message.cost is None or amount <= 0 or amount > message.cost - refunded(session, message.id):
         raise StoreError(f"cannot refund {amount} for message {message.id}")
+    lock_owner_id(session, message.account_id)
     entry = _entry(
         session, EntryKind.REFUND, message.account_id, amount, now, message.user_id, message.id, note
     )

@@ -134,13 +134,17 @@ class ApiKey(Base):
 
 
 class LedgerEntry(Base):
-    """One movement of money; an owner's balance is the sum of its entries' amounts, never stored."""
+    """One movement of money; an owner's balance is the sum of its entries' amounts, never edited."""
 
     __tablename__ = "ledger"
-    __table_args__ = (Index("ix_ledger_user_kind", "user_id", "kind"),)
+    __table_args__ = (
+        Index("ix_ledger_user_kind", "user_id", "kind"),
+        Index("ix_ledger_account_entry", "account_id", "id", "amount"),
+    )
+    """ix_ledger_account_entry covers the sum of an owner's entries after a checkpoint (no table reads)."""
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     """The owner whose balance moves."""
     user_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     """The login (owner or sub-user) that caused it, for spending limits."""
@@ -149,6 +153,29 @@ class LedgerEntry(Base):
     """Signed micro-units: top-ups, releases and refunds are positive, reservations and charges negative."""
     message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
     note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+
+
+class LedgerCheckpoint(Base):
+    """The sum of an owner's ledger entries up to and including entry `ledger_id`, appended (never
+    edited) every few hundred entries so a balance reads one checkpoint plus the entries after it.
+
+    Valid because every ledger write of an owner holds the owner's row lock (store.ledger), so the
+    owner's entries commit in id order and none below `ledger_id` can appear later."""
+
+    __tablename__ = "ledger_checkpoints"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    ledger_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    """The last ledger entry of the owner this checkpoint covers."""
+    balance: Mapped[int] = mapped_column(BigInteger)
+    """SUM(amount) of the owner's entries with id <= ledger_id, in micro-units."""
+    entries: Mapped[int] = mapped_column(BigInteger)
+    """How many entries that sum covers (a check for audits; not used by the balance)."""
     created_at: Mapped[dt.datetime]
 
 

@@ -27,18 +27,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from store import ledger, outbox
-from store.errors import LeaseLost, MessageNotFound
-from store.models import Account, Message, MessageEvent, MessageKind, Role, SmsPart
-from store.rating import call_cost
+from store.errors import LeaseLost, MessageNotFound, NoRate
+from store.models import Account, Base, DoNotCall, Message, MessageEvent, MessageKind, Rate, Role, SmsPart
+from store.rating import MAX_PREFIX, call_cost, digits_of
 
 QUEUED = (100, "Queued")
 CALLING = (110, "Calling")
 SENT_TO_SMSC = (110, "Sent to SMSC")
 CANCELLED = (604, "Cancelled")
+_INSERT_MESSAGES = insert(Base.metadata.tables[Message.__tablename__])
+_INSERT_EVENTS = insert(Base.metadata.tables[MessageEvent.__tablename__])
 VOICE_KINDS = (MessageKind.TTS.value, MessageKind.VOICE.value, MessageKind.VTTS.value)
 
 
@@ -128,6 +130,139 @@ def create_message(
     )
     session.flush()
     return message
+
+
+@dataclass(frozen=True)
+class Created:
+    """A message row written by create_messages(): what the submitter needs to answer and reserve."""
+
+    id: str
+    phone: str
+    status_code: int
+    status_text: str
+    reserved: int
+    """Micro-units to reserve (0 for a message created finished)."""
+
+    @property
+    def queued(self) -> bool:
+        return self.status_code == QUEUED[0]
+
+
+def create_messages(
+    session: Session | Connection,
+    owner_id: int,
+    user_id: int,
+    specs: Sequence[NewMessage],
+    now: dt.datetime,
+    make_id: Callable[[], str] = new_message_id,
+) -> list[Created]:
+    """Write the messages of one submission and their first events in two statements (no ORM objects):
+    the submission path's version of create_message(). Reserving money is ledger.reserve_locked()'s job."""
+    created: list[Created] = []
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for spec in specs:
+        queued = spec.status == QUEUED
+        message_id = make_id()
+        reserved = spec.reserved if queued else 0
+        created.append(Created(message_id, spec.phone, spec.status[0], spec.status[1], reserved))
+        rows.append(_message_row(spec, message_id, owner_id, user_id, reserved, now))
+        detail = "" if queued else spec.status[1]
+        kind = "queued" if queued else "refused"
+        events.append({"message_id": message_id, "at": now, "kind": kind, "detail": detail})
+    if rows:
+        conn = ledger.core(session)  # Core on the connection: no ORM bookkeeping per row
+        conn.execute(_INSERT_MESSAGES, rows)
+        conn.execute(_INSERT_EVENTS, events)
+    return created
+
+
+def _message_row(
+    spec: NewMessage, message_id: str, owner_id: int, user_id: int, reserved: int, now: dt.datetime
+) -> dict[str, Any]:
+    queued = spec.status == QUEUED
+    return {
+        "id": message_id,
+        "job_id": spec.job_id,
+        "kind": spec.kind,
+        "account_id": owner_id,
+        "user_id": user_id,
+        "phone": spec.phone,
+        "callerid": spec.callerid,
+        "body": spec.body,
+        "settings": dict(spec.settings),
+        "prompt_blob": spec.prompt_blob,
+        "prompt_sha256": spec.prompt_sha256,
+        "status_code": spec.status[0],
+        "status_text": spec.status[1],
+        "response": "",
+        "duration_s": None,
+        "sip_call_id": None,
+        "sip_code": None,
+        "smsc_error": None,
+        "parts": spec.parts,
+        "attempts": 0,
+        "rate": spec.rate,
+        "currency": spec.currency,
+        "reserved": reserved,
+        "cost": None if queued else 0,
+        "callback_url": spec.callback_url,
+        "created_at": now,
+        "updated_at": now,
+        "next_attempt_at": now if queued else None,
+        "finished_at": None if queued else now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+
+
+# --- the submission path's lookups (rating.price_for and lists.blocked, with statements built once) ---
+
+_RATES = Base.metadata.tables[Rate.__tablename__]
+_DO_NOT_CALL = Base.metadata.tables[DoNotCall.__tablename__]
+_RATES_OF_PREFIXES = select(_RATES).where(_RATES.c.prefix.in_(bindparam("prefixes", expanding=True)))
+_BLOCKED = select(_DO_NOT_CALL.c.phone).where(
+    _DO_NOT_CALL.c.phone.in_(bindparam("phones", expanding=True)),
+    or_(_DO_NOT_CALL.c.account_id.is_(None), _DO_NOT_CALL.c.account_id == bindparam("owner")),
+)
+
+
+_PRICE_COLUMNS = {MessageKind.SMS.value: "sms", MessageKind.VOICE.value: "voice_minute"}
+"""As rating.unit_price(): every other kind is priced per TTS minute."""
+
+
+def blocked_numbers(session: Session | Connection, owner_id: int, phones: Sequence[str]) -> set[str]:
+    """lists.blocked() in one prebuilt statement: the numbers of `phones` on the global list or the
+    owner's own."""
+    if not phones:
+        return set()
+    found = ledger.core(session).execute(_BLOCKED, {"phones": sorted(set(phones)), "owner": owner_id})
+    return {str(phone) for phone in found.scalars()}
+
+
+def prices(session: Session | Connection, phones: Sequence[str], kind: str) -> dict[str, tuple[int, str]]:
+    """rating.price_for() for every number of `phones` in one statement: the longest prefix wins;
+    NoRate (513) names the first number no rate covers."""
+    candidates = {phone: _prefixes(phone) for phone in phones}
+    wanted = sorted({prefix for prefixes in candidates.values() for prefix in prefixes})
+    if not wanted:
+        return {}
+    found = ledger.core(session).execute(_RATES_OF_PREFIXES, {"prefixes": wanted})
+    rows = {row.prefix: row for row in found}
+    out: dict[str, tuple[int, str]] = {}
+    for phone, prefixes in candidates.items():
+        rate = next((rows[prefix] for prefix in prefixes if prefix in rows), None)
+        price = getattr(rate, _PRICE_COLUMNS.get(kind, "tts_minute")) if rate is not None else None
+        if rate is None or price is None:
+            raise NoRate(f"no {kind} rate for {phone}")
+        out[phone] = (int(price), str(rate.currency))
+    return out
+
+
+def _prefixes(phone: str) -> list[str]:
+    """The prefixes a number can be rated by, longest first (the empty prefix matches every number)."""
+    digits = digits_of(phone)
+    return [digits[:n] for n in range(min(len(digits), MAX_PREFIX), -1, -1)]
 
 
 def get_message(session: Session, message_id: str, viewer: Account | None = None) -> Message:

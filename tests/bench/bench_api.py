@@ -1,10 +1,13 @@
 """Legacy matrix_tts submissions per second and latency against a real uvicorn server, SQLite and PostgreSQL.
 
     .venv/bin/python -m tests.bench.bench_api [--seconds 10] [--connections 16] [--backend sqlite|both]
+                                              [--workers 1] [--accounts 1]
 
-One uvicorn process (one event loop, the default thread pool) on 127.0.0.1 serves a seeded store; the load
-comes from wrk (Debian package `wrk`) when installed, else from an httpx/asyncio generator. Every request
-is a new submission by the same account, so after the first argon2 verify the credential cache answers.
+uvicorn (`--workers` processes, each one event loop and the default thread pool) on 127.0.0.1 serves a
+seeded store; the load comes from wrk (Debian package `wrk`) when installed, else from an httpx/asyncio
+generator. Every request is a new submission; with `--accounts 1` all by the same account (one owner row
+lock serialises them on PostgreSQL, by design), with more accounts each request picks one at random.
+After the first argon2 verify of each account the credential cache answers (per process).
 Prints requests/s, p50/p99 latency, and how many messages the store holds afterwards (all must be queued).
 """
 
@@ -14,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -33,15 +37,29 @@ from tests.integration.api.conftest import seed
 from tests.integration.store.postgres import free_tcp_port, running_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
-BODY = "username=user%40hotmail.com&password=pass72727&phone=12506063167&txt=Adam%2C+web+server+is+down"
-LUA = f"""wrk.method = "POST"
-wrk.body = "{BODY}"
+PASSWORD = "pass72727"
+FORM = "username={user}&password=" + PASSWORD + "&phone=12506063167&txt=Adam%2C+web+server+is+down"
+BODY = FORM.format(user="user%40hotmail.com")
+LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+local bodies = {{{bodies}}}
+request = function()
+  return wrk.format(nil, nil, nil, bodies[math.random(#bodies)])
+end
 """
 
 
+def usernames(count: int) -> list[str]:
+    """The seeded owner, then `count - 1` more bench accounts."""
+    return ["user@hotmail.com", *(f"bench{n}@example.com" for n in range(1, count))]
+
+
+def bodies(count: int) -> list[str]:
+    return [FORM.format(user=name.replace("@", "%40")) for name in usernames(count)]
+
+
 @contextlib.contextmanager
-def server(url: str, data: Path) -> Iterator[str]:
+def server(url: str, data: Path, workers: int = 1) -> Iterator[str]:
     """uvicorn on a free port, serving the store at `url`."""
     port = free_tcp_port()
     env = {**os.environ, "IVRGATE_DATA_DIR": str(data), "IVRGATE_DATABASE_URL": url}
@@ -59,6 +77,8 @@ def server(url: str, data: Path) -> Iterator[str]:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--workers",
+            str(workers),
         ],
         env=env,
         cwd=ROOT,
@@ -80,17 +100,21 @@ def server(url: str, data: Path) -> Iterator[str]:
         process.wait(15)
 
 
-def prepare(url: str) -> None:
+def prepare(url: str, count: int = 1) -> None:
+    """Migrate and seed the store; `count` owners with plenty of money."""
+    from store import accounts, ledger
+    from tests.integration.api.conftest import NOW
+
+    hasher = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
     database = Database.open(url)
     database.upgrade()
-    seed(database, PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+    seed(database, hasher)
     with database.transaction() as s:
-        from store import accounts, ledger
-        from tests.integration.api.conftest import NOW
-
-        owner = accounts.find_account(s, "user@hotmail.com")
-        assert owner is not None
-        ledger.top_up(s, owner.id, 10**15, NOW)
+        for name in usernames(count):
+            owner = accounts.find_account(s, name)
+            if owner is None:
+                owner = accounts.create_account(s, username=name, password=PASSWORD, now=NOW, hasher=hasher)
+            ledger.top_up(s, owner.id, 10**15, NOW)
     database.dispose()
 
 
@@ -104,9 +128,9 @@ def queued(url: str) -> int:
     return count
 
 
-def run_wrk(base: str, seconds: int, connections: int) -> tuple[float, str, str, int]:
+def run_wrk(base: str, seconds: int, connections: int, count: int = 1) -> tuple[float, str, str, int]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA)
+        script.write(LUA.format(bodies=", ".join(f'"{body}"' for body in bodies(count))))
     out = subprocess.run(
         [
             "wrk",
@@ -131,18 +155,20 @@ def run_wrk(base: str, seconds: int, connections: int) -> tuple[float, str, str,
     return rate, p50, p99, total
 
 
-async def _load(base: str, seconds: int, connections: int) -> tuple[float, str, str, int]:
+async def _load(base: str, seconds: int, connections: int, count: int = 1) -> tuple[float, str, str, int]:
     latencies: list[float] = []
     failures = 0  # here: accepted submissions
     stop = time.monotonic() + seconds
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    choices = bodies(count)
     async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=connections)) as client:
 
         async def user() -> None:
             nonlocal failures
             while time.monotonic() < stop:
                 started = time.perf_counter()
-                answer = await client.post("/matrix_tts", content=BODY, headers=headers)
+                body = random.choice(choices)
+                answer = await client.post("/matrix_tts", content=body, headers=headers)
                 latencies.append(time.perf_counter() - started)
                 failures += "STATUSCODE: 200" in answer.text
 
@@ -150,24 +176,30 @@ async def _load(base: str, seconds: int, connections: int) -> tuple[float, str, 
         await asyncio.gather(*(user() for _ in range(connections)))
         elapsed = time.monotonic() - begin
     latencies.sort()
-    pick = lambda q: f"{latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000:.2f}ms"  # noqa: E731
+
+    def pick(q: float) -> str:
+        return f"{latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000:.2f}ms"
+
     return len(latencies) / elapsed, pick(0.5), pick(0.99), failures
 
 
 def measure(name: str, url: str, args: argparse.Namespace) -> None:
-    prepare(url)
-    with tempfile.TemporaryDirectory() as data, server(url, Path(data)) as base:
-        httpx.post(
-            f"{base}/matrix_tts", content=BODY, headers={"Content-Type": "application/x-www-form-urlencoded"}
-        )  # argon2 once
+    prepare(url, args.accounts)
+    with tempfile.TemporaryDirectory() as data, server(url, Path(data), args.workers) as base:
+        warm = [*bodies(args.accounts)] * (4 * args.workers)  # argon2 once per account and process
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for body in warm:
+            httpx.post(f"{base}/matrix_tts", content=body, headers=form)
         if shutil.which("wrk") and not args.httpx:
-            tool, (rate, p50, p99, sent) = "wrk", run_wrk(base, args.seconds, args.connections)
+            tool = "wrk"
+            rate, p50, p99, sent = run_wrk(base, args.seconds, args.connections, args.accounts)
         else:
-            tool, (rate, p50, p99, sent) = "httpx", asyncio.run(_load(base, args.seconds, args.connections))
-    stored = queued(url) - 1  # the warm-up request
+            tool = "httpx"
+            rate, p50, p99, sent = asyncio.run(_load(base, args.seconds, args.connections, args.accounts))
+    stored = queued(url) - len(warm)
     print(
-        f"{name:10s} {tool:5s} {rate:8.0f} submissions/s  p50 {p50:>9s}  p99 {p99:>9s}  "
-        f"requests {sent}, queued in the store {stored}"
+        f"{name:10s} {tool:5s} workers {args.workers} accounts {args.accounts:3d} {rate:8.0f} submissions/s"
+        f"  p50 {p50:>9s}  p99 {p99:>9s}  requests {sent}, queued in the store {stored}"
     )
 
 
@@ -177,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--httpx", action="store_true", help="use the httpx generator even if wrk exists")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--accounts", type=int, default=1, help="accounts the submissions are spread over")
     args = parser.parse_args(argv)
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:

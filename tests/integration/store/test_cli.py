@@ -17,9 +17,9 @@ def test_db_upgrade_sqlite_in_data_dir(
 ) -> None:
     monkeypatch.delenv("IVRGATE_DATABASE_URL", raising=False)
     assert main(["--data", str(tmp_path), "db", "upgrade"]) == 0
-    assert "schema revision 0001" in capsys.readouterr().out
+    assert "schema revision 0002" in capsys.readouterr().out
     database = Database.open(f"sqlite:///{tmp_path / 'ivrgate.db'}")
-    assert current_revision(database.engine) == "0001"
+    assert current_revision(database.engine) == "0002"
     database.dispose()
 
 
@@ -30,6 +30,6 @@ def test_db_upgrade_postgresql_from_environment(
     monkeypatch.setenv("IVRGATE_DATABASE_URL", empty_url.replace("postgresql+psycopg://", "postgresql://"))
     assert main(["--data", str(tmp_path), "db", "upgrade"]) == 0
     database = Database.open(empty_url)
-    assert current_revision(database.engine) == "0001"
+    assert current_revision(database.engine) == "0002"
     database.dispose()
     assert not (tmp_path / "ivrgate.db").exists()

@@ -20,7 +20,7 @@ def test_upgrade_from_empty_then_models_match(empty_url: str) -> None:
         assert current_revision(database.engine) is None
         database.upgrade()
         database.upgrade()  # idempotent
-        assert current_revision(database.engine) == "0001"
+        assert current_revision(database.engine) == "0002"
         tables = set(inspect(database.engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
         with database.engine.connect() as conn:
