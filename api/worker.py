@@ -31,7 +31,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,7 +40,7 @@ from api.ops import Metrics
 from api.phones import sip_uri
 from api.prompts import ClaimedMessage, call_options, prompt_spec
 from api.settings import Settings
-from ivr.dialer import CallControl, CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
+from ivr.dialer import CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
 from ivr.events import SipEvent
 from ivr.fetch import UrlFetcher
 from ivr.outcome import CODE_CANCELLED
@@ -102,48 +101,6 @@ def failure_outcome(exc: BaseException) -> queue.CallOutcome:
 def is_coded(exc: BaseException) -> bool:
     """An error of one of our layers (it carries a seed status code and text)."""
     return isinstance(getattr(exc, "code", None), int) and isinstance(getattr(exc, "status_text", None), str)
-
-
-# ---------------------------------------------------------------------------------- observed calls
-
-
-class _ObservedCall:
-    """A call handle whose SIP events are also handed to `seen` (for the message's live timeline)."""
-
-    def __init__(self, handle: CallControl, seen: Callable[[SipEvent], None]) -> None:
-        self._handle, self._seen = handle, seen
-        self.ref = handle.ref
-
-    async def events(self) -> AsyncIterator[SipEvent]:
-        async for event in self._handle.events():
-            self._seen(event)
-            yield event
-
-    async def play(self, wav: Path | str, loop: bool = False) -> None:
-        await self._handle.play(wav, loop)
-
-    async def stop_playback(self) -> None:
-        await self._handle.stop_playback()
-
-    async def record(self, path: Path | str) -> None:
-        await self._handle.record(path)
-
-    async def hangup(self, code: int | None = None) -> None:
-        await self._handle.hangup(code)
-
-
-class _ObservedPool:
-    """The engine pool as run_call sees it for one message: the call's events are observed."""
-
-    def __init__(self, pool: CallPlacer, seen: Callable[[SipEvent], None]) -> None:
-        self._pool, self._seen = pool, seen
-        self.settings = pool.settings
-
-    async def place_call(self, uri: str, *, caller_id: str = "", display_name: str = "",
-                         headers: Mapping[str, str] | None = None) -> CallControl:
-        handle = await self._pool.place_call(uri, caller_id=caller_id, display_name=display_name,
-                                             headers=headers)
-        return _ObservedCall(handle, self._seen)
 
 
 @dataclass
@@ -369,10 +326,9 @@ class VoiceWorker:
         self._count_attempt(message)
         timeline: asyncio.Queue[SipEvent | None] = asyncio.Queue()
         writer = asyncio.create_task(self._timeline(active, timeline), name=f"timeline-{message.id}")
-        observed = _ObservedPool(self.pool, timeline.put_nowait)
         try:
-            return await run_call(observed, job, self.settings.dialer, cancel=active.cancel,
-                                  attempt=message.attempts)
+            return await run_call(self.pool, job, self.settings.dialer, cancel=active.cancel,
+                                  attempt=message.attempts, on_event=timeline.put_nowait)
         finally:
             timeline.put_nowait(None)
             await writer

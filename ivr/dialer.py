@@ -234,8 +234,17 @@ def flow_config(job: CallJob, settings: DialerSettings) -> FlowConfig:
                       confirm=job.confirm_prompt is not None)
 
 
-async def _pump(run: _CallRun) -> None:
+EventSink = Callable[[SipEvent], None]
+"""Sees every SIP event of a call as it arrives (a live timeline, metrics, tests); must not block."""
+
+
+async def _pump(run: _CallRun, on_event: EventSink | None) -> None:
     async for event in run.handle.events():
+        if on_event is not None:
+            try:
+                on_event(event)
+            except Exception:
+                log.exception("event sink failed on %s of call %s", event.kind, event.ref)
         await run.inbox.put(event)
 
 
@@ -245,12 +254,13 @@ def _describe(event: SipEvent) -> str:
 
 
 async def run_call(pool: CallPlacer, job: CallJob, settings: DialerSettings,
-                   *, cancel: asyncio.Event | None = None, attempt: int = 1) -> CallReport:
+                   *, cancel: asyncio.Event | None = None, attempt: int = 1,
+                   on_event: EventSink | None = None) -> CallReport:
     """Place one call, play the prompt as the flow says, capture the key; return the attempt's report.
 
     Never raises for what happens on the call: every ending (busy, far-end hang-up, engine crash,
     a peer that never answers) becomes an outcome. `cancel`, when set, ends the call as Cancelled;
-    set before a slot was free, nothing is dialled at all.
+    set before a slot was free, nothing is dialled at all. `on_event` sees each SIP event as it arrives.
     """
     config = flow_config(job, settings)  # a bad job fails here, before anything is dialled
     started = time.monotonic()
@@ -259,7 +269,7 @@ async def run_call(pool: CallPlacer, job: CallJob, settings: DialerSettings,
         return _cancelled_before_dialling(job, config, attempt, started)
     run = _CallRun(job, handle, config, started)
     run.note("dialling", job.uri)
-    pump = asyncio.create_task(_pump(run), name=f"events-{handle.ref}")
+    pump = asyncio.create_task(_pump(run, on_event), name=f"events-{handle.ref}")
     watcher = asyncio.create_task(_watch_cancel(run, cancel), name=f"cancel-{handle.ref}") if cancel else None
     deadline = pool.settings.ring_timeout_s + settings.max_call_s + settings.hangup_grace_s
     try:
@@ -389,8 +399,8 @@ class Dialer:
     """
 
     def __init__(self, pool: CallPlacer, settings: DialerSettings, *,
-                 on_report: ReportSink | None = None) -> None:
-        self.pool, self.settings, self.on_report = pool, settings, on_report
+                 on_report: ReportSink | None = None, on_event: EventSink | None = None) -> None:
+        self.pool, self.settings, self.on_report, self.on_event = pool, settings, on_report, on_event
         self._queue: asyncio.Queue[tuple[CallJob, int, asyncio.Future[CallReport]]] = asyncio.Queue()
         self._limiter = RateLimiter(settings.calls_per_second, max(1, int(settings.calls_per_second)))
         self._slots = asyncio.Semaphore(settings.max_concurrent)
@@ -466,7 +476,8 @@ class Dialer:
 
     async def _attempt(self, job: CallJob, attempt: int, future: asyncio.Future[CallReport]) -> None:
         try:
-            report = await run_call(self.pool, job, self.settings, cancel=self._cancel, attempt=attempt)
+            report = await run_call(self.pool, job, self.settings, cancel=self._cancel, attempt=attempt,
+                                    on_event=self.on_event)
         except Exception as exc:
             log.exception("call job %s failed before dialling", job.job_id)
             if not future.done():

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import wave
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from ivr.dialer import CallJob, CallReport, run_call
-from ivr.pool import CallHandle, EnginePool, RestartPolicy
+from ivr.pool import EnginePool, RestartPolicy
 from ivr.settings import DialerSettings, SipSettings
 from ivr.sip import SipEvent
 from tests.integration.pool.conftest import child_pids, free_block, ports_free, process_gone
@@ -207,46 +207,14 @@ def normal_call_works(calls: Calls, sipp: Callable[..., Sipp], prompt: Path) -> 
     assert calls.pool.in_use == 0
 
 
-class WatchedHandle:
-    """A pool call handle whose events are also noted in a thread-safe list (tests wait on them)."""
+class EventLog:
+    """Every SIP event the dialer saw (its `on_event` sink), visible to the test thread."""
 
-    def __init__(self, handle: CallHandle, seen: Callable[[SipEvent], None]) -> None:
-        self._handle, self._seen = handle, seen
-        self.ref = handle.ref
-
-    async def events(self) -> AsyncIterator[SipEvent]:
-        async for event in self._handle.events():
-            self._seen(event)
-            yield event
-
-    async def play(self, wav: Path | str, loop: bool = False) -> None:
-        await self._handle.play(wav, loop)
-
-    async def stop_playback(self) -> None:
-        await self._handle.stop_playback()
-
-    async def record(self, path: Path | str) -> None:
-        await self._handle.record(path)
-
-    async def hangup(self, code: int | None = None) -> None:
-        await self._handle.hangup(code)
-
-
-class WatchedPool:
-    """The engine pool as the dialer sees it, with every call's events visible to the test thread."""
-
-    def __init__(self, pool: EnginePool) -> None:
-        self.pool, self.settings = pool, pool.settings
+    def __init__(self) -> None:
         self.events: list[SipEvent] = []
         self._cond = threading.Condition()
 
-    async def place_call(self, uri: str, *, caller_id: str = "", display_name: str = "",
-                         headers: Mapping[str, str] | None = None) -> WatchedHandle:
-        handle = await self.pool.place_call(uri, caller_id=caller_id, display_name=display_name,
-                                            headers=headers)
-        return WatchedHandle(handle, self._note)
-
-    def _note(self, event: SipEvent) -> None:
+    def note(self, event: SipEvent) -> None:
         with self._cond:
             self.events.append(event)
             self._cond.notify_all()

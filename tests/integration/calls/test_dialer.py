@@ -15,8 +15,8 @@ from ivr.settings import DialerSettings
 
 from .conftest import (
     Calls,
+    EventLog,
     Sipp,
-    WatchedPool,
     child_pids,
     kinds,
     pool_settings,
@@ -120,12 +120,12 @@ def test_shutdown_cancels_calls_in_flight_and_leaks_nothing(sipp: Callable[..., 
     peer = sipp("uas_no_key.xml", calls=8)
     own = start_pool(pool_settings(1))  # 4 slots
     engine_pids = [pid for pid in own.pool.pids if pid is not None]
-    watched = WatchedPool(own.pool)
+    watched = EventLog()
     settings = DialerSettings(max_concurrent=6, calls_per_second=100.0, response_timeout_s=30.0)
     jobs = [CallJob(job_id=f"s{i}", uri=peer.uri, prompt=prompts["main"], response=True) for i in range(8)]
     try:
         async def begin() -> tuple[Dialer, list[asyncio.Future[CallReport]]]:
-            dialer = Dialer(watched, settings)
+            dialer = Dialer(own.pool, settings, on_event=watched.note)
             await dialer.start()
             return dialer, [dialer.submit(job) for job in jobs]
 

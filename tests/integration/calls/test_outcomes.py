@@ -12,7 +12,7 @@ import pytest
 from ivr.dialer import CallJob, run_call
 from tests.integration.sip.conftest import free_udp_port
 
-from .conftest import DIALER, Calls, Sipp, WatchedPool, answered_text, kinds, normal_call_works
+from .conftest import DIALER, Calls, EventLog, Sipp, answered_text, kinds, normal_call_works
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -153,9 +153,9 @@ def test_unreachable_host(calls: Calls, sipp: Callable[..., Sipp], prompts: dict
 
 def test_sipp_killed_mid_call(calls: Calls, sipp: Callable[..., Sipp], prompts: dict[str, Path]) -> None:
     peer = sipp("uas_no_key.xml")
-    watched = WatchedPool(calls.pool)
+    watched = EventLog()
     job = CallJob(job_id="killed", uri=peer.uri, prompt=prompts["main"], response=True)
-    future = calls.runner.submit(run_call(watched, job, DIALER))
+    future = calls.runner.submit(run_call(calls.pool, job, DIALER, on_event=watched.note))
     watched.wait_for("answered")
     peer.proc.kill()  # by PID, mid-prompt (4 s long): no BYE will ever come
     peer.proc.wait(5)
