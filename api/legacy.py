@@ -7,8 +7,11 @@ then username and password, then the credentials themselves, then the rest of th
 client sees the same single code the hosted gateway gave. Refusals are raised as the gateway's errors and
 rendered by the app's one exception handler (api.app); success bodies come from api.legacy_format.
 
-The work (argon2 on a cache miss, database, decoding, fetching) runs in the thread pool, never on the
-event loop.
+The work runs in the thread pool, except on SQLite for the routes in INLINE_ROUTES (no audio decoding,
+no fetching): there it runs on the event loop under `api.service.inline()`, where the thread-pool hop
+cost more than the call (docs/api-legacy.md, "Throughput"). A step that would block the loop (an argon2
+verify on a credential cache miss, the SQLite writer held by a thread) raises NeedsThread before anything
+is written, and the request runs again in the thread pool.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from api.forms import (
     parse_form,
 )
 from api.phones import ParsedPhones
-from api.service import Caller, Gateway, Submitted
+from api.service import Caller, Gateway, NeedsThread, Submitted, inline
 from store.models import MICROS
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ ROUTES = (
 )
 """The seed's routes, each served at /<name> and /<name>.json."""
 UPLOAD_ROUTES = frozenset({"matrix_voice"})
+INLINE_ROUTES = frozenset({"matrix", "matrix_tts", "matrix_status", "balance", "sms_rate", "carrier"})
+"""Routes whose work is CPU and local database work only, run on the event loop when the store allows."""
 MAX_FIELDS = 200
 """Form fields read from one request (a legacy form has a dozen)."""
 JSON_SUFFIX = ".json"
@@ -324,6 +329,18 @@ def wants_json(path: str) -> bool:
     return path.rstrip("/").endswith(JSON_SUFFIX)
 
 
+async def _run(name: str, handler: Handler, gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """The handler's answer: on the event loop when the route and the store allow it, else (or when
+    it would block there) in the thread pool."""
+    if name in INLINE_ROUTES and gateway.runs_inline:
+        try:
+            with inline():
+                return handler(gateway, data, as_json)
+        except NeedsThread as exc:
+            log.debug("%s moves to the thread pool: %s", name, exc)
+    return await run_in_threadpool(handler, gateway, data, as_json)
+
+
 def _endpoint(name: str) -> Callable[[Request], Any]:
     handler = HANDLERS[name]
 
@@ -334,7 +351,7 @@ def _endpoint(name: str) -> Callable[[Request], Any]:
             data = await read_json_object(request)
         else:
             data = await read_inputs(request, gateway.settings.forms)
-        body = await run_in_threadpool(handler, gateway, data, as_json)
+        body = await _run(name, handler, gateway, data, as_json)
         media = fmt.JSON_MEDIA_TYPE if as_json else fmt.TEXT_MEDIA_TYPE
         return Response(body, media_type=media)
 

@@ -15,14 +15,16 @@ Store failures are translated where they leave the store: 504 for a failed read,
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
+from argon2 import PasswordHasher
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
@@ -68,6 +70,53 @@ _UNREACHABLE = ("locked", "timeout", "timed out", "could not connect", "connecti
 def utc_now() -> dt.datetime:
     """The current time, aware UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+class NeedsThread(Exception):
+    """Raised under `inline()` before anything is written when the call would block the event loop (an
+    argon2 verify, the SQLite writer lock held by a thread): the caller runs it again in the thread pool."""
+
+
+_INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("ivrgate_inline", default=False)
+
+
+@contextmanager
+def inline() -> Iterator[None]:
+    """Run Gateway calls on the event loop: slow steps raise NeedsThread instead of blocking it."""
+    token = _INLINE.set(True)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)
+
+
+class _LoopGuardHasher(PasswordHasher):
+    """argon2 (~90 ms) never runs on the event loop: under `inline()` it raises NeedsThread."""
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        if _INLINE.get():
+            raise NeedsThread("argon2 verify")
+        return super().verify(hash, password)
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        if _INLINE.get():
+            raise NeedsThread("argon2 hash")
+        return super().hash(password, salt=salt)
+
+
+class _WriteLock:
+    """SQLite's one writer, queued in-process (cheaper than sqlite3's sleeping busy handler); under
+    `inline()` a held lock raises NeedsThread instead of blocking the event loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=not _INLINE.get()):
+            raise NeedsThread("SQLite writer busy")
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
 
 
 class MessageInProgress(GatewayError):
@@ -168,14 +217,21 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.db = db
-        self.credentials = CredentialCache.with_random_key(settings.credentials)
+        self.credentials = CredentialCache.with_random_key(settings.credentials, hasher=_LoopGuardHasher())
         self._fetcher = fetcher
         self._carrier = carrier or PhonenumbersCarrierProvider()
         self.now = now
         self._wake = wake
         self._write_lock: AbstractContextManager[object] = (
-            threading.Lock() if db.dialect == "sqlite" else nullcontext()
+            _WriteLock() if db.dialect == "sqlite" else nullcontext()
         )
+
+    @property
+    def runs_inline(self) -> bool:
+        """Whether cheap calls may run on the event loop (under `inline()`): SQLite, where a submission
+        is CPU work and a local file write, and the thread-pool hop cost more than the call itself.
+        PostgreSQL calls wait on the network, so they stay in the thread pool."""
+        return self.db.dialect == "sqlite"
 
     # --- authentication --------------------------------------------------------------------------------
 

@@ -1,14 +1,16 @@
 """Legacy matrix_tts submissions per second and latency against a real uvicorn server, SQLite and PostgreSQL.
 
     .venv/bin/python -m tests.bench.bench_api [--seconds 10] [--connections 16] [--backend sqlite|both]
-                                              [--workers 1] [--accounts 1]
+                                              [--workers 1] [--accounts 1] [--loop auto|asyncio|uvloop]
 
 uvicorn (`--workers` processes, each one event loop and the default thread pool) on 127.0.0.1 serves a
 seeded store; the load comes from wrk (Debian package `wrk`) when installed, else from an httpx/asyncio
 generator. Every request is a new submission; with `--accounts 1` all by the same account (one owner row
 lock serialises them on PostgreSQL, by design), with more accounts each request picks one at random.
 After the first argon2 verify of each account the credential cache answers (per process).
-Prints requests/s, p50/p99 latency, and how many messages the store holds afterwards (all must be queued).
+Prints requests/s, p50/p99 latency, the server's CPU time per request (user + system of the uvicorn
+processes, from /proc: steadier than requests/s on a shared machine), and how many messages the store holds
+afterwards (all must be queued).
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ def bodies(count: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def server(url: str, data: Path, workers: int = 1) -> Iterator[str]:
-    """uvicorn on a free port, serving the store at `url`."""
+def server(url: str, data: Path, workers: int = 1, loop: str = "auto") -> Iterator[tuple[str, int]]:
+    """uvicorn on a free port, serving the store at `url`: (base URL, server PID)."""
     port = free_tcp_port()
     env = {**os.environ, "IVRGATE_DATA_DIR": str(data), "IVRGATE_DATABASE_URL": url}
     process = subprocess.Popen(
@@ -79,6 +81,8 @@ def server(url: str, data: Path, workers: int = 1) -> Iterator[str]:
             "--no-access-log",
             "--workers",
             str(workers),
+            "--loop",
+            loop,
         ],
         env=env,
         cwd=ROOT,
@@ -94,7 +98,7 @@ def server(url: str, data: Path, workers: int = 1) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError("uvicorn did not start") from None
                 time.sleep(0.1)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(15)
@@ -116,6 +120,17 @@ def prepare(url: str, count: int = 1) -> None:
                 owner = accounts.create_account(s, username=name, password=PASSWORD, now=NOW, hasher=hasher)
             ledger.top_up(s, owner.id, 10**15, NOW)
     database.dispose()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` and its children (uvicorn's worker processes), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        total += sum(cpu_seconds(int(child)) for child in children)
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return total + (int(fields[11]) + int(fields[12])) / tick
 
 
 def queued(url: str) -> int:
@@ -185,21 +200,25 @@ async def _load(base: str, seconds: int, connections: int, count: int = 1) -> tu
 
 def measure(name: str, url: str, args: argparse.Namespace) -> None:
     prepare(url, args.accounts)
-    with tempfile.TemporaryDirectory() as data, server(url, Path(data), args.workers) as base:
+    with tempfile.TemporaryDirectory() as data, \
+            server(url, Path(data), args.workers, args.loop) as (base, pid):
         warm = [*bodies(args.accounts)] * (4 * args.workers)  # argon2 once per account and process
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         for body in warm:
             httpx.post(f"{base}/matrix_tts", content=body, headers=form)
+        cpu_before = cpu_seconds(pid)
         if shutil.which("wrk") and not args.httpx:
             tool = "wrk"
             rate, p50, p99, sent = run_wrk(base, args.seconds, args.connections, args.accounts)
         else:
             tool = "httpx"
             rate, p50, p99, sent = asyncio.run(_load(base, args.seconds, args.connections, args.accounts))
+        cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(sent, 1)
     stored = queued(url) - len(warm)
     print(
         f"{name:10s} {tool:5s} workers {args.workers} accounts {args.accounts:3d} {rate:8.0f} submissions/s"
-        f"  p50 {p50:>9s}  p99 {p99:>9s}  requests {sent}, queued in the store {stored}"
+        f"  p50 {p50:>9s}  p99 {p99:>9s}  server CPU {cpu_ms:.2f} ms/request"
+        f"  requests {sent}, queued in the store {stored}"
     )
 
 
@@ -211,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--httpx", action="store_true", help="use the httpx generator even if wrk exists")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--accounts", type=int, default=1, help="accounts the submissions are spread over")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="uvicorn's event loop (auto: uvloop when installed)")
     args = parser.parse_args(argv)
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,69 @@
+"""Legacy handlers on the event loop (SQLite): anything that would block the loop (argon2 on a credential
+cache miss, the SQLite writer held by a thread) raises NeedsThread before a row is written, and the HTTP
+route then answers from the thread pool exactly as before."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.service import Gateway, NeedsThread, inline
+from store.db import Database
+from tests.integration.api.conftest import PASSWORD, World, account, counts, one
+
+pytestmark = pytest.mark.integration
+
+TTS = {"phone": "12506063167", "txt": "Adam, web server is down"}
+
+
+def test_a_cache_miss_never_runs_argon2_inline(gateway: Gateway, world: World) -> None:
+    with inline(), pytest.raises(NeedsThread):
+        gateway.login(world.owner.username, PASSWORD)
+    assert len(gateway.credentials) == 0  # refused before argon2 ran: nothing learnt
+    gateway.login(world.owner.username, PASSWORD)  # off the loop: argon2, then cached
+    runs = gateway.credentials.argon2_runs
+    with inline():
+        caller = gateway.login(world.owner.username, PASSWORD)
+    assert caller.user_id == world.owner.id and gateway.credentials.argon2_runs == runs
+
+
+def test_a_held_writer_lock_moves_the_submission_before_anything_is_written(
+    gateway: Gateway, db: Database, world: World
+) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("the in-process writer lock exists for SQLite only")
+    caller = gateway.login(world.owner.username, PASSWORD)
+    before = counts(db)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gateway._write():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        held.wait(10)
+        with inline(), pytest.raises(NeedsThread):
+            gateway.submit_tts(caller, phones=TTS["phone"], text=TTS["txt"])
+    finally:
+        release.set()
+        holder.join(10)
+    assert counts(db) == before
+    with inline():
+        (queued,) = gateway.submit_tts(caller, phones=TTS["phone"], text=TTS["txt"])
+    assert queued.code == 100
+
+
+def test_http_answers_are_the_same_on_a_cache_miss_and_a_hit(
+    client: TestClient, gateway: Gateway, world: World
+) -> None:
+    answers = [one(client.post("/matrix_tts", data=account(**TTS)).text) for _ in range(2)]
+    assert [a["STATUSCODE"] for a in answers] == ["200", "200"]
+    assert answers[0]["ID"] != answers[1]["ID"]
+    assert len(gateway.credentials) == 1  # the miss verified in the thread pool, the hit inline
+    wrong = one(client.post("/matrix_tts", data=account(password="wrong-pass", **TTS)).text)
+    assert wrong["STATUSCODE"] == "505"
