@@ -2,7 +2,8 @@
 //
 // Env:   PORT (SMPP, 2775), CONTROL_PORT (HTTP, 0 = none), SYSTEM_ID / PASSWORD (test / test),
 //        RECORD (JSON-lines file: one line per accepted submit_sm, appended before the response is sent,
-//        so it survives a kill -9 and a restart appends to it), NODELAY=1, QUIET=1.
+//        so it survives a kill -9 and a restart appends to it; receipts not yet acknowledged are kept in
+//        RECORD.receipts and forwarded again after a restart), NODELAY=1, QUIET=1.
 // HTTP:  GET /state             counters, the accepted and held submits, the deliver_sm answers
 //        POST /config {...}     switches: dlr, dlr_state, dlr_err, dlr_tlv, dlr_delay_ms, throttle_every,
 //                               throttle_next, refuse_next, refuse_status, drop_after, hold, record
@@ -90,11 +91,47 @@ function receiverFor(session) {
   return null;
 }
 
-function sendDeliver(session, fields, what) {
+function sendDeliver(session, fields, what, acknowledged) {
   session.deliver_sm(fields, resp => {
     delivers.push({what, status: resp.command_status});
     if (resp.command_status === 0) stats.deliver_ok++; else stats.deliver_error++;
+    if (resp.command_status === 0 && acknowledged) acknowledged();
   });
+}
+
+// Receipts are stored and forwarded, as an SMSC does: each one is kept (in RECORD + '.receipts' when
+// RECORD is set, so a kill -9 does not lose it) until the ESME acknowledges its deliver_sm, and is sent
+// again to the next receiving session after a lost connection or a restart.
+const RECEIPTS = RECORD ? RECORD + '.receipts' : '';
+const pendingReceipts = new Map();  // message id -> {fields, session: id of the session it went out on}
+
+function noteReceipt(op, id, fields) {
+  if (RECEIPTS) fs.appendFileSync(RECEIPTS, JSON.stringify({op, id, fields}) + '\n');
+}
+
+function loadReceipts() {
+  if (!RECEIPTS || !fs.existsSync(RECEIPTS)) return;
+  for (const line of fs.readFileSync(RECEIPTS, 'utf8').split('\n')) {
+    if (!line) continue;
+    const entry = JSON.parse(line);
+    if (entry.op === 'add') pendingReceipts.set(entry.id, {fields: entry.fields, session: 0});
+    else pendingReceipts.delete(entry.id);
+  }
+}
+
+function forwardReceipt(target, id) {
+  const pending = pendingReceipts.get(id);
+  if (!pending) return;
+  pending.session = target.id;
+  sendDeliver(target, pending.fields, 'receipt:' + id, () => {
+    if (pendingReceipts.delete(id)) noteReceipt('ack', id);
+  });
+  stats.dlr_sent++;
+}
+
+function forwardStoredReceipts(target) {
+  const live = new Set([...sessions].filter(s => !s.socket.destroyed).map(s => s.id));
+  for (const [id, pending] of pendingReceipts) if (!live.has(pending.session)) forwardReceipt(target, id);
 }
 
 function sendReceipt(session, pdu, id, text) {
@@ -108,11 +145,11 @@ function sendReceipt(session, pdu, id, text) {
     fields.receipted_message_id = id;
     fields.message_state = STATES[config.dlr_state] || 7;
   }
+  pendingReceipts.set(id, {fields, session: 0});
+  noteReceipt('add', id, fields);
   const send = () => {
     const target = receiverFor(session);
-    if (!target) return;
-    sendDeliver(target, fields, 'receipt:' + id);
-    stats.dlr_sent++;
+    if (target) forwardReceipt(target, id);  // else the next receiving session gets it on its bind
   };
   if (config.dlr_delay_ms) setTimeout(send, config.dlr_delay_ms); else setImmediate(send);
 }
@@ -179,6 +216,7 @@ const server = smpp.createServer({debug: false}, session => {
     session.mode = mode;
     session.send(pdu.response({system_id: 'IVRGATE-TEST-SMSC'}));
     log('bound', mode, 'session', session.id);
+    if (mode !== 'transmitter') setImmediate(() => forwardStoredReceipts(session));
   };
   session.on('bind_transceiver', bind('transceiver'));
   session.on('bind_transmitter', bind('transmitter'));
@@ -238,6 +276,8 @@ function control(req, res) {
         answer = sendMo(input);
       } else if (req.method === 'POST' && req.url === '/reset') {
         reset();
+        for (const id of pendingReceipts.keys()) noteReceipt('ack', id);
+        pendingReceipts.clear();
         answer = {ok: true};
       } else {
         res.writeHead(404);
@@ -254,6 +294,7 @@ function control(req, res) {
   });
 }
 
+loadReceipts();
 server.listen(PORT, '127.0.0.1', () => {
   if (CONTROL_PORT) {
     http.createServer(control).listen(CONTROL_PORT, '127.0.0.1', () => {
