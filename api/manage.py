@@ -345,7 +345,7 @@ def list_groups(session: Session, viewer: Viewer) -> list[tuple[Group, int]]:
         .group_by(Group.id)
         .order_by(Group.name)
     )
-    return [(group, int(count)) for group, count in session.execute(counts).tuples()]
+    return [(group, int(count)) for group, count in session.execute(counts)]
 
 
 def get_group(session: Session, viewer: Viewer, group_id: int) -> Group:
