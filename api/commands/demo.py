@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -99,6 +100,14 @@ class PhoneProcess:
                 self.process.wait(timeout_s)
 
 
+def _for_mode(settings: Settings, mode: str) -> Settings:
+    """Tones only count when the engine listens for them: the phone also offers telephone-event, so
+    'auto' would leave in-band detection off; the inband demo turns it on for the call."""
+    if mode != "inband":
+        return settings
+    return settings.model_copy(update={"sip": dataclasses.replace(settings.sip, inband_dtmf="always")})
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     spec = PromptSpec((TextSegment(DENTIST_REMINDER[args.language]),), make_voice(args.language, args.gender))
     rendered = make_renderer(settings).render(spec)
@@ -113,7 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"calling {uri}")
         try:
             job = CallJob(job_id="demo", uri=uri, prompt=rendered.path, response=True)
-            report = asyncio.run(place_call(settings, job))
+            report = asyncio.run(place_call(_for_mode(settings, args.mode), job))
         finally:
             phone.close()
     print_report(report, timeline=True)
