@@ -30,6 +30,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from api.errors import status_of
 from api.forms import MatrixForm, MatrixTtsForm
+from api.phones import ParsedPhones
 from api.service import Gateway, Submitted
 from api.settings import SmtpSettings
 from api.smtp_parse import (
@@ -67,7 +68,7 @@ def submit_mail(gateway: Gateway, request: MailRequest) -> list[Submitted]:
     account = request.account(limits)
     caller = gateway.login(account.username, account.password)
     form = request.form(limits)
-    phones = ",".join(form.phones)
+    phones = ParsedPhones(form.phones, limits.phones)  # validated by the form: not parsed again
     if isinstance(form, MatrixForm):
         return gateway.submit_sms(caller, phones=phones, group=form.group, text=form.txt,
                                   callerid=form.callerid, tts_fallback=form.tts)

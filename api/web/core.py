@@ -140,9 +140,6 @@ class WebContext:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    def is_owner(self) -> bool:
-        return self.caller is not None and self.caller.role == Role.OWNER
-
     def is_admin(self) -> bool:
         return self.caller is not None and self.caller.role == Role.ADMINISTRATOR
 

@@ -19,47 +19,32 @@ import pytest
 from api.service import Gateway
 from api.settings import Settings, SmtpSettings
 from api.smtp import running_smtp
-from store import accounts, ledger, rating
-from store.db import Database, resolve_url
+from store.db import Database
 from store.models import Message
 from tests.integration.worker.conftest import (  # fixtures re-exported for this directory
-    HASHER,
-    RATES_CSV,
+    BALANCE,
     PhoneProcess,
     Sipp,
     Store,
-    now_utc,
+    make_store,
     phone,
     sipp,
     sipp_workdir,
     worker_settings,
 )
 
-__all__ = ["PhoneProcess", "Sipp", "Store", "phone", "sipp", "sipp_workdir", "worker_settings"]
+__all__ = ["BALANCE", "PhoneProcess", "Sipp", "Store", "phone", "sipp", "sipp_workdir", "worker_settings"]
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "samples" / "mail"
 USERNAME, PASSWORD = "user78@hotmail.com", "mypass883"
 GATEWAY_ADDRESS = "gateway@localhost"
-BALANCE = 10_000_000
-
-
-def make_store(data_dir: Path) -> Store:
-    db = Database.open(resolve_url("", data_dir))
-    db.upgrade()
-    with db.transaction() as s:
-        owner = accounts.create_account(s, username=USERNAME, password=PASSWORD, now=now_utc(), hasher=HASHER)
-        ledger.top_up(s, owner.id, BALANCE, now_utc())
-        rating.import_rates(s, rating.parse_rates_csv(RATES_CSV))
-        s.flush()
-        owner_id = owner.id
-    return Store(db, owner_id, data_dir)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    made = make_store(tmp_path / "data")
+    made = make_store(tmp_path / "data", USERNAME, PASSWORD)
     yield made
     made.db.dispose()
 

@@ -109,11 +109,12 @@ class Store:
         raise AssertionError(f"no {kind!r} event for {message_id} in {timeout} s: {self.events(message_id)}")
 
 
-def make_store(data_dir: Path) -> Store:
+def make_store(data_dir: Path, username: str = "worker@example.com", password: str = "pw") -> Store:
+    """A migrated store holding one account (`username`, `password`) with BALANCE and RATES_CSV."""
     db = Database.open(resolve_url("", data_dir))
     db.upgrade()
     with db.transaction() as s:
-        owner = accounts.create_account(s, username="worker@example.com", password="pw", now=now_utc(),
+        owner = accounts.create_account(s, username=username, password=password, now=now_utc(),
                                         hasher=HASHER)
         ledger.top_up(s, owner.id, BALANCE, now_utc())
         rating.import_rates(s, rating.parse_rates_csv(RATES_CSV))
