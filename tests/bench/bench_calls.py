@@ -20,25 +20,22 @@ import argparse
 import asyncio
 import math
 import os
-import random
-import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.dialer import CallJob, CallReport, Dialer
 from ivr.pool import EnginePool, RestartPolicy
 from ivr.settings import DialerSettings, SipSettings
+from tests.procfs import cpu_pct, pss_kib, sample, write_tone
+from tests.procfs import free_block as _free_block
 
 ROOT = Path(__file__).resolve().parents[2]
-TICKS = os.sysconf("SC_CLK_TCK")
 RTP_PER_ENGINE = 16
 HOLD_MS = 8000
 """How long each UAS keeps the call before pressing 1: every call is up while CPU is measured."""
@@ -113,62 +110,8 @@ class Figures:
 
 
 def free_block(count: int) -> int:
-    """A base port with `count` free UDP ports from it (other suites may run at the same time)."""
-    for _ in range(500):
-        base = random.randrange(20000, 60000 - count) & ~1
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no block of {count} free UDP ports")
-
-
-def cpu_ticks(pid: int) -> int | None:
-    """utime + stime of a process in clock ticks; None when it is gone (an engine that crashed)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return None
-    return int(fields[11]) + int(fields[12])
-
-
-def pss_kib(pid: int) -> int:
-    try:
-        match = re.search(r"\nPss:\s+(\d+)", Path(f"/proc/{pid}/smaps_rollup").read_text())
-    except FileNotFoundError:
-        return 0
-    return int(match.group(1)) if match else 0
-
-
-def sample(pids: list[int]) -> tuple[dict[int, int], float]:
-    ticks = {pid: cpu_ticks(pid) for pid in pids}
-    return {pid: t for pid, t in ticks.items() if t is not None}, time.perf_counter()
-
-
-def cpu_pct(before: tuple[dict[int, int], float], after: tuple[dict[int, int], float]) -> float:
-    """% of one core used between two samples by the processes alive at both."""
-    used = sum(after[0][pid] - ticks for pid, ticks in before[0].items() if pid in after[0])
-    return used / TICKS / (after[1] - before[1]) * 100
-
-
-def write_prompt(path: Path, seconds: float = 20.0) -> Path:
-    """A looping-free prompt longer than the call: playback runs for the whole call."""
-    rate = 8000
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        samples = (int(6000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(rate * seconds)))
-        w.writeframes(b"".join(s.to_bytes(2, "little", signed=True) for s in samples))
-    return path
+    """A base port with `count` free UDP ports from it, from a range wide enough for 500 calls."""
+    return _free_block(count, low=20000, high=60000, tries=500)
 
 
 def start_sipp(work: Path, name: str, sdp: str, pcap: str, calls: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -276,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-calls-") as scratch:
         work = Path(scratch)
         make_pcaps.write_all(work / "pcap", 120)
-        prompt = write_prompt(work / "prompt.wav")
+        prompt = write_tone(work / "prompt.wav", 20.0, amplitude=6000)  # longer than the call
         for n in (int(x) for x in args.calls.split(",")):
             try:
                 figures = asyncio.run(asyncio.wait_for(run_calls(n, args.inband, work, prompt), args.timeout))

@@ -15,25 +15,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
-import random
-import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import wave
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from ivr.pool import CallHandle, EnginePool
 from ivr.settings import SipSettings
+from tests.procfs import cpu_pct, free_block, memory_kib, sample, write_tone
 
 PCAP = Path("/usr/share/sip-tester/g711a.pcap")
-TICKS = os.sysconf("SC_CLK_TCK")
 UAS_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="bench UAS: answer PCMA, play audio, wait for BYE">
@@ -74,50 +69,9 @@ UAS_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-def _free_block(count: int) -> int:
-    for _ in range(200):
-        base = random.randrange(41000, 59000 - count) & ~1
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
-
-
-def _memory_kib(pid: int) -> dict[str, int]:
-    rss = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))  # type: ignore[union-attr]
-    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    pss = int(re.search(r"\nPss:\s+(\d+)", rollup).group(1))  # type: ignore[union-attr]
-    anon = int(re.search(r"\nAnonymous:\s+(\d+)", rollup).group(1))  # type: ignore[union-attr]
-    return {"rss": rss, "pss": pss, "anon": anon}
-
-
-def _cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def _write_prompt(path: Path, seconds: float = 5.0) -> None:
-    rate = 8000
-    samples = (int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(rate * seconds)))
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(s.to_bytes(2, "little", signed=True) for s in samples))
-
-
 def _settings(processes: int, inband: str) -> SipSettings:
     per = 16
-    return replace(SipSettings(), port=_free_block(processes), rtp_port=_free_block(processes * per),
+    return replace(SipSettings(), port=free_block(processes), rtp_port=free_block(processes * per),
                    rtp_ports_per_process=per, processes=processes, inband_dtmf=inband)
 
 
@@ -134,11 +88,11 @@ async def idle_engines(count: int, window_s: float, inband: str, python: str) ->
     await pool.start()
     await asyncio.sleep(2.0)
     pids = [p for p in pool.pids if p is not None]
-    mems = [_memory_kib(p) for p in pids]
+    mems = [memory_kib(p) for p in pids]
     numpy = sum("numpy" in Path(f"/proc/{p}/maps").read_text() for p in pids)
-    ticks, t0 = sum(_cpu_ticks(p) for p in pids), time.perf_counter()
+    before = sample(pids)
     await asyncio.sleep(window_s)
-    cpu = (sum(_cpu_ticks(p) for p in pids) - ticks) / TICKS / (time.perf_counter() - t0) * 100
+    cpu = cpu_pct(before, sample(pids))
     avg = {k: sum(m[k] for m in mems) / len(mems) / 1024 for k in ("rss", "pss", "anon")}
     print(f"idle engines ({len(pids)}, in-band DTMF {inband}, numpy loaded in {numpy}): each RSS "
           f"{avg['rss']:.1f} MiB, PSS {avg['pss']:.1f} MiB, private anonymous {avg['anon']:.1f} MiB; "
@@ -151,7 +105,7 @@ async def calls(n: int, uri: str, wav: Path, window_s: float, inband: str, pytho
     pool = EnginePool(_settings(processes, inband), processes=processes, python=python)
     await pool.start()
     pids = [p for p in pool.pids if p is not None]
-    idle = sum(_memory_kib(p)["rss"] for p in pids)
+    idle = sum(memory_kib(p)["rss"] for p in pids)
     started = time.perf_counter()
     handles = [await pool.place_call(uri) for _ in range(n)]
     await asyncio.gather(*(_until(h, "answered") for h in handles))
@@ -159,11 +113,11 @@ async def calls(n: int, uri: str, wav: Path, window_s: float, inband: str, pytho
     for h in handles:
         await h.play(wav, loop=True)
     await asyncio.sleep(1.0)
-    ticks, t0 = sum(_cpu_ticks(p) for p in pids), time.perf_counter()
+    before = sample(pids)
     await asyncio.sleep(window_s)
-    cpu = (sum(_cpu_ticks(p) for p in pids) - ticks) / TICKS / (time.perf_counter() - t0) * 100
-    busy = sum(_memory_kib(p)["rss"] for p in pids)
-    pss = sum(_memory_kib(p)["pss"] for p in pids)
+    cpu = cpu_pct(before, sample(pids))
+    busy = sum(memory_kib(p)["rss"] for p in pids)
+    pss = sum(memory_kib(p)["pss"] for p in pids)
     for h in handles:
         await h.hangup()
     await asyncio.gather(*(_until(h, "disconnected") for h in handles), return_exceptions=True)
@@ -207,10 +161,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         work = Path(tmp)
         (work / "uas.xml").write_text(UAS_XML.replace("PCAP", str(PCAP)))
         wav = work / "prompt.wav"
-        _write_prompt(wav)
-        port = _free_block(1)
+        write_tone(wav, 5.0)
+        port = free_block(1)
         sipp = subprocess.Popen(["sipp", "-sf", str(work / "uas.xml"), "-i", "127.0.0.1", "-p", str(port),
-                                 "-mp", str(_free_block(4)), "-nostdin"],
+                                 "-mp", str(free_block(4)), "-nostdin"],
                                 cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(0.5)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,35 +17,10 @@ import pytest
 from ivr.events import SipEvent
 from ivr.pool import CallHandle
 from ivr.settings import SipSettings
+from tests.procfs import free_block, ports_free
 
 SCENARIO = Path(__file__).with_name("uas_answer.xml")
 HOLD_ATTRIBUTE = 'timeout="2000"'
-
-
-def ports_free(ports: list[int]) -> bool:
-    """True when every UDP port in `ports` can be bound on 127.0.0.1 right now."""
-    socks: list[socket.socket] = []
-    try:
-        for port in ports:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        for s in socks:
-            s.close()
-
-
-def free_block(count: int, low: int = 41000, high: int = 59000) -> int:
-    """A base port such that base .. base + count - 1 are all free UDP ports (other suites run at once)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(low, high - count) & ~1
-        if ports_free(list(range(base, base + count))):
-            return base
-    raise RuntimeError(f"no block of {count} free UDP ports")
 
 
 def sip_settings(processes: int = 2) -> SipSettings:

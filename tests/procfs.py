@@ -1,0 +1,90 @@
+"""Helpers shared by the tests and benches that run real processes on 127.0.0.1: free UDP ports,
+/proc readers (CPU ticks, memory) and a test tone WAV."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+
+from audio.wav import write_wav
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def ports_free(ports: list[int]) -> bool:
+    """True when every UDP port in `ports` can be bound on 127.0.0.1 right now."""
+    socks: list[socket.socket] = []
+    try:
+        for port in ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_block(count: int, low: int = 41000, high: int = 59000, tries: int = 200) -> int:
+    """A base port such that base .. base + count - 1 are all free UDP ports (other suites run at once)."""
+    rng = random.Random()
+    for _ in range(tries):
+        base = rng.randrange(low, high - count) & ~1
+        if ports_free(list(range(base, base + count))):
+            return base
+    raise RuntimeError(f"no block of {count} free UDP ports")
+
+
+def cpu_ticks(pid: int) -> int | None:
+    """utime + stime of a process in clock ticks; None when it is gone (an engine that crashed)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def sample(pids: list[int]) -> tuple[dict[int, int], float]:
+    """CPU ticks of the living `pids` and the time they were read, for `cpu_pct`."""
+    ticks = {pid: cpu_ticks(pid) for pid in pids}
+    return {pid: t for pid, t in ticks.items() if t is not None}, time.perf_counter()
+
+
+def cpu_pct(before: tuple[dict[int, int], float], after: tuple[dict[int, int], float]) -> float:
+    """% of one core used between two samples by the processes alive at both."""
+    used = sum(after[0][pid] - ticks for pid, ticks in before[0].items() if pid in after[0])
+    return used / TICKS / (after[1] - before[1]) * 100
+
+
+def _kib(pid: int, name: str, field: str) -> int:
+    """The kB figure of `field` in /proc/<pid>/<name>; 0 when the process is gone."""
+    try:
+        match = re.search(rf"(?m)^{field}:\s+(\d+)", Path(f"/proc/{pid}/{name}").read_text())
+    except FileNotFoundError:
+        return 0
+    return int(match.group(1)) if match else 0
+
+
+def pss_kib(pid: int) -> int:
+    return _kib(pid, "smaps_rollup", "Pss")
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """RSS, PSS and private anonymous memory of a process, KiB."""
+    return {"rss": _kib(pid, "status", "VmRSS"), "pss": pss_kib(pid),
+            "anon": _kib(pid, "smaps_rollup", "Anonymous")}
+
+
+def write_tone(path: Path, seconds: float, amplitude: int = 8000, rate: int = 8000) -> Path:
+    """A 440 Hz tone as a 16-bit mono WAV."""
+    t = np.arange(int(rate * seconds)) / rate
+    write_wav(path, (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.int16), rate)
+    return path
