@@ -24,17 +24,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "capture the key (9 replays) and print the status line the gateway would store.")
     parser.add_argument("uri", help="SIP URI to call, e.g. sip:12506063167@127.0.0.1:5070")
     add_segment_arguments(parser)
-    add_call_arguments(parser)
-    parser.set_defaults(func=run)
-
-
-def add_call_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by `call` and `demo`."""
     parser.add_argument("--response", action="store_true", help="wait for and capture a key press")
     parser.add_argument("--repeat", type=int, default=0, help="extra plays of the prompt (default 0)")
     parser.add_argument("--caller-id", default="", help="From user part (a number)")
     parser.add_argument("--record", metavar="WAV", type=Path, help="record what the callee sends")
     parser.add_argument("--timeline", action="store_true", help="print every step of the call")
+    parser.set_defaults(func=run)
 
 
 async def place_call(settings: Settings, job: CallJob) -> CallReport:
@@ -57,15 +52,15 @@ def print_report(report: CallReport, *, timeline: bool) -> None:
     print(outcome.text)
 
 
-def job_from_args(args: argparse.Namespace, uri: str, prompt: Path) -> CallJob:
-    return CallJob(job_id="cli", uri=uri, prompt=prompt, response=args.response, repeat=args.repeat,
+def job_from_args(args: argparse.Namespace, prompt: Path) -> CallJob:
+    return CallJob(job_id="cli", uri=args.uri, prompt=prompt, response=args.response, repeat=args.repeat,
                    caller_id=args.caller_id, record_to=args.record.resolve() if args.record else None)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     spec = build_spec(args)
     rendered = make_renderer(settings, args.allow_private).render(spec)
-    job = job_from_args(args, args.uri, rendered.path)
+    job = job_from_args(args, rendered.path)
     report = asyncio.run(place_call(settings, job))
     print_report(report, timeline=args.timeline)
     sys.stdout.flush()
