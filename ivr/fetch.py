@@ -392,16 +392,13 @@ class UrlFetcher:
 
     def fetch(self, url: str) -> Fetched:
         """GET url and return its audio bytes; raises the FetchError subclasses the module docstring lists."""
-        deadline = time.monotonic() + self.settings.total_timeout_s
-        token = _DEADLINE.set(deadline)
         try:
-            return self._follow(_parse(url), deadline)
+            with deadline(self.settings.total_timeout_s) as until:
+                return self._follow(_parse(url), until)
         except httpx.TimeoutException as exc:
             raise FetchTimeout(f"{url}: no complete answer within the time limit ({exc})") from None
         except httpx.HTTPError as exc:
             raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
-        finally:
-            _DEADLINE.reset(token)
 
     def check(self, url: str | httpx.URL) -> None:
         """Refuse url before any connection: scheme, credentials, and where its host resolves.

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
-from pathlib import Path
 
 from tts.base import Speech, Voice
+from tts.engine_io import duration_stretch, find_binary, run_tool, speak_through_files
 from tts.errors import UnsupportedVoice
-from tts.flite import duration_stretch, find_binary, read_wav, run_tool
 from tts.settings import TTSSettings
 
 log = logging.getLogger(__name__)
@@ -79,13 +77,13 @@ class FestivalEngine:
 
     def synthesize(self, text: str, voice: Voice) -> Speech:
         """Render already-normalised text."""
-        name = self.voice_name(voice)
-        with tempfile.TemporaryDirectory(prefix="ivrgate-festival-") as tmp:
-            text_file, wav_file = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
-            text_file.write_text(text, encoding="utf-8")
-            setup = f"(begin (voice_{name}) (Parameter.set 'Duration_Stretch {self._stretch}))"
-            run_tool([self._binary, "-eval", setup, "-o", str(wav_file), str(text_file)], self._timeout)
-            return read_wav(wav_file)
+        setup = f"(begin (voice_{self.voice_name(voice)}) (Parameter.set 'Duration_Stretch {self._stretch}))"
+        return speak_through_files(
+            text,
+            lambda text_file, wav_file: [self._binary, "-eval", setup, "-o", str(wav_file), str(text_file)],
+            self._timeout,
+            "ivrgate-festival-",
+        )
 
     def cache_key(self, voice: Voice) -> str:
         """Voice and speed (festival's Debian version changes rarely; the voice name pins the sound)."""

@@ -10,72 +10,15 @@ Voices: us female `slt` (CMU ARCTIC, clustergen), us male `rms`. The speaking ra
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
-
-import numpy as np
-import soundfile
 
 from tts.base import Speech, Voice
-from tts.errors import EngineUnavailable, InvalidTTSSetting, TTSError, UnsupportedVoice
+from tts.engine_io import duration_stretch, find_binary, run_tool, speak_through_files
+from tts.errors import UnsupportedVoice
 from tts.settings import TTSSettings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VOICES: dict[str, str] = {"us-female": "slt", "us-male": "rms"}
-REFERENCE_WPM = 160
-"""The rate_wpm that leaves an engine at its own natural speed."""
-
-
-def find_binary(name: str, package: str) -> str:
-    """The absolute path of `name` on PATH, or EngineUnavailable telling which Debian package has it."""
-    path = shutil.which(name)
-    if path is None:
-        raise EngineUnavailable(f"{name} is not installed (Debian package: apt-get install {package})")
-    return path
-
-
-def duration_stretch(rate_wpm: int) -> float:
-    """How much longer than natural speech is: REFERENCE_WPM / rate_wpm, within 0.25-4."""
-    if not 40 <= rate_wpm <= 640:
-        raise InvalidTTSSetting(f"tts.rate_wpm must be 40-640 for this engine, not {rate_wpm}")
-    return round(REFERENCE_WPM / rate_wpm, 3)
-
-
-def run_tool(argv: Sequence[str], timeout_s: float, stdin: bytes | None = None, check: bool = True) -> bytes:
-    """Run a program without a shell; its stdout, or TTSError on failure or timeout (it is killed).
-
-    With check=False a non-zero exit status is accepted (`flite --version` exits 1).
-    """
-    try:
-        done = subprocess.run(
-            list(argv), input=stdin, capture_output=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise TTSError(f"{Path(argv[0]).name} took longer than {timeout_s} s and was stopped") from None
-    except OSError as exc:
-        raise EngineUnavailable(f"{Path(argv[0]).name} cannot run: {exc}") from exc
-    if check and done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip()[-300:]
-        raise TTSError(f"{Path(argv[0]).name} failed ({done.returncode}): {message}")
-    return done.stdout
-
-
-def read_wav(path: Path) -> Speech:
-    """A mono int16 Speech from a WAV file an engine wrote (first channel when it wrote more)."""
-    try:
-        pcm, rate = soundfile.read(str(path), dtype="int16", always_2d=True)
-    except (OSError, RuntimeError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
-        raise TTSError(f"the engine wrote no readable audio: {exc}") from exc
-    return Speech(pcm=np.ascontiguousarray(pcm[:, 0], dtype=np.int16), rate=int(rate))
-
-
-def voice_table(defaults: dict[str, str], settings: TTSSettings) -> dict[str, str]:
-    """Default voices overridden by `settings.voices` (only keys this engine knows how to use)."""
-    return {**defaults, **settings.voices}
 
 
 class FliteEngine:
@@ -88,7 +31,7 @@ class FliteEngine:
         self._binary = find_binary(binary, "flite")
         self._timeout = settings.subprocess_timeout_s
         self._stretch = duration_stretch(settings.rate_wpm)
-        self._voices = voice_table(DEFAULT_VOICES, settings)
+        self._voices = {**DEFAULT_VOICES, **settings.voices}
         self._installed = self._list_voices()
         about = run_tool([self._binary, "--version"], self._timeout, check=False).decode()
         self.version = next((line.split()[1] for line in about.splitlines() if "version:" in line), "flite")
@@ -109,13 +52,14 @@ class FliteEngine:
     def synthesize(self, text: str, voice: Voice) -> Speech:
         """Render already-normalised text."""
         name = self.voice_name(voice)
-        with tempfile.TemporaryDirectory(prefix="ivrgate-flite-") as tmp:
-            text_file, wav_file = Path(tmp) / "text.txt", Path(tmp) / "speech.wav"
-            text_file.write_text(text, encoding="utf-8")
-            argv = [self._binary, "-voice", name, "--setf", f"duration_stretch={self._stretch}",
-                    "-f", str(text_file), "-o", str(wav_file)]
-            run_tool(argv, self._timeout)
-            return read_wav(wav_file)
+        stretch = f"duration_stretch={self._stretch}"
+        return speak_through_files(
+            text,
+            lambda text_file, wav_file: [self._binary, "-voice", name, "--setf", stretch,
+                                         "-f", str(text_file), "-o", str(wav_file)],
+            self._timeout,
+            "ivrgate-flite-",
+        )
 
     def cache_key(self, voice: Voice) -> str:
         """flite version, voice and speed."""

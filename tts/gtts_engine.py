@@ -22,11 +22,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-import numpy as np
-import soundfile
-
 from tts.base import Speech, Voice
-from tts.errors import EngineUnavailable, InvalidTTSSetting, TTSError
+from tts.engine_io import read_speech
+from tts.errors import EngineUnavailable, InvalidTTSSetting
 from tts.settings import TTSSettings
 
 log = logging.getLogger(__name__)
@@ -76,7 +74,7 @@ class GttsEngine:
         except self._gtts.tts.gTTSError as exc:
             self._mark_down()
             raise EngineUnavailable(f"{_UNAVAILABLE}{exc}") from exc
-        return _decode_mp3(mp3)
+        return read_speech(mp3, "gTTS returned audio that cannot be decoded")
 
     def cache_key(self, voice: Voice) -> str:
         """gTTS version, language, accent and speed (gender does not change gTTS output)."""
@@ -100,10 +98,3 @@ class GttsEngine:
             self._down_until = self._clock() + self._backoff
         log.warning("gTTS unreachable; failing fast for %.0f s", self._backoff)
 
-
-def _decode_mp3(mp3: bytes) -> Speech:
-    try:
-        pcm, rate = soundfile.read(io.BytesIO(mp3), dtype="int16", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError) as exc:
-        raise TTSError(f"gTTS returned audio that cannot be decoded: {exc}") from exc
-    return Speech(pcm=np.ascontiguousarray(pcm[:, 0], dtype=np.int16), rate=int(rate))

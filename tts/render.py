@@ -8,12 +8,9 @@ converts to 8 kHz.
 
 from __future__ import annotations
 
-import io
 import logging
-import wave
 
-import numpy as np
-
+from audio.wav import read_wav, wav_bytes
 from tts.base import Speech, Voice
 from tts.cache import EntryTooLarge, SegmentCache
 from tts.normalize import normalize, validate_text
@@ -21,8 +18,6 @@ from tts.registry import get_engine
 from tts.settings import TTSSettings
 
 log = logging.getLogger(__name__)
-
-_SAMPLE_WIDTH = 2
 
 
 def render_speech(
@@ -54,29 +49,14 @@ def cache_from_settings(settings: TTSSettings) -> SegmentCache | None:
 
 
 def speech_to_wav(speech: Speech) -> bytes:
-    """A mono 16-bit WAV file holding `speech`."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(_SAMPLE_WIDTH)
-        out.setframerate(speech.rate)
-        out.writeframes(speech.pcm.astype("<i2", copy=False).tobytes())
-    return buffer.getvalue()
+    """A mono 16-bit WAV file holding `speech` (audio.wav's layout)."""
+    return wav_bytes(speech.pcm, speech.rate)
 
 
 def speech_from_wav(data: bytes) -> Speech:
-    """The Speech in a mono 16-bit WAV file (as speech_to_wav writes); ValueError for anything else."""
-    try:
-        with wave.open(io.BytesIO(data), "rb") as wav:
-            if wav.getnchannels() != 1 or wav.getsampwidth() != _SAMPLE_WIDTH:
-                raise ValueError("not a mono 16-bit WAV")
-            frames = wav.readframes(wav.getnframes())
-            rate = wav.getframerate()
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f"not a readable WAV: {exc}") from exc
-    if len(frames) % _SAMPLE_WIDTH:
-        raise ValueError("truncated WAV")
-    return Speech(pcm=np.frombuffer(frames, dtype="<i2").astype(np.int16, copy=False), rate=rate)
+    """The Speech in a mono 16-bit WAV file (as speech_to_wav writes); ValueError otherwise."""
+    pcm, rate = read_wav(data)
+    return Speech(pcm=pcm, rate=rate)
 
 
 def _cached(cache: SegmentCache, key: str) -> Speech | None:
