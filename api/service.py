@@ -53,6 +53,7 @@ from audio.decode import decode
 from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
 from ivr.prompt import AudioSegment, Fetcher, PromptSpec, TextSegment, UrlSegment
+from sms import gsm
 from store import accounts, blobs, ledger, lists, queue, rating
 from store.db import Database
 from store.errors import InvalidUsername as StoreInvalidUsername
@@ -289,7 +290,10 @@ class Gateway:
         body = check_txt(text, limits.max_sms_chars)
         sender = parse_caller_id(callerid or "", self.settings.phones, sms=True)
         voice_callerid = sender if sender is not None and sender.startswith("+") else None
-        sms = _Draft("sms", body, {"tts_fallback": tts_fallback}, sender, parts=sms_parts(body))
+        # every part holds a character at least, so len(body) as the cap never refuses: the SMS sender
+        # enforces its own max_parts; here the count prices the reservation
+        parts = gsm.count_parts(body, len(body))
+        sms = _Draft("sms", body, {"tts_fallback": tts_fallback}, sender, parts=parts)
         tts = _Draft("tts", body, self._tts_settings(body, "us", "female", 0, False), voice_callerid)
 
         def draft(phone: str) -> _Draft:
@@ -334,15 +338,13 @@ class Gateway:
         callback_url: str | None = None,
     ) -> list[Submitted]:
         """A call per recipient playing uploaded audio (decoded now to refuse bad files; kept as a blob)."""
-        options = self._voice_options(repeat, response)
-        cid = self._voice_callerid(callerid)
-        job = self._job(phones, group, _Draft("voice", "", {}, cid), callback_url)
-        if not audio:
-            raise NoVoiceFile("the voice file is empty")
-        digest, media = self._check_audio(audio, filename or "upload")
-        job.audio.append((audio, media, f"upload:{filename[:200]}"))
-        job.draft = _fixed(_Draft("voice", filename[:200], {"blob": digest, **options}, cid, blob=digest))
-        return self._submit(caller, job)
+
+        def load(job: _Job) -> tuple[str, str]:
+            if not audio:
+                raise NoVoiceFile("the voice file is empty")
+            return filename[:200], self._upload_audio(job, audio, filename)
+
+        return self._submit_recording(caller, phones, group, repeat, response, callerid, callback_url, load)
 
     def submit_voice_url(
         self,
@@ -357,15 +359,11 @@ class Gateway:
         callback_url: str | None = None,
     ) -> list[Submitted]:
         """A call per recipient playing the audio at `url`, fetched NOW (a bad URL is an immediate error)."""
-        options = self._voice_options(repeat, response)
-        cid = self._voice_callerid(callerid)
-        job = self._job(phones, group, _Draft("voice", "", {}, cid), callback_url)
-        url = check_url(url.strip(), self.settings.forms.max_url_chars)
-        data = self.fetcher.fetch(url).data
-        digest, media = self._check_audio(data, url)
-        job.audio.append((data, media, url))
-        job.draft = _fixed(_Draft("voice", url, {"blob": digest, **options}, cid, blob=digest))
-        return self._submit(caller, job)
+
+        def load(job: _Job) -> tuple[str, str]:
+            return self._url_audio(job, url.strip())
+
+        return self._submit_recording(caller, phones, group, repeat, response, callerid, callback_url, load)
 
     def submit_vtts(
         self,
@@ -495,6 +493,40 @@ class Gateway:
         decoded = decode(data, self.settings.decode)
         return blobs.sha256_hex(data), f"audio/{decoded.format}"
 
+    def _upload_audio(self, job: _Job, data: bytes, name: str) -> str:
+        """Check uploaded audio and add it to the job's blobs; its sha256."""
+        digest, media = self._check_audio(data, name or "upload")
+        job.audio.append((data, media, f"upload:{name[:200]}"))
+        return digest
+
+    def _url_audio(self, job: _Job, url: str) -> tuple[str, str]:
+        """Check `url`, fetch it now, check the audio and add it to the job's blobs; (the url, its sha256)."""
+        url = check_url(url, self.settings.forms.max_url_chars)
+        data = self.fetcher.fetch(url).data
+        digest, media = self._check_audio(data, url)
+        job.audio.append((data, media, url))
+        return url, digest
+
+    def _submit_recording(
+        self,
+        caller: Caller,
+        phones: str | ParsedPhones | None,
+        group: str | None,
+        repeat: int,
+        response: bool,
+        callerid: str | None,
+        callback_url: str | None,
+        load: Callable[[_Job], tuple[str, str]],
+    ) -> list[Submitted]:
+        """Submit a "voice" job playing one recording. `load` runs once options and recipients are checked:
+        it adds the audio to the job and returns (the message body, the blob's sha256)."""
+        options = self._voice_options(repeat, response)
+        cid = self._voice_callerid(callerid)
+        job = self._job(phones, group, _Draft("voice", "", {}, cid), callback_url)
+        body, digest = load(job)
+        job.draft = _fixed(_Draft("voice", body, {"blob": digest, **options}, cid, blob=digest))
+        return self._submit(caller, job)
+
     def _vtts_segment(self, segment: object, job: _Job, fetched: dict[str, str]) -> dict[str, str]:
         if isinstance(segment, TextSegment):
             item = {"text": check_txt(segment.text, self.settings.forms.max_tts_chars)}
@@ -503,15 +535,10 @@ class Gateway:
             return item
         if isinstance(segment, UrlSegment):
             if segment.url not in fetched:
-                url = check_url(segment.url, self.settings.forms.max_url_chars)
-                data = self.fetcher.fetch(url).data
-                fetched[segment.url], media = self._check_audio(data, url)
-                job.audio.append((data, media, url))
+                fetched[segment.url] = self._url_audio(job, segment.url)[1]
             return {"blob": fetched[segment.url]}
         if isinstance(segment, AudioSegment) and segment.data is not None:
-            digest, media = self._check_audio(segment.data, segment.name or "upload")
-            job.audio.append((segment.data, media, f"upload:{segment.name[:200]}"))
-            return {"blob": digest}
+            return {"blob": self._upload_audio(job, segment.data, segment.name)}
         raise NoVoiceFile("a vtts segment must be a text, a URL or uploaded audio")
 
     def _viewer(self, session: Session, caller: Caller) -> Account:
@@ -542,7 +569,7 @@ class Gateway:
             if caller.user_id != caller.owner_id:
                 limit = self._user_limit(conn, caller)
             phones = self._recipients(session, caller, job)
-            blocked = queue.blocked_numbers(conn, caller.owner_id, phones)
+            blocked = lists.blocked(conn, caller.owner_id, phones)
             for data, media, origin in job.audio:
                 blobs.put_blob(session, data, now, media, origin)
             session.flush()  # the blobs before the Core inserts that refer to them
@@ -575,7 +602,7 @@ class Gateway:
         for phone in phones:
             if phone not in blocked:
                 kinds.setdefault(drafts[phone].kind, []).append(phone)
-        priced = {kind: queue.prices(conn, numbers, kind) for kind, numbers in kinds.items()}
+        priced = {kind: rating.prices(conn, numbers, kind) for kind, numbers in kinds.items()}
         specs = []
         for phone in phones:
             draft = drafts[phone]
@@ -661,22 +688,3 @@ def _checked_caller(account: Account) -> Caller | GatewayError:
     if not account.active or (parent is not None and not parent.active):
         return AccountNotActive(account.username)
     return Caller(account.id, account.owner_id, account.username, account.role)
-
-
-# --- SMS parts (an estimate for the reservation; the SMS sender counts the parts it really sends) --------
-
-_GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
-    "abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
-
-
-def sms_parts(text: str) -> int:
-    """How many SMS parts `text` needs: GSM-7 (160 septets, 153 per part when split; extension characters
-    take two) or else UCS-2 (70 UTF-16 units, 67 per part)."""
-    if all(ch in _GSM_BASIC or ch in _GSM_EXTENSION for ch in text):
-        units, single, multi = sum(2 if ch in _GSM_EXTENSION else 1 for ch in text), 160, 153
-    else:
-        units, single, multi = len(text.encode("utf-16-le")) // 2, 70, 67
-    return 1 if units <= single else -(-units // multi)

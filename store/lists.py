@@ -8,12 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Connection, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store import ledger
 from store.errors import DuplicateEntry
-from store.models import DoNotCall, Group, GroupMember, VirtualNumber
+from store.models import Base, DoNotCall, Group, GroupMember, VirtualNumber
 
 
 def create_group(session: Session, account_id: int, name: str, now: dt.datetime) -> Group:
@@ -86,15 +87,21 @@ def remove_do_not_call(session: Session, phone: str, account_id: int | None = No
     return int(getattr(result, "rowcount", 0))
 
 
-def blocked(session: Session, account_id: int, phones: Iterable[str]) -> set[str]:
+_DO_NOT_CALL = Base.metadata.tables[DoNotCall.__tablename__]
+_BLOCKED = select(_DO_NOT_CALL.c.phone).where(
+    _DO_NOT_CALL.c.phone.in_(bindparam("phones", expanding=True)),
+    or_(_DO_NOT_CALL.c.account_id.is_(None), _DO_NOT_CALL.c.account_id == bindparam("owner")),
+)
+"""Built once: the submission path checks every recipient."""
+
+
+def blocked(session: Session | Connection, account_id: int, phones: Iterable[str]) -> set[str]:
     """The numbers of `phones` that `account_id` must not reach (global list or its own)."""
-    wanted = list(set(phones))
+    wanted = sorted(set(phones))
     if not wanted:
         return set()
-    query = select(DoNotCall.phone).where(
-        DoNotCall.phone.in_(wanted), or_(DoNotCall.account_id.is_(None), DoNotCall.account_id == account_id)
-    )
-    return set(session.scalars(query))
+    found = ledger.core(session).execute(_BLOCKED, {"phones": wanted, "owner": account_id})
+    return {str(phone) for phone in found.scalars()}
 
 
 def set_virtual_number(

@@ -27,13 +27,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from store import ledger, outbox
-from store.errors import LeaseLost, MessageNotFound, NoRate
-from store.models import Account, Base, DoNotCall, Message, MessageEvent, MessageKind, Rate, Role, SmsPart
-from store.rating import MAX_PREFIX, call_cost, digits_of
+from store.errors import LeaseLost, MessageNotFound
+from store.models import Account, Base, Message, MessageEvent, MessageKind, Role, SmsPart
+from store.rating import call_cost
 
 QUEUED = (100, "Queued")
 CALLING = (110, "Calling")
@@ -214,55 +214,6 @@ def _message_row(
         "lease_owner": None,
         "lease_expires_at": None,
     }
-
-
-# --- the submission path's lookups (rating.price_for and lists.blocked, with statements built once) ---
-
-_RATES = Base.metadata.tables[Rate.__tablename__]
-_DO_NOT_CALL = Base.metadata.tables[DoNotCall.__tablename__]
-_RATES_OF_PREFIXES = select(_RATES).where(_RATES.c.prefix.in_(bindparam("prefixes", expanding=True)))
-_BLOCKED = select(_DO_NOT_CALL.c.phone).where(
-    _DO_NOT_CALL.c.phone.in_(bindparam("phones", expanding=True)),
-    or_(_DO_NOT_CALL.c.account_id.is_(None), _DO_NOT_CALL.c.account_id == bindparam("owner")),
-)
-
-
-_PRICE_COLUMNS = {MessageKind.SMS.value: "sms", MessageKind.VOICE.value: "voice_minute"}
-"""As rating.unit_price(): every other kind is priced per TTS minute."""
-
-
-def blocked_numbers(session: Session | Connection, owner_id: int, phones: Sequence[str]) -> set[str]:
-    """lists.blocked() in one prebuilt statement: the numbers of `phones` on the global list or the
-    owner's own."""
-    if not phones:
-        return set()
-    found = ledger.core(session).execute(_BLOCKED, {"phones": sorted(set(phones)), "owner": owner_id})
-    return {str(phone) for phone in found.scalars()}
-
-
-def prices(session: Session | Connection, phones: Sequence[str], kind: str) -> dict[str, tuple[int, str]]:
-    """rating.price_for() for every number of `phones` in one statement: the longest prefix wins;
-    NoRate (513) names the first number no rate covers."""
-    candidates = {phone: _prefixes(phone) for phone in phones}
-    wanted = sorted({prefix for prefixes in candidates.values() for prefix in prefixes})
-    if not wanted:
-        return {}
-    found = ledger.core(session).execute(_RATES_OF_PREFIXES, {"prefixes": wanted})
-    rows = {row.prefix: row for row in found}
-    out: dict[str, tuple[int, str]] = {}
-    for phone, prefixes in candidates.items():
-        rate = next((rows[prefix] for prefix in prefixes if prefix in rows), None)
-        price = getattr(rate, _PRICE_COLUMNS.get(kind, "tts_minute")) if rate is not None else None
-        if rate is None or price is None:
-            raise NoRate(f"no {kind} rate for {phone}")
-        out[phone] = (int(price), str(rate.currency))
-    return out
-
-
-def _prefixes(phone: str) -> list[str]:
-    """The prefixes a number can be rated by, longest first (the empty prefix matches every number)."""
-    digits = digits_of(phone)
-    return [digits[:n] for n in range(min(len(digits), MAX_PREFIX), -1, -1)]
 
 
 def get_message(session: Session, message_id: str, viewer: Account | None = None) -> Message:

@@ -19,12 +19,14 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, Row, bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from store import ledger
 from store.errors import InvalidRates, NoRate
-from store.models import MICROS, MessageKind, Rate
+from store.models import MICROS, Base, MessageKind, Rate
 
 MAX_PREFIX = 16
 
@@ -77,15 +79,19 @@ def digits_of(phone: str) -> str:
     return "".join(ch for ch in phone if ch.isdigit())
 
 
+def _prefixes(phone: str) -> list[str]:
+    """The prefixes a number can be rated by, longest first (the empty prefix matches every number)."""
+    digits = digits_of(phone)
+    return [digits[:n] for n in range(min(len(digits), MAX_PREFIX), -1, -1)]
+
+
 def find_rate(session: Session, phone: str) -> Rate | None:
     """The rate whose prefix is the longest one the number starts with (the empty prefix matches all)."""
-    digits = digits_of(phone)
-    prefixes = [digits[:n] for n in range(min(len(digits), MAX_PREFIX), -1, -1)]
-    rows = session.scalars(select(Rate).where(Rate.prefix.in_(prefixes))).all()
+    rows = session.scalars(select(Rate).where(Rate.prefix.in_(_prefixes(phone)))).all()
     return max(rows, key=lambda rate: len(rate.prefix), default=None)
 
 
-def unit_price(rate: Rate, kind: str) -> int | None:
+def unit_price(rate: Rate | Row[Any], kind: str) -> int | None:
     """The rate's price for a message kind: per SMS part, or per minute of voice or TTS call."""
     if kind == MessageKind.SMS:
         return rate.sms
@@ -94,13 +100,33 @@ def unit_price(rate: Rate, kind: str) -> int | None:
     return rate.tts_minute
 
 
-def price_for(session: Session, phone: str, kind: str) -> tuple[int, str]:
+_RATES = Base.metadata.tables[Rate.__tablename__]
+_RATES_OF_PREFIXES = select(_RATES).where(_RATES.c.prefix.in_(bindparam("prefixes", expanding=True)))
+"""Built once: the submission path prices every recipient."""
+
+
+def price_for(session: Session | Connection, phone: str, kind: str) -> tuple[int, str]:
     """(price per unit, currency) for sending `kind` to `phone`; NoRate (513) when nothing covers it."""
-    rate = find_rate(session, phone)
-    price = unit_price(rate, kind) if rate is not None else None
-    if rate is None or price is None:
-        raise NoRate(f"no {kind} rate for {phone}")
-    return price, rate.currency
+    return prices(session, [phone], kind)[phone]
+
+
+def prices(session: Session | Connection, phones: Sequence[str], kind: str) -> dict[str, tuple[int, str]]:
+    """price_for() of every number of `phones` in one statement: the longest prefix wins; NoRate (513)
+    names the first number no rate covers."""
+    candidates = {phone: _prefixes(phone) for phone in phones}
+    wanted = sorted({prefix for prefixes in candidates.values() for prefix in prefixes})
+    if not wanted:
+        return {}
+    found = ledger.core(session).execute(_RATES_OF_PREFIXES, {"prefixes": wanted})
+    rows = {row.prefix: row for row in found}
+    out: dict[str, tuple[int, str]] = {}
+    for phone, prefixes in candidates.items():
+        rate = next((rows[prefix] for prefix in prefixes if prefix in rows), None)
+        price = unit_price(rate, kind) if rate is not None else None
+        if rate is None or price is None:
+            raise NoRate(f"no {kind} rate for {phone}")
+        out[phone] = (int(price), str(rate.currency))
+    return out
 
 
 @dataclass(frozen=True)

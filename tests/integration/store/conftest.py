@@ -8,6 +8,7 @@ import datetime as dt
 import itertools
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,10 +62,11 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     cluster.drop_database(name)
 
 
-@pytest.fixture(params=BACKENDS)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A migrated, empty store on SQLite or PostgreSQL."""
-    if request.param == "sqlite":
+@contextmanager
+def migrated_database(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Iterator[Database]:
+    """A migrated, empty store on `backend` ("sqlite" or "postgresql"), copied from its template; the
+    fixtures it needs (sqlite_template, or pg_cluster and pg_template) must be visible to `request`."""
+    if backend == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         shutil.copyfile(template, tmp_path / "store.db")
         database = Database.open(f"sqlite:///{tmp_path / 'store.db'}")
@@ -77,6 +79,13 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     yield database
     database.dispose()
     cluster.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty store on SQLite or PostgreSQL."""
+    with migrated_database(request, tmp_path, request.param) as database:
+        yield database
 
 
 @pytest.fixture

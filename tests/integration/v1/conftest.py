@@ -6,7 +6,6 @@ API key for each."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,7 @@ from ivr.settings import FetchSettings
 from store import accounts, ledger, rating
 from store.db import Database
 from store.models import Account, Role
-from tests.integration.store.conftest import _names, pg_cluster, pg_template, sqlite_template
-from tests.integration.store.postgres import Cluster
+from tests.integration.store.conftest import migrated_database, pg_cluster, pg_template, sqlite_template
 
 __all__ = ["pg_cluster", "pg_template", "sqlite_template"]
 
@@ -50,20 +48,8 @@ class Clock:
 @pytest.fixture
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty store: SQLite unless the test parametrizes `db` with "postgresql"."""
-    backend = getattr(request, "param", "sqlite")
-    if backend == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        shutil.copyfile(template, tmp_path / "store.db")
-        database = Database.open(f"sqlite:///{tmp_path / 'store.db'}")
+    with migrated_database(request, tmp_path, getattr(request, "param", "sqlite")) as database:
         yield database
-        database.dispose()
-        return
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    name = f"ivrgate_v1_{next(_names)}"
-    database = Database.open(cluster.create_database(name, template=request.getfixturevalue("pg_template")))
-    yield database
-    database.dispose()
-    cluster.drop_database(name)
 
 
 @dataclass
