@@ -3,7 +3,6 @@ every request) and a migrated store (SQLite; PostgreSQL too for tests parametriz
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -14,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from store.db import Database
-from tests.integration.store.conftest import _names, pg_cluster, pg_template, sqlite_template
-from tests.integration.store.postgres import Cluster
+from tests.integration.store.conftest import migrated_database, pg_cluster, pg_template, sqlite_template
 
 __all__ = ["pg_cluster", "pg_template", "sqlite_template"]
 
@@ -85,17 +83,5 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    backend = getattr(request, "param", "sqlite")
-    if backend == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        shutil.copyfile(template, tmp_path / "store.db")
-        database = Database.open(f"sqlite:///{tmp_path / 'store.db'}")
+    with migrated_database(request, tmp_path, getattr(request, "param", "sqlite")) as database:
         yield database
-        database.dispose()
-        return
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    name = f"ivrgate_cb_{next(_names)}"
-    database = Database.open(cluster.create_database(name, template=request.getfixturevalue("pg_template")))
-    yield database
-    database.dispose()
-    cluster.drop_database(name)
