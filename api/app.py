@@ -228,6 +228,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
                     context.pool = context.worker = None
         finally:
             if owned:
+                gw.close()  # the group commit's last batch before the database goes
                 gw.db.dispose()
 
     lifespan_with_sms = sms_node.with_sms(lifespan, settings, gw, wake.targets)  # when SMPP is configured

@@ -47,7 +47,7 @@ from api.forms import (
     parse_form,
 )
 from api.phones import ParsedPhones
-from api.service import Caller, Gateway, NeedsThread, Submitted, inline
+from api.service import Caller, Gateway, Job, NeedsThread, Submitted, inline
 from store.models import MICROS
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ QUEUED = 100
 
 Inputs = dict[str, Any]
 Handler = Callable[[Gateway, Inputs, bool], str]
+JobBuilder = Callable[[Gateway, Inputs], Job]
 
 router = APIRouter()
 
@@ -188,31 +189,35 @@ def _parse(gateway: Gateway, form: type[LegacyForm], data: Mapping[str, Any]) ->
 
 
 _Form = TypeVar("_Form", bound=AccountForm)
+_Out = TypeVar("_Out")
 
 
-def _login_and_parse(gateway: Gateway, form: type[_Form], data: Inputs) -> tuple[Caller, _Form]:
+def _login_and_parse(
+    gateway: Gateway, form: type[_Form], data: Inputs, *, rechecked: bool = False
+) -> tuple[Caller, _Form]:
     """The caller and the whole form, parsed once. When the form is refused, the credentials are
     checked first all the same, so the answer keeps the documented precedence (510, 512, then 505/506/
-    404, then the form's own error)."""
+    404, then the form's own error). `rechecked`: a submission, whose write checks the login again
+    (Gateway.login)."""
     try:
         parsed = parse_form(form, data, gateway.settings.forms)
     except Exception:  # whatever the form's failure, a credentials failure answers first
         _login(gateway, data)
         raise
-    return gateway.login(parsed.username, parsed.password), parsed
+    return gateway.login(parsed.username, parsed.password, rechecked=rechecked), parsed
 
 
 def _recipients(gateway: Gateway, phones: tuple[str, ...]) -> ParsedPhones:
     return ParsedPhones(phones, gateway.settings.forms.phones)
 
 
-# --- the routes' work (run in the thread pool) ---------------------------------------------------------
+# --- the routes' work (inline or in the thread pool) --------------------------------------------------
 
 
-def do_matrix(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+def matrix_job(gateway: Gateway, data: Inputs) -> Job:
     """matrix: an SMS to `phone` and/or `group`; `tts=1` falls back to a TTS call for fixed lines."""
-    caller, form = _login_and_parse(gateway, MatrixForm, data)
-    submitted = gateway.submit_sms(
+    caller, form = _login_and_parse(gateway, MatrixForm, data, rechecked=True)
+    return gateway.sms_job(
         caller,
         phones=_recipients(gateway, form.phones),
         group=form.group,
@@ -220,13 +225,12 @@ def do_matrix(gateway: Gateway, data: Inputs, as_json: bool) -> str:
         callerid=form.callerid,
         tts_fallback=form.tts,
     )
-    return _submission(gateway, submitted, as_json)
 
 
-def do_matrix_tts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+def matrix_tts_job(gateway: Gateway, data: Inputs) -> Job:
     """matrix_tts: a text-to-speech call."""
-    caller, form = _login_and_parse(gateway, MatrixTtsForm, data)
-    submitted = gateway.submit_tts(
+    caller, form = _login_and_parse(gateway, MatrixTtsForm, data, rechecked=True)
+    return gateway.tts_job(
         caller,
         phones=_recipients(gateway, form.phones),
         text=form.txt,
@@ -236,13 +240,12 @@ def do_matrix_tts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
         response=form.response,
         callerid=form.callerid,
     )
-    return _submission(gateway, submitted, as_json)
 
 
-def do_matrix_voice(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+def matrix_voice_job(gateway: Gateway, data: Inputs) -> Job:
     """matrix_voice: a call playing the uploaded `voicefile`."""
-    caller, form = _login_and_parse(gateway, MatrixVoiceForm, data)
-    submitted = gateway.submit_voice(
+    caller, form = _login_and_parse(gateway, MatrixVoiceForm, data, rechecked=True)
+    return gateway.voice_job(
         caller,
         phones=_recipients(gateway, form.phones),
         audio=form.voicefile.data,
@@ -251,13 +254,12 @@ def do_matrix_voice(gateway: Gateway, data: Inputs, as_json: bool) -> str:
         repeat=form.repeat,
         callerid=form.callerid,
     )
-    return _submission(gateway, submitted, as_json)
 
 
-def do_matrix_voicew(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+def matrix_voicew_job(gateway: Gateway, data: Inputs) -> Job:
     """matrix_voicew: a call playing the file at `voiceurl`, fetched now."""
-    caller, form = _login_and_parse(gateway, MatrixVoicewForm, data)
-    submitted = gateway.submit_voice_url(
+    caller, form = _login_and_parse(gateway, MatrixVoicewForm, data, rechecked=True)
+    return gateway.voice_url_job(
         caller,
         phones=_recipients(gateway, form.phones),
         url=form.voiceurl,
@@ -265,13 +267,12 @@ def do_matrix_voicew(gateway: Gateway, data: Inputs, as_json: bool) -> str:
         repeat=form.repeat,
         callerid=form.callerid,
     )
-    return _submission(gateway, submitted, as_json)
 
 
-def do_matrix_vtts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
+def matrix_vtts_job(gateway: Gateway, data: Inputs) -> Job:
     """matrix_vtts: voice files and TTS texts of `msg` in one call."""
-    caller, form = _login_and_parse(gateway, MatrixVttsForm, data)
-    submitted = gateway.submit_vtts(
+    caller, form = _login_and_parse(gateway, MatrixVttsForm, data, rechecked=True)
+    return gateway.vtts_job(
         caller,
         phones=_recipients(gateway, form.phones),
         spec=form.prompt_spec(),
@@ -279,7 +280,6 @@ def do_matrix_vtts(gateway: Gateway, data: Inputs, as_json: bool) -> str:
         repeat=form.repeat,
         callerid=form.callerid,
     )
-    return _submission(gateway, submitted, as_json)
 
 
 def do_matrix_status(gateway: Gateway, data: Inputs, as_json: bool) -> str:
@@ -311,12 +311,15 @@ def do_carrier(gateway: Gateway, data: Inputs, as_json: bool) -> str:
     return fmt.render_carrier(gateway.carrier(caller, form.phone), as_json=as_json)
 
 
+JOBS: dict[str, JobBuilder] = {
+    "matrix": matrix_job,
+    "matrix_tts": matrix_tts_job,
+    "matrix_voice": matrix_voice_job,
+    "matrix_voicew": matrix_voicew_job,
+    "matrix_vtts": matrix_vtts_job,
+}
+"""The submission routes: each builds a Job (login, form, recipients, audio) that the group commit writes."""
 HANDLERS: dict[str, Handler] = {
-    "matrix": do_matrix,
-    "matrix_tts": do_matrix_tts,
-    "matrix_voice": do_matrix_voice,
-    "matrix_voicew": do_matrix_voicew,
-    "matrix_vtts": do_matrix_vtts,
     "matrix_status": do_matrix_status,
     "carrier": do_carrier,
     "balance": do_balance,
@@ -329,20 +332,33 @@ def wants_json(path: str) -> bool:
     return path.rstrip("/").endswith(JSON_SUFFIX)
 
 
-async def _run(name: str, handler: Handler, gateway: Gateway, data: Inputs, as_json: bool) -> str:
-    """The handler's answer: on the event loop when the route and the store allow it, else (or when
-    it would block there) in the thread pool."""
-    if name in INLINE_ROUTES and gateway.runs_inline:
+async def _call(work: Callable[..., _Out], gateway: Gateway, inline_ok: bool, *args: Any) -> _Out:
+    """`work(gateway, *args)` on the event loop when `inline_ok`, else (or when it would block there:
+    NeedsThread) in the thread pool."""
+    if inline_ok:
         try:
             with inline():
-                return handler(gateway, data, as_json)
+                return work(gateway, *args)
         except NeedsThread as exc:
-            log.debug("%s moves to the thread pool: %s", name, exc)
-    return await run_in_threadpool(handler, gateway, data, as_json)
+            log.debug("%s moves to the thread pool: %s", getattr(work, "__name__", work), exc)
+    return await run_in_threadpool(work, gateway, *args)
+
+
+async def _run(name: str, gateway: Gateway, data: Inputs, as_json: bool) -> str:
+    """The route's answer. A submission's job is built (on the event loop for the INLINE_ROUTES: a
+    login seen lately and a form, no database; else in the thread pool) and then written by the
+    gateway's group commit, together with the other submissions of the moment. A query runs on the
+    event loop on SQLite for the INLINE_ROUTES, in the thread pool otherwise."""
+    build = JOBS.get(name)
+    if build is None:
+        query_inline = name in INLINE_ROUTES and gateway.runs_inline
+        return await _call(HANDLERS[name], gateway, query_inline, data, as_json)
+    job = await _call(build, gateway, name in INLINE_ROUTES, data)
+    return _submission(gateway, await gateway.submit_async(job), as_json)
 
 
 def _endpoint(name: str) -> Callable[[Request], Any]:
-    handler = HANDLERS[name]
+    work = JOBS.get(name) or HANDLERS[name]
 
     async def endpoint(request: Request) -> Response:
         gateway: Gateway = request.app.state.gateway
@@ -351,12 +367,12 @@ def _endpoint(name: str) -> Callable[[Request], Any]:
             data = await read_json_object(request)
         else:
             data = await read_inputs(request, gateway.settings.forms)
-        body = await _run(name, handler, gateway, data, as_json)
+        body = await _run(name, gateway, data, as_json)
         media = fmt.JSON_MEDIA_TYPE if as_json else fmt.TEXT_MEDIA_TYPE
         return Response(body, media_type=media)
 
     endpoint.__name__ = f"legacy_{name}"
-    endpoint.__doc__ = handler.__doc__
+    endpoint.__doc__ = work.__doc__
     return endpoint
 
 

@@ -15,14 +15,15 @@ Store failures are translated where they leave the store: 504 for a failed read,
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec
 
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, bindparam, select
@@ -47,6 +48,7 @@ from api.errors import (
     WrongCredentials,
 )
 from api.forms import check_txt, check_url
+from api.group_commit import GroupCommit
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
 from api.settings import Settings
 from audio.decode import decode
@@ -57,7 +59,7 @@ from sms import gsm
 from store import accounts, blobs, ledger, lists, queue, rating
 from store.db import Database
 from store.errors import InvalidUsername as StoreInvalidUsername
-from store.errors import LeaseLost, StoreError
+from store.errors import LeaseLost, NoRate, StoreError
 from store.models import Account, Message, MessageKind, Role
 from tts.base import GENDERS, LANGUAGES
 
@@ -65,6 +67,10 @@ log = logging.getLogger(__name__)
 
 DO_NOT_CALL = (502, "PIN IN DO NOT CALL DATABASE")
 RATE_KINDS = ("sms", "voice", "tts")
+LOGIN_SNAPSHOT_TTL_S = 30.0
+"""How long a read of an account row may stand in for a fresh one when the write re-checks it anyway."""
+GROUP_COMMIT_JOBS = 64
+"""Jobs written by one transaction of submit_async's group commit at most."""
 _UNREACHABLE = ("locked", "timeout", "timed out", "could not connect", "connection", "unable to open")
 
 
@@ -120,6 +126,27 @@ class _WriteLock:
         self._lock.release()
 
 
+class _Snapshots:
+    """Recent reads of account rows by the username typed, for logins that write_jobs() re-checks."""
+
+    def __init__(self, ttl_s: float, capacity: int) -> None:
+        self._ttl_s = ttl_s
+        self._capacity = capacity
+        self._rows: dict[str, tuple[Any, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, username: str, now: float) -> Any:
+        found = self._rows.get(username)
+        return found[0] if found is not None and now < found[1] else None
+
+    def put(self, username: str, row: Any, now: float) -> None:
+        with self._lock:
+            self._rows.pop(username, None)
+            while len(self._rows) >= self._capacity:
+                del self._rows[next(iter(self._rows))]  # the oldest read
+            self._rows[username] = (row, now + self._ttl_s)
+
+
 class MessageInProgress(GatewayError):
     """`cancel` of a message a worker is dialling or sending right now."""
 
@@ -137,6 +164,9 @@ class Caller:
     username: str
     role: str
     """store.models.Role value: administrator | owner | subuser."""
+    credential: str | None = field(default=None, repr=False, compare=False)
+    """The stored password hash a legacy login was verified against: write_jobs() re-checks it, with the
+    account's flags, under the write's lock (None: an API key or a GUI session, checked their own way)."""
 
 
 @dataclass(frozen=True)
@@ -165,15 +195,34 @@ class _Draft:
 
 
 @dataclass
-class _Job:
-    """A validated submission: recipients (raw list and/or group) and how to draft each one's message."""
+class Job:
+    """A validated submission, ready to write: who submits, the recipients (raw list and/or group) and
+    how to draft each one's message. Built by the `*_job` methods, written by `submit`, `submit_async`
+    or, many at once, `write_jobs`."""
 
+    caller: Caller
     phones: tuple[str, ...]
     group: str | None
     draft: Callable[[str], _Draft]
     callback_url: str
     audio: list[tuple[bytes, str, str]] = field(default_factory=list)
     """(bytes, media type, origin) to store as blobs in the submission's transaction."""
+
+
+_P = ParamSpec("_P")
+
+
+def _submitting(
+    build: Callable[Concatenate[Gateway, _P], Job],
+) -> Callable[Concatenate[Gateway, _P], list[Submitted]]:
+    """`submit_x(...)`: `submit(x_job(...))`, the synchronous way (thread pool, CLI, SMTP, GUI)."""
+
+    def submit(self: Gateway, /, *args: _P.args, **kwargs: _P.kwargs) -> list[Submitted]:
+        return self.submit(build(self, *args, **kwargs))
+
+    submit.__name__ = build.__name__.replace("_job", "").join(("submit_", ""))
+    submit.__doc__ = f"Build the job ({build.__name__}) and write it: {build.__doc__}"
+    return submit
 
 
 def db_failure(exc: BaseException, writing: bool) -> GatewayError:
@@ -226,6 +275,8 @@ class Gateway:
         self._write_lock: AbstractContextManager[object] = (
             _WriteLock() if db.dialect == "sqlite" else nullcontext()
         )
+        self._snapshots = _Snapshots(LOGIN_SNAPSHOT_TTL_S, settings.credentials.max_entries)
+        self._group_commit = GroupCommit(self.write_jobs, max_items=GROUP_COMMIT_JOBS, name="ivrgate-writer")
 
     @property
     def runs_inline(self) -> bool:
@@ -247,12 +298,29 @@ class Gateway:
         with self._write_lock, _db_errors(writing=True), self.db.transaction() as session:
             yield session
 
-    def login(self, username: str, password: str) -> Caller:
+    def login(self, username: str, password: str, *, rechecked: bool = False) -> Caller:
         """The caller these legacy credentials belong to: argon2 once, then the credential cache.
         WrongCredentials (505) for an unknown user or a wrong password, AccountNotActive (506),
-        AccountNotFound (404) when the account a sub-user acts for is gone."""
+        AccountNotFound (404) when the account a sub-user acts for is gone.
+
+        `rechecked`: the caller will only submit a job, and write_jobs() checks the account row again
+        under its lock before writing anything, so a recent read of the row (LOGIN_SNAPSHOT_TTL_S) may
+        stand in for a fresh one; a refusal is always confirmed on a fresh read."""
+        if rechecked:
+            snapshot = self._snapshots.get(username, self.now().timestamp())
+            if snapshot is not None:
+                with contextlib.suppress(GatewayError):
+                    return self._check_login(snapshot, username, password)
+        if _INLINE.get() and not self.runs_inline:
+            raise NeedsThread("login read")
         with self._read() as session:
             row = _login_row(session, username)
+        if rechecked and row is not None:
+            self._snapshots.put(username, row, self.now().timestamp())
+        return self._check_login(row, username, password)
+
+    def _check_login(self, row: Any, username: str, password: str) -> Caller:
+        """login() on a read of the account row (None: no such user)."""
         stored, name = (None, username) if row is None else (row.password_hash, row.username)
         checked = None if row is None else _row_caller(row)
         ok = self.credentials.verify(name, password, lambda _name: stored, self.now().timestamp())
@@ -273,7 +341,7 @@ class Gateway:
 
     # --- submissions -----------------------------------------------------------------------------------
 
-    def submit_sms(
+    def sms_job(
         self,
         caller: Caller,
         *,
@@ -283,7 +351,7 @@ class Gateway:
         callerid: str | None = None,
         tts_fallback: bool = False,
         callback_url: str | None = None,
-    ) -> list[Submitted]:
+    ) -> Job:
         """An SMS per recipient, queued for the SMS sender. With `tts_fallback`, a recipient whose line
         type is fixed-line gets the text as a TTS call at once (ambiguous types are the sender's business)."""
         limits = self.settings.forms
@@ -301,10 +369,9 @@ class Gateway:
                 return tts
             return sms
 
-        job = _Job(self._phones(phones, group), _group(group), draft, self._callback(callback_url))
-        return self._submit(caller, job)
+        return Job(caller, self._phones(phones, group), _group(group), draft, self._callback(callback_url))
 
-    def submit_tts(
+    def tts_job(
         self,
         caller: Caller,
         *,
@@ -317,14 +384,14 @@ class Gateway:
         response: bool = False,
         callerid: str | None = None,
         callback_url: str | None = None,
-    ) -> list[Submitted]:
+    ) -> Job:
         """A text-to-speech call per recipient; the prompt is rendered by the worker at dial time."""
         body = check_txt(text, self.settings.forms.max_tts_chars)
         spec = self._tts_settings(body, language, gender, repeat, response)
         draft = _Draft("tts", body, spec, self._voice_callerid(callerid))
-        return self._submit(caller, self._job(phones, group, draft, callback_url))
+        return self._job(caller, phones, group, draft, callback_url)
 
-    def submit_voice(
+    def voice_job(
         self,
         caller: Caller,
         *,
@@ -336,17 +403,17 @@ class Gateway:
         repeat: int = 0,
         callerid: str | None = None,
         callback_url: str | None = None,
-    ) -> list[Submitted]:
+    ) -> Job:
         """A call per recipient playing uploaded audio (decoded now to refuse bad files; kept as a blob)."""
 
-        def load(job: _Job) -> tuple[str, str]:
+        def load(job: Job) -> tuple[str, str]:
             if not audio:
                 raise NoVoiceFile("the voice file is empty")
             return filename[:200], self._upload_audio(job, audio, filename)
 
-        return self._submit_recording(caller, phones, group, repeat, response, callerid, callback_url, load)
+        return self._recording_job(caller, phones, group, repeat, response, callerid, callback_url, load)
 
-    def submit_voice_url(
+    def voice_url_job(
         self,
         caller: Caller,
         *,
@@ -357,15 +424,15 @@ class Gateway:
         repeat: int = 0,
         callerid: str | None = None,
         callback_url: str | None = None,
-    ) -> list[Submitted]:
+    ) -> Job:
         """A call per recipient playing the audio at `url`, fetched NOW (a bad URL is an immediate error)."""
 
-        def load(job: _Job) -> tuple[str, str]:
+        def load(job: Job) -> tuple[str, str]:
             return self._url_audio(job, url.strip())
 
-        return self._submit_recording(caller, phones, group, repeat, response, callerid, callback_url, load)
+        return self._recording_job(caller, phones, group, repeat, response, callerid, callback_url, load)
 
-    def submit_vtts(
+    def vtts_job(
         self,
         caller: Caller,
         *,
@@ -376,11 +443,11 @@ class Gateway:
         repeat: int = 0,
         callerid: str | None = None,
         callback_url: str | None = None,
-    ) -> list[Submitted]:
+    ) -> Job:
         """A call per recipient playing texts and voice files in order; URL segments are fetched now."""
         options = self._voice_options(repeat, response)
         cid = self._voice_callerid(callerid)
-        job = self._job(phones, group, _Draft("vtts", "", {}, cid), callback_url)
+        job = self._job(caller, phones, group, _Draft("vtts", "", {}, cid), callback_url)
         segments: list[dict[str, str]] = []
         fetched: dict[str, str] = {}
         for segment in spec.segments:
@@ -389,7 +456,13 @@ class Gateway:
         voice = {"language": spec.voice.language, "gender": spec.voice.gender}
         settings = {"segments": segments, **voice, **options}
         job.draft = _fixed(_Draft("vtts", "\n".join(texts), settings, cid))
-        return self._submit(caller, job)
+        return job
+
+    submit_sms = _submitting(sms_job)
+    submit_tts = _submitting(tts_job)
+    submit_voice = _submitting(voice_job)
+    submit_voice_url = _submitting(voice_url_job)
+    submit_vtts = _submitting(vtts_job)
 
     # --- queries ---------------------------------------------------------------------------------------
 
@@ -456,9 +529,15 @@ class Gateway:
         return parse_recipients(phones or "", self.settings.phones, allow_empty=allow_empty)
 
     def _job(
-        self, phones: str | ParsedPhones | None, group: str | None, draft: _Draft, callback: str | None
-    ) -> _Job:
-        return _Job(self._phones(phones, group), _group(group), _fixed(draft), self._callback(callback))
+        self,
+        caller: Caller,
+        phones: str | ParsedPhones | None,
+        group: str | None,
+        draft: _Draft,
+        callback: str | None,
+    ) -> Job:
+        recipients = self._phones(phones, group)
+        return Job(caller, recipients, _group(group), _fixed(draft), self._callback(callback))
 
     def _callback(self, url: str | None) -> str:
         if not url or not url.strip():
@@ -493,13 +572,13 @@ class Gateway:
         decoded = decode(data, self.settings.decode)
         return blobs.sha256_hex(data), f"audio/{decoded.format}"
 
-    def _upload_audio(self, job: _Job, data: bytes, name: str) -> str:
+    def _upload_audio(self, job: Job, data: bytes, name: str) -> str:
         """Check uploaded audio and add it to the job's blobs; its sha256."""
         digest, media = self._check_audio(data, name or "upload")
         job.audio.append((data, media, f"upload:{name[:200]}"))
         return digest
 
-    def _url_audio(self, job: _Job, url: str) -> tuple[str, str]:
+    def _url_audio(self, job: Job, url: str) -> tuple[str, str]:
         """Check `url`, fetch it now, check the audio and add it to the job's blobs; (the url, its sha256)."""
         url = check_url(url, self.settings.forms.max_url_chars)
         data = self.fetcher.fetch(url).data
@@ -507,7 +586,7 @@ class Gateway:
         job.audio.append((data, media, url))
         return url, digest
 
-    def _submit_recording(
+    def _recording_job(
         self,
         caller: Caller,
         phones: str | ParsedPhones | None,
@@ -516,18 +595,18 @@ class Gateway:
         response: bool,
         callerid: str | None,
         callback_url: str | None,
-        load: Callable[[_Job], tuple[str, str]],
-    ) -> list[Submitted]:
-        """Submit a "voice" job playing one recording. `load` runs once options and recipients are checked:
+        load: Callable[[Job], tuple[str, str]],
+    ) -> Job:
+        """A "voice" job playing one recording. `load` runs once options and recipients are checked:
         it adds the audio to the job and returns (the message body, the blob's sha256)."""
         options = self._voice_options(repeat, response)
         cid = self._voice_callerid(callerid)
-        job = self._job(phones, group, _Draft("voice", "", {}, cid), callback_url)
+        job = self._job(caller, phones, group, _Draft("voice", "", {}, cid), callback_url)
         body, digest = load(job)
         job.draft = _fixed(_Draft("voice", body, {"blob": digest, **options}, cid, blob=digest))
-        return self._submit(caller, job)
+        return job
 
-    def _vtts_segment(self, segment: object, job: _Job, fetched: dict[str, str]) -> dict[str, str]:
+    def _vtts_segment(self, segment: object, job: Job, fetched: dict[str, str]) -> dict[str, str]:
         if isinstance(segment, TextSegment):
             item = {"text": check_txt(segment.text, self.settings.forms.max_tts_chars)}
             if segment.voice is not None:
@@ -547,10 +626,10 @@ class Gateway:
             raise AccountNotFound(f"account {caller.user_id} is gone")
         return viewer
 
-    def _recipients(self, session: Session, caller: Caller, job: _Job) -> list[str]:
+    def _recipients(self, session: Session, job: Job) -> list[str]:
         phones = list(job.phones)
         if job.group is not None:
-            members = lists.group_phones(session, caller.owner_id, job.group)
+            members = lists.group_phones(session, job.caller.owner_id, job.group)
             if not members:
                 raise GroupNotFound(f"no group {job.group[:40]!r} with members")
             phones = list(dict.fromkeys([*phones, *members]))
@@ -559,31 +638,126 @@ class Gateway:
             raise TooManyRecipients(f"{len(phones)} recipients, more than {limit}")
         return phones
 
-    def _submit(self, caller: Caller, job: _Job) -> list[Submitted]:
-        """Write the job's messages and their reservation in one transaction, then wake the worker."""
+    def write_jobs(self, jobs: Sequence[Job]) -> list[list[Submitted] | GatewayError | StoreError]:
+        """Write `jobs` in ONE transaction (the group commit of `submit_async`), each all or nothing: an
+        outcome per job, in order, its Submitted list or the refusal it raises (GroupNotFound, 503, 513,
+        ...) without touching the others. Owner rows are locked first, in id order; each owner's balance
+        is read once and its jobs reserve from it in turn; all messages, events and ledger entries go in
+        a few statements. A database failure fails them all (raised). Wakes the worker after the commit."""
         now = self.now()
-        job_id = queue.new_message_id()
+        outcomes: list[list[Submitted] | GatewayError | StoreError | None] = [None] * len(jobs)
+        recipients: list[list[str]] = [[] for _ in jobs]
+        accepted: list[tuple[Job, queue.MessageRows]] = []
         with self._write() as session:
             conn = session.connection()  # one Core connection for the whole path (docs/store.md)
-            limit = ledger.lock_owner_id(conn, caller.owner_id)  # first: the inserts' FK locks come after
-            if caller.user_id != caller.owner_id:
-                limit = self._user_limit(conn, caller)
-            phones = self._recipients(session, caller, job)
-            blocked = lists.blocked(conn, caller.owner_id, phones)
-            for data, media, origin in job.audio:
-                blobs.put_blob(session, data, now, media, origin)
+            owners = self._lock_owners(conn, jobs)
+            callers = _current_callers(conn, jobs)
+            for index, job in enumerate(jobs):
+                try:
+                    _still_valid(job.caller, callers)
+                    _purse_of(owners, job)
+                    recipients[index] = self._recipients(session, job)
+                except (GatewayError, StoreError) as exc:
+                    outcomes[index] = _refusal(exc)
+            drafts = [
+                {phone: job.draft(phone) for phone in phones}
+                for job, phones in zip(jobs, recipients, strict=True)
+            ]
+            blocked = self._blocked(conn, jobs, recipients)
+            batch = _Batch(conn, owners, blocked, self._prices(conn, drafts), now)
+            for index, job in enumerate(jobs):
+                if outcomes[index] is not None:
+                    continue
+                try:
+                    rows = self._rows(batch, job, recipients[index], drafts[index])
+                except (GatewayError, StoreError) as exc:
+                    outcomes[index] = _refusal(exc)
+                    continue
+                accepted.append((job, rows))
+                outcomes[index] = _submitted(rows)
+            for job, _ in accepted:
+                for data, media, origin in job.audio:
+                    blobs.put_blob(session, data, now, media, origin)
             session.flush()  # the blobs before the Core inserts that refer to them
-            specs = self._specs(conn, job, phones, blocked, job_id)
-            created = queue.create_messages(conn, caller.owner_id, caller.user_id, specs, now)
-            amounts = [(m.id, m.reserved) for m in created if m.queued]
-            ledger.reserve_locked(conn, caller.owner_id, caller.user_id, limit, amounts, now)
-        results = [Submitted(m.id, m.phone, m.status_code, m.status_text) for m in created]
-        queued = sum(1 for m in created if m.queued)
-        refused = len(results) - queued
-        log.info("job %s of %s: %d queued, %d refused", job_id, caller.username, queued, refused)
+            queue.insert_rows(conn, [rows for _, rows in accepted])
+            for owner in owners.values():
+                if not isinstance(owner, StoreError):
+                    owner[0].write(now)
+        self._after_commit(accepted)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _after_commit(self, accepted: Sequence[tuple[Job, queue.MessageRows]]) -> None:
+        queued = 0
+        for job, rows in accepted:
+            done = sum(1 for m in rows.created if m.queued)
+            queued += done
+            log.info("job of %s: %d queued, %d refused", job.caller.username, done, len(rows.created) - done)
         if queued and self._wake is not None:
             self._wake()
-        return results
+
+    def submit(self, job: Job) -> list[Submitted]:
+        """Write one job in its own transaction (write_jobs); raises its refusal."""
+        (outcome,) = self.write_jobs([job])
+        if isinstance(outcome, list):
+            return outcome
+        raise outcome
+
+    async def submit_async(self, job: Job) -> list[Submitted]:
+        """`submit` from the event loop: the job joins the next group commit, written in the writer thread
+        together with whatever else is waiting (one transaction and one commit for many requests)."""
+        return await self._group_commit(job)
+
+    def close(self) -> None:
+        """Finish the group commits under way (the app's shutdown)."""
+        self._group_commit.close()
+
+    def _lock_owners(self, conn: Connection, jobs: Sequence[Job]) -> dict[int, _Owner | StoreError]:
+        """Lock every paying account of the batch in id order (two batches never wait on each other in a
+        cycle) and open its purse: (purse, the owner's spending limit), or AccountNotFound."""
+        owners: dict[int, _Owner | StoreError] = {}
+        for owner_id in sorted({job.caller.owner_id for job in jobs}):
+            try:
+                limit = ledger.lock_owner_id(conn, owner_id)  # first: the inserts' FK locks come after
+            except StoreError as exc:
+                if type(exc) is StoreError:
+                    raise
+                owners[owner_id] = exc
+                continue
+            owners[owner_id] = (ledger.Purse(conn, owner_id), limit)
+        return owners
+
+    def _blocked(
+        self, conn: Connection, jobs: Sequence[Job], recipients: Sequence[list[str]]
+    ) -> dict[int, set[str]]:
+        """Do-not-call numbers among the recipients, per paying account (one statement per owner)."""
+        wanted: dict[int, set[str]] = {}
+        for job, phones in zip(jobs, recipients, strict=True):
+            wanted.setdefault(job.caller.owner_id, set()).update(phones)
+        return {owner: lists.blocked(conn, owner, phones) for owner, phones in wanted.items()}
+
+    @staticmethod
+    def _prices(
+        conn: Connection, drafts: Sequence[dict[str, _Draft]]
+    ) -> dict[str, dict[str, tuple[int, str] | None]]:
+        """The price of every recipient, per message kind: one statement per kind for the whole batch."""
+        kinds: dict[str, set[str]] = {}
+        for job_drafts in drafts:
+            for phone, draft in job_drafts.items():
+                kinds.setdefault(draft.kind, set()).add(phone)
+        return {kind: rating.lookup_prices(conn, sorted(phones), kind) for kind, phones in kinds.items()}
+
+    def _rows(
+        self, batch: _Batch, job: Job, phones: list[str], drafts: dict[str, _Draft]
+    ) -> queue.MessageRows:
+        """One job's message rows, its reservation held in its owner's purse (nothing held if refused)."""
+        caller = job.caller
+        purse, limit = _purse_of(batch.owners, job)
+        if caller.user_id != caller.owner_id:
+            limit = self._user_limit(batch.conn, caller)
+        specs = self._specs(job, phones, drafts, batch.blocked.get(caller.owner_id, set()), batch.priced)
+        rows = queue.message_rows(caller.owner_id, caller.user_id, specs, batch.now)
+        purse.take(caller.user_id, limit, [(m.id, m.reserved) for m in rows.created if m.queued])
+        return rows
 
     def _user_limit(self, conn: Connection, caller: Caller) -> int | None:
         """A sub-user's spending limit (AccountNotFound when the login is gone)."""
@@ -594,15 +768,16 @@ class Gateway:
         return None if row.spending_limit is None else int(row.spending_limit)
 
     def _specs(
-        self, conn: Connection, job: _Job, phones: list[str], blocked: set[str], job_id: str
+        self,
+        job: Job,
+        phones: list[str],
+        drafts: dict[str, _Draft],
+        blocked: set[str],
+        priced: dict[str, dict[str, tuple[int, str] | None]],
     ) -> list[queue.NewMessage]:
-        """One message per recipient: do-not-call ones refused (502), the others priced."""
-        drafts = {phone: job.draft(phone) for phone in phones}
-        kinds: dict[str, list[str]] = {}
-        for phone in phones:
-            if phone not in blocked:
-                kinds.setdefault(drafts[phone].kind, []).append(phone)
-        priced = {kind: rating.prices(conn, numbers, kind) for kind, numbers in kinds.items()}
+        """One message per recipient: do-not-call ones refused (502), the others priced (NoRate, 513,
+        for the first recipient no rate covers)."""
+        job_id = queue.new_message_id()
         specs = []
         for phone in phones:
             draft = drafts[phone]
@@ -620,9 +795,11 @@ class Gateway:
             if phone in blocked:
                 specs.append(replace(spec, status=DO_NOT_CALL))
                 continue
-            price, currency = priced[draft.kind][phone]
-            reserved = self._reservation(draft, price)
-            specs.append(replace(spec, rate=price, currency=currency, reserved=reserved))
+            price = priced[draft.kind][phone]
+            if price is None:
+                raise NoRate(f"no {draft.kind} rate for {phone}")
+            reserved = self._reservation(draft, price[0])
+            specs.append(replace(spec, rate=price[0], currency=price[1], reserved=reserved))
         return specs
 
     def _reservation(self, draft: _Draft, price: int) -> int:
@@ -630,6 +807,66 @@ class Gateway:
             return rating.sms_cost(draft.parts, price)
         max_call = self.settings.dialer.max_call_s
         return rating.call_cost(max_call, price, self.settings.store.billing_increment_s)
+
+
+_Owner = tuple[ledger.Purse, int | None]
+"""A locked paying account in a write: its purse and its spending limit."""
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What write_jobs() read once for all its jobs."""
+
+    conn: Connection
+    owners: dict[int, _Owner | StoreError]
+    blocked: dict[int, set[str]]
+    """Do-not-call recipients per paying account."""
+    priced: dict[str, dict[str, tuple[int, str] | None]]
+    """Per message kind: each recipient's (unit price, currency), None when no rate covers it."""
+    now: dt.datetime
+
+
+def _current_callers(conn: Connection, jobs: Sequence[Job]) -> dict[int, Caller | GatewayError]:
+    """What the logins of `jobs` are now, read in the write (one statement): the Caller or the refusal
+    (_row_caller) of every account a legacy login verified."""
+    ids = sorted({job.caller.user_id for job in jobs if job.caller.credential is not None})
+    if not ids:
+        return {}
+    rows = conn.execute(_LOGIN_ROWS_BY_ID, {"ids": ids})
+    return {row.id: _row_caller(row) for row in rows}
+
+
+def _still_valid(caller: Caller, current: dict[int, Caller | GatewayError]) -> None:
+    """Refuse a job whose login changed since it was verified: the password (505), the account disabled
+    (506) or gone (505), its owner gone (404) or moved."""
+    if caller.credential is None:
+        return
+    now = current.get(caller.user_id)
+    if isinstance(now, GatewayError):
+        raise now
+    if now is None or now.credential != caller.credential:
+        raise WrongCredentials(f"the login of {caller.username[:60]!r} changed")
+    if (now.owner_id, now.role) != (caller.owner_id, caller.role):
+        raise AccountNotFound(f"account {caller.user_id} changed hands")
+
+
+def _submitted(rows: queue.MessageRows) -> list[Submitted]:
+    return [Submitted(m.id, m.phone, m.status_code, m.status_text) for m in rows.created]
+
+
+def _purse_of(owners: dict[int, _Owner | StoreError], job: Job) -> _Owner:
+    """The job's locked owner, or its refusal raised (AccountNotFound)."""
+    owner = owners[job.caller.owner_id]
+    if isinstance(owner, StoreError):
+        raise owner
+    return owner
+
+
+def _refusal(exc: GatewayError | StoreError) -> GatewayError | StoreError:
+    """One job's refusal to report; a driver failure the store wrapped fails the whole write (raised)."""
+    if type(exc) is StoreError:
+        raise exc
+    return exc
 
 
 def _fixed(draft: _Draft) -> Callable[[str], _Draft]:
@@ -642,7 +879,7 @@ def _group(group: str | None) -> str | None:
 
 _ACCOUNTS = Account.metadata.tables[Account.__tablename__]
 _PARENTS = _ACCOUNTS.alias("parent")
-_LOGIN_ROW = (
+_LOGIN_SELECT = (
     select(
         _ACCOUNTS.c.id,
         _ACCOUNTS.c.username,
@@ -654,8 +891,9 @@ _LOGIN_ROW = (
         _PARENTS.c.active.label("parent_active"),
     )
     .select_from(_ACCOUNTS.outerjoin(_PARENTS, _PARENTS.c.id == _ACCOUNTS.c.parent_id))
-    .where(_ACCOUNTS.c.username == bindparam("name"))
 )
+_LOGIN_ROW = _LOGIN_SELECT.where(_ACCOUNTS.c.username == bindparam("name"))
+_LOGIN_ROWS_BY_ID = _LOGIN_SELECT.where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
 """Built once: a login runs on every legacy request, and building the statement cost more than running it."""
 
 
@@ -676,7 +914,7 @@ def _row_caller(row: Any) -> Caller | GatewayError:
     if not row.active or (has_parent and not row.parent_active):
         return AccountNotActive(row.username)
     owner = row.parent_id if row.parent_id is not None else row.id
-    return Caller(row.id, owner, row.username, row.role)
+    return Caller(row.id, owner, row.username, row.role, credential=row.password_hash)
 
 
 def _checked_caller(account: Account) -> Caller | GatewayError:

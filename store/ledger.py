@@ -210,32 +210,67 @@ def reserve_locked(
     """reserve() for a caller that already holds the owner lock (lock_owner_id) and knows the user's
     spending limit: checks, appends a checkpoint when due, and writes the entries in one statement.
     Returns the new entries' ids; InsufficientBalance (503) and nothing written when short."""
-    if any(amount < 0 for _, amount in amounts):
-        raise ValueError("a reservation cannot be negative")
-    total = sum(amount for _, amount in amounts)
-    read = tally(session, owner_id)
-    if total > read.balance:
-        raise InsufficientBalance(f"need {total}, balance {read.balance}")
-    if spending_limit is not None and spent(session, user_id) + total > spending_limit:
-        raise InsufficientBalance("spending limit reached")
-    _checkpoint(session, owner_id, read, now)
-    rows = [
-        {
-            "account_id": owner_id,
-            "user_id": user_id,
-            "kind": EntryKind.RESERVE.value,
-            "amount": -amount,
-            "message_id": message_id,
-            "note": "",
-            "created_at": now,
-        }
-        for message_id, amount in amounts
-        if amount > 0
-    ]
-    if not rows:
-        return []
-    inserted = core(session).execute(_INSERT_ENTRIES, rows)
-    return [int(row_id) for row_id in inserted.scalars()]
+    purse = Purse(core(session), owner_id)
+    purse.take(user_id, spending_limit, amounts)
+    return purse.write(now)
+
+
+class Purse:
+    """One owner's money inside a write transaction that holds the owner lock (lock_owner_id): the
+    balance is read once, then `take()` checks and holds reservations in memory, job after job, and
+    `write()` appends the checkpoint when due and every entry in one statement. A batch of submissions
+    (api.service's group commit) reserves for many jobs of one owner with one read and one insert;
+    a job `take()` refuses leaves nothing behind."""
+
+    def __init__(self, conn: Connection, owner_id: int) -> None:
+        self._conn = conn
+        self.owner_id = owner_id
+        self._read = tally(conn, owner_id)
+        self.available = self._read.balance
+        """The balance less what this purse holds."""
+        self._spent: dict[int, int] = {}
+        self._rows: list[dict[str, object]] = []
+
+    def take(
+        self, user_id: int, spending_limit: int | None, amounts: Sequence[tuple[str | None, int]]
+    ) -> None:
+        """Hold (message_id, amount) for `user_id`, all or nothing: InsufficientBalance (503) when the
+        balance or the user's spending limit does not cover the total (nothing held then)."""
+        if any(amount < 0 for _, amount in amounts):
+            raise ValueError("a reservation cannot be negative")
+        total = sum(amount for _, amount in amounts)
+        if total > self.available:
+            raise InsufficientBalance(f"need {total}, balance {self.available}")
+        if spending_limit is not None:
+            if user_id not in self._spent:
+                self._spent[user_id] = spent(self._conn, user_id)
+            if self._spent[user_id] + total > spending_limit:
+                raise InsufficientBalance("spending limit reached")
+            self._spent[user_id] += total
+        self.available -= total
+        self._rows.extend(
+            {
+                "account_id": self.owner_id,
+                "user_id": user_id,
+                "kind": EntryKind.RESERVE.value,
+                "amount": -amount,
+                "message_id": message_id,
+                "note": "",
+            }
+            for message_id, amount in amounts
+            if amount > 0
+        )
+
+    def write(self, now: dt.datetime) -> list[int]:
+        """Append the checkpoint when due and the held entries; their ids, in the order taken."""
+        _checkpoint(self._conn, self.owner_id, self._read, now)
+        rows, self._rows = self._rows, []
+        if not rows:
+            return []
+        for row in rows:
+            row["created_at"] = now
+        inserted = self._conn.execute(_INSERT_ENTRIES, rows)
+        return [int(row_id) for row_id in inserted.scalars()]
 
 
 def settle(session: Session, message: Message, cost: int, now: dt.datetime) -> int:

@@ -148,6 +148,47 @@ class Created:
         return self.status_code == QUEUED[0]
 
 
+@dataclass
+class MessageRows:
+    """The rows of one submission's messages and their first events, built but not yet written."""
+
+    created: list[Created]
+    messages: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+def message_rows(
+    owner_id: int,
+    user_id: int,
+    specs: Sequence[NewMessage],
+    now: dt.datetime,
+    make_id: Callable[[], str] = new_message_id,
+) -> MessageRows:
+    """The rows create_messages() writes, with their new IDs (pure: a batch of submissions builds them
+    all, reserves, then writes them with insert_rows())."""
+    out = MessageRows([], [], [])
+    for spec in specs:
+        queued = spec.status == QUEUED
+        message_id = make_id()
+        reserved = spec.reserved if queued else 0
+        out.created.append(Created(message_id, spec.phone, spec.status[0], spec.status[1], reserved))
+        out.messages.append(_message_row(spec, message_id, owner_id, user_id, reserved, now))
+        detail = "" if queued else spec.status[1]
+        kind = "queued" if queued else "refused"
+        out.events.append({"message_id": message_id, "at": now, "kind": kind, "detail": detail})
+    return out
+
+
+def insert_rows(session: Session | Connection, batch: Sequence[MessageRows]) -> None:
+    """Write the messages and events of every submission of `batch` in two statements (no ORM objects)."""
+    messages = [row for rows in batch for row in rows.messages]
+    if not messages:
+        return
+    conn = ledger.core(session)  # Core on the connection: no ORM bookkeeping per row
+    conn.execute(_INSERT_MESSAGES, messages)
+    conn.execute(_INSERT_EVENTS, [event for rows in batch for event in rows.events])
+
+
 def create_messages(
     session: Session | Connection,
     owner_id: int,
@@ -156,25 +197,11 @@ def create_messages(
     now: dt.datetime,
     make_id: Callable[[], str] = new_message_id,
 ) -> list[Created]:
-    """Write the messages of one submission and their first events in two statements (no ORM objects):
-    the submission path's version of create_message(). Reserving money is ledger.reserve_locked()'s job."""
-    created: list[Created] = []
-    rows: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    for spec in specs:
-        queued = spec.status == QUEUED
-        message_id = make_id()
-        reserved = spec.reserved if queued else 0
-        created.append(Created(message_id, spec.phone, spec.status[0], spec.status[1], reserved))
-        rows.append(_message_row(spec, message_id, owner_id, user_id, reserved, now))
-        detail = "" if queued else spec.status[1]
-        kind = "queued" if queued else "refused"
-        events.append({"message_id": message_id, "at": now, "kind": kind, "detail": detail})
-    if rows:
-        conn = ledger.core(session)  # Core on the connection: no ORM bookkeeping per row
-        conn.execute(_INSERT_MESSAGES, rows)
-        conn.execute(_INSERT_EVENTS, events)
-    return created
+    """Write the messages of one submission and their first events in two statements: the Core
+    version of create_message(). Reserving money is ledger.reserve_locked()'s job."""
+    rows = message_rows(owner_id, user_id, specs, now, make_id)
+    insert_rows(session, [rows])
+    return rows.created
 
 
 def _message_row(

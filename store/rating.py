@@ -113,19 +113,30 @@ def price_for(session: Session | Connection, phone: str, kind: str) -> tuple[int
 def prices(session: Session | Connection, phones: Sequence[str], kind: str) -> dict[str, tuple[int, str]]:
     """price_for() of every number of `phones` in one statement: the longest prefix wins; NoRate (513)
     names the first number no rate covers."""
+    out: dict[str, tuple[int, str]] = {}
+    for phone, price in lookup_prices(session, phones, kind).items():
+        if price is None:
+            raise NoRate(f"no {kind} rate for {phone}")
+        out[phone] = price
+    return out
+
+
+def lookup_prices(
+    session: Session | Connection, phones: Sequence[str], kind: str
+) -> dict[str, tuple[int, str] | None]:
+    """(price per unit, currency) of every number of `phones` in one statement, None where no rate
+    covers it (a batch of submissions refuses only the jobs holding such a number)."""
     candidates = {phone: _prefixes(phone) for phone in phones}
     wanted = sorted({prefix for prefixes in candidates.values() for prefix in prefixes})
     if not wanted:
         return {}
     found = ledger.core(session).execute(_RATES_OF_PREFIXES, {"prefixes": wanted})
     rows = {row.prefix: row for row in found}
-    out: dict[str, tuple[int, str]] = {}
+    out: dict[str, tuple[int, str] | None] = {}
     for phone, prefixes in candidates.items():
         rate = next((rows[prefix] for prefix in prefixes if prefix in rows), None)
         price = unit_price(rate, kind) if rate is not None else None
-        if rate is None or price is None:
-            raise NoRate(f"no {kind} rate for {phone}")
-        out[phone] = (int(price), str(rate.currency))
+        out[phone] = None if rate is None or price is None else (int(price), str(rate.currency))
     return out
 
 

@@ -1,6 +1,6 @@
-"""Legacy handlers on the event loop (SQLite): anything that would block the loop (argon2 on a credential
-cache miss, the SQLite writer held by a thread) raises NeedsThread before a row is written, and the HTTP
-route then answers from the thread pool exactly as before."""
+"""Legacy handlers on the event loop: anything that would block the loop (argon2 on a credential cache
+miss, a PostgreSQL read, the SQLite writer held by a thread) raises NeedsThread before a row is written,
+and the HTTP route then answers from the thread pool exactly as before."""
 
 from __future__ import annotations
 
@@ -22,11 +22,23 @@ def test_a_cache_miss_never_runs_argon2_inline(gateway: Gateway, world: World) -
     with inline(), pytest.raises(NeedsThread):
         gateway.login(world.owner.username, PASSWORD)
     assert len(gateway.credentials) == 0  # refused before argon2 ran: nothing learnt
-    gateway.login(world.owner.username, PASSWORD)  # off the loop: argon2, then cached
+    gateway.login(world.owner.username, PASSWORD, rechecked=True)  # off the loop: argon2, then cached
     runs = gateway.credentials.argon2_runs
-    with inline():
-        caller = gateway.login(world.owner.username, PASSWORD)
+    with inline():  # a submission's login: the account row read lately, the pair cached
+        caller = gateway.login(world.owner.username, PASSWORD, rechecked=True)
     assert caller.user_id == world.owner.id and gateway.credentials.argon2_runs == runs
+
+
+def test_a_query_login_reads_the_row_and_postgresql_reads_leave_the_loop(
+    gateway: Gateway, db: Database, world: World
+) -> None:
+    gateway.login(world.owner.username, PASSWORD, rechecked=True)
+    if db.dialect == "sqlite":
+        with inline():
+            assert gateway.login(world.owner.username, PASSWORD).user_id == world.owner.id
+    else:
+        with inline(), pytest.raises(NeedsThread):
+            gateway.login(world.owner.username, PASSWORD)
 
 
 def test_a_held_writer_lock_moves_the_submission_before_anything_is_written(
