@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from api import legacy, legacy_format, ops, sms_node
 from api.callbacks import sending_callbacks
@@ -159,14 +160,61 @@ def v1_error_response(exc: BaseException) -> Response:
     return answer or JSONResponse({"code": 500, "status": "ERROR", "detail": None}, status_code=500)
 
 
+def _logged_error(method: str, path: str, exc: Exception, scope: Scope) -> Response:
+    """error_response() for `exc`, logged: a coded refusal at INFO, anything else (a bug) with its
+    traceback at ERROR."""
+    if isinstance(exc, CODED_ERRORS):
+        log.info("%s %s refused: %s %s", method, path, status_of(exc), exc)
+    else:
+        log.error("%s %s failed", method, path, exc_info=exc)
+    return error_response(exc, path, _timestamp(scope))
+
+
 async def _coded_error(request: Request, exc: Exception) -> Response:
-    log.info("%s %s refused: %s %s", request.method, request.url.path, status_of(exc), exc)
-    return error_response(exc, request.url.path, _timestamp(request.scope))
+    return _logged_error(request.method, request.url.path, exc, request.scope)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_response(exc, request.url.path, _timestamp(request.scope))
+_unexpected_error = _coded_error
+
+
+class App(FastAPI):
+    """The FastAPI app with a short path for the seed's legacy routes: GET and POST to `/<route>` and
+    `/<route>.json` go straight to api.legacy (through BodyLimit) instead of through Starlette's
+    middleware, routing and per-request wrappers, which cost as much CPU as the submission itself
+    (docs/api-legacy.md, "Throughput"). Answers, errors and limits are the same as through the routes
+    (which stay mounted: other methods get their 405 there)."""
+
+    legacy_front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.legacy_front
+        if (
+            front is not None
+            and scope["type"] == "http"
+            and scope["method"] in ("GET", "POST")
+            and scope["path"] in legacy.PATHS
+        ):
+            scope["app"] = self
+            await front(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _legacy_front(gateway: Gateway) -> ASGIApp:
+    """The legacy routes as a bare ASGI app (App's short path): legacy.answer(), errors rendered as the
+    app's exception handlers render them."""
+
+    async def front(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await legacy.answer(request, gateway)
+        except HTTPException as exc:  # e.g. too many form fields: Starlette's own answer
+            response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        except Exception as exc:
+            response = _logged_error(scope["method"], scope["path"], exc, scope)
+        await response(scope, receive, send)
+
+    return front
 
 
 def open_database(settings: Settings) -> Database:
@@ -189,7 +237,7 @@ class _Wake:
 
 
 def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worker: bool = False,
-               with_callbacks: bool | None = None) -> FastAPI:
+               with_callbacks: bool | None = None) -> App:
     """The ASGI app: legacy routes, /healthz and /metrics, the v1 router when present, the error
     handler and the body limit.
 
@@ -232,7 +280,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
                 gw.db.dispose()
 
     lifespan_with_sms = sms_node.with_sms(lifespan, settings, gw, wake.targets)  # when SMPP is configured
-    app = FastAPI(title="ivrgate", version="0.1.0", lifespan=lifespan_with_sms)
+    app = App(title="ivrgate", version="0.1.0", lifespan=lifespan_with_sms)
     app.state.settings, app.state.gateway, app.state.wake = settings, gw, wake.event
     for error in CODED_ERRORS:
         app.add_exception_handler(error, _coded_error)
@@ -243,6 +291,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
     app.include_router(importlib.import_module("api.web").router)  # the GUI under /ui (api/web)
     max_voice = settings.forms.max_voice_bytes
     app.add_middleware(BodyLimit, limit_for=lambda path: body_limit_for(path, max_voice))
+    app.legacy_front = BodyLimit(_legacy_front(gw), lambda path: body_limit_for(path, max_voice))
     return app
 
 

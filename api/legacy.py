@@ -64,6 +64,7 @@ ROUTES = (
     "sms_rate",
 )
 """The seed's routes, each served at /<name> and /<name>.json."""
+PATHS = frozenset(path for name in ROUTES for path in (f"/{name}", f"/{name}.json"))
 UPLOAD_ROUTES = frozenset({"matrix_voice"})
 INLINE_ROUTES = frozenset({"matrix", "matrix_tts", "matrix_status", "balance", "sms_rate", "carrier"})
 """Routes whose work is CPU and local database work only, run on the event loop when the store allows."""
@@ -357,19 +358,25 @@ async def _run(name: str, gateway: Gateway, data: Inputs, as_json: bool) -> str:
     return _submission(gateway, await gateway.submit_async(job), as_json)
 
 
+async def answer(request: Request, gateway: Gateway) -> Response:
+    """The answer of a legacy route (`request.url.path` names it): the inputs read, the work done, the
+    body rendered as text or JSON. Refusals are raised (api.app renders them)."""
+    path = request.url.path
+    name = path.strip("/").removesuffix(JSON_SUFFIX)
+    as_json = wants_json(path)
+    if name == "matrix_vtts" and _is_json_body(request):
+        data = await read_json_object(request)
+    else:
+        data = await read_inputs(request, gateway.settings.forms)
+    body = await _run(name, gateway, data, as_json)
+    return Response(body, media_type=fmt.JSON_MEDIA_TYPE if as_json else fmt.TEXT_MEDIA_TYPE)
+
+
 def _endpoint(name: str) -> Callable[[Request], Any]:
     work = JOBS.get(name) or HANDLERS[name]
 
     async def endpoint(request: Request) -> Response:
-        gateway: Gateway = request.app.state.gateway
-        as_json = wants_json(request.url.path)
-        if name == "matrix_vtts" and _is_json_body(request):
-            data = await read_json_object(request)
-        else:
-            data = await read_inputs(request, gateway.settings.forms)
-        body = await _run(name, gateway, data, as_json)
-        media = fmt.JSON_MEDIA_TYPE if as_json else fmt.TEXT_MEDIA_TYPE
-        return Response(body, media_type=media)
+        return await answer(request, request.app.state.gateway)
 
     endpoint.__name__ = f"legacy_{name}"
     endpoint.__doc__ = work.__doc__
