@@ -248,7 +248,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
     wake = _Wake()
     owned = gateway is None
     gw = gateway if gateway is not None else Gateway(settings, open_database(settings), wake=wake)
-    context = ops.OpsContext(gw.db, now=gw.now)
+    context = ops.OpsContext(gw.db, now=gw.now, submissions=gw.group_commit)
 
     send_callbacks = with_worker if with_callbacks is None else with_callbacks
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,6 +48,15 @@ class EngineStatus(Protocol):
 
     @property
     def pids(self) -> list[int | None]: ...
+
+
+class BatchStatus(Protocol):
+    """api.group_commit.GroupCommit, as /metrics sees it."""
+
+    @property
+    def batches(self) -> int: ...
+    @property
+    def items(self) -> int: ...
 
 
 class WorkerStatus(Protocol):
@@ -95,6 +104,8 @@ class OpsContext:
     pool: EngineStatus | None = None
     worker: WorkerStatus | None = None
     now: Callable[[], dt.datetime] = utc_now
+    submissions: BatchStatus | None = None
+    """The gateway's group commit of submissions (api.service.Gateway.group_commit)."""
 
     def __post_init__(self) -> None:
         self.metrics.registry.register(_LiveCollector(self))
@@ -106,11 +117,17 @@ class _LiveCollector(Collector):
     def __init__(self, context: OpsContext) -> None:
         self._context = context
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         depth = _queue_depth(self._context)
         if depth is not None:
             yield GaugeMetricFamily("ivrgate_queue_depth", "Unfinished messages due now and not leased.",
                                     value=depth)
+        batches = self._context.submissions
+        if batches is not None:
+            yield CounterMetricFamily("ivrgate_submission_writes", "Transactions of the submissions' group "
+                                      "commit (jobs / writes: the mean batch size).", value=batches.batches)
+            yield CounterMetricFamily("ivrgate_submission_jobs", "Submissions written by the group commit.",
+                                      value=batches.items)
         worker = self._context.worker
         if worker is not None:
             yield GaugeMetricFamily("ivrgate_calls_in_progress", "Voice messages this node is working on.",

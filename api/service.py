@@ -707,6 +707,11 @@ class Gateway:
         together with whatever else is waiting (one transaction and one commit for many requests)."""
         return await self._group_commit(job)
 
+    @property
+    def group_commit(self) -> GroupCommit[Job, list[Submitted]]:
+        """The group commit behind submit_async (its counters feed /metrics)."""
+        return self._group_commit
+
     def close(self) -> None:
         """Finish the group commits under way (the app's shutdown)."""
         self._group_commit.close()

@@ -133,6 +133,13 @@ def cpu_seconds(pid: int) -> float:
     return total + (int(fields[11]) + int(fields[12])) / tick
 
 
+def jobs_per_write(metrics: str) -> float:
+    """The group commit's mean batch size, from one process's /metrics."""
+    found = dict(re.findall(r"^ivrgate_submission_(writes|jobs)_total (\S+)$", metrics, re.MULTILINE))
+    writes = float(found.get("writes", 0))
+    return float(found.get("jobs", 0)) / writes if writes else 0.0
+
+
 def queued(url: str) -> int:
     database = Database.open(url)
     with database.read() as s:
@@ -214,11 +221,12 @@ def measure(name: str, url: str, args: argparse.Namespace) -> None:
             tool = "httpx"
             rate, p50, p99, sent = asyncio.run(_load(base, args.seconds, args.connections, args.accounts))
         cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(sent, 1)
+        batch = jobs_per_write(httpx.get(f"{base}/metrics").text)
     stored = queued(url) - len(warm)
     print(
         f"{name:10s} {tool:5s} workers {args.workers} accounts {args.accounts:3d} {rate:8.0f} submissions/s"
         f"  p50 {p50:>9s}  p99 {p99:>9s}  server CPU {cpu_ms:.2f} ms/request"
-        f"  requests {sent}, queued in the store {stored}"
+        f"  requests {sent}, queued in the store {stored}, {batch:.1f} jobs per write (one process)"
     )
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from store.accounts import normalise_username
 from store.db import resolve_url
 from store.errors import InvalidRates, InvalidUsername
 from store.models import UtcDateTime
-from store.queue import new_message_id
+from store.queue import new_message_id, time_ordered_id
 
 
 @pytest.mark.parametrize(
@@ -128,5 +131,20 @@ def test_utc_datetime_refuses_naive_and_normalises() -> None:
 
 
 def test_message_ids() -> None:
-    ids = {new_message_id() for _ in range(100)}
-    assert len(ids) == 100 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    ids = [new_message_id() for _ in range(100)]
+    assert len(set(ids)) == 100 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    stamps = [int(i[:12], 16) for i in ids]  # the millisecond clock leads: IDs sort by creation time
+    assert stamps == sorted(stamps) and abs(stamps[-1] - time.time() * 1000) < 60_000
+
+
+def test_time_ordered_id_layout() -> None:
+    assert time_ordered_id(0, 0) == "00000000000070008000000000000000"
+    assert time_ordered_id((1 << 48) - 1, (1 << 74) - 1) == "ffffffffffff7fffbfffffffffffffff"
+    assert time_ordered_id(1, 1 << 74) == time_ordered_id(1, 0)  # only 74 random bits count
+    one = time_ordered_id(0x0123456789AB, 0xABC << 62 | 0x2AAA_AAAA_AAAA_AAAA)
+    assert one == "0123456789ab7abcaaaaaaaaaaaaaaaa"
+    assert uuid.UUID(one).version == 7
+    for bad in (-1, 1 << 48):
+        with pytest.raises(ValueError):
+            time_ordered_id(bad, 0)
