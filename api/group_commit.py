@@ -3,7 +3,8 @@
     batcher = GroupCommit(gateway.write_jobs, max_items=64, name="submissions")
     submitted = await batcher(job)        # on the event loop; the write runs in the batcher's thread
 
-One thread writes; the event loop never blocks on the database. The first item starts a write at once
+One thread writes (or `writers` threads, each with its own batch, where the database lets transactions
+overlap); the event loop never blocks on the database. The first item starts a write at once
 (no waiting for company: an idle server answers as fast as before); items arriving while that write runs
 queue and leave together in the next one, so under load one transaction and one commit serve many
 requests (docs/api-legacy.md, "Throughput"). `write` returns one outcome per item, in order: a result, or
@@ -30,24 +31,28 @@ Result = TypeVar("Result")
 
 
 class GroupCommit(Generic[Item, Result]):
-    """Hands items to `write` in batches of at most `max_items`, one batch at a time, in a thread."""
+    """Hands items to `write` in batches of at most `max_items`, at most `writers` batches at a time,
+    each in a thread of its own."""
 
     def __init__(
         self,
         write: Callable[[Sequence[Item]], Sequence[Result | BaseException]],
         *,
         max_items: int = 64,
+        writers: int = 1,
         name: str = "group-commit",
     ) -> None:
-        if max_items < 1:
-            raise ValueError("max_items must be at least 1")
+        if max_items < 1 or writers < 1:
+            raise ValueError("max_items and writers must be at least 1")
         self._write = write
         self.max_items = max_items
         self._lock = threading.Lock()
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._running = False
+        self._writers = writers
+        self._running = 0
+        """Writer threads draining now."""
         self._closed = False
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(writers, thread_name_prefix=name)
         self.batches = 0
         """Writes so far (with `items`: the mean batch size, for /metrics and benchmarks)."""
         self.items = 0
@@ -60,8 +65,8 @@ class GroupCommit(Generic[Item, Result]):
             if self._closed:
                 raise RuntimeError("the group commit is closed")
             self._pending.append((item, future))
-            start = not self._running
-            self._running = True
+            start = self._running < self._writers
+            self._running += start
         if start:
             self._executor.submit(self._drain)
         return await future
@@ -79,7 +84,7 @@ class GroupCommit(Generic[Item, Result]):
                 batch = self._pending[: self.max_items]
                 del self._pending[: self.max_items]
                 if not batch:
-                    self._running = False
+                    self._running -= 1
                     return
             outcomes: Sequence[Result | BaseException]
             try:
@@ -88,8 +93,9 @@ class GroupCommit(Generic[Item, Result]):
                     raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} items")
             except BaseException as exc:  # every item of the batch hears of it; the thread goes on
                 outcomes = [exc] * len(batch)
-            self.batches += 1
-            self.items += len(batch)
+            with self._lock:
+                self.batches += 1
+                self.items += len(batch)
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 try:
                     future.get_loop().call_soon_threadsafe(_settle, future, outcome)

@@ -88,7 +88,7 @@ def parse_key(key: str) -> tuple[str, int] | None:
 
 def concat_reference(message_id: str) -> int:
     """The 8-bit concatenation reference of a message: stable across resubmissions of the same message."""
-    try:  # message IDs are uuid4 hex: their last byte is uniformly random
+    try:  # message IDs are UUIDv7 hex: their last byte is uniformly random
         return int(message_id[-2:], 16)
     except ValueError:
         return sum(message_id.encode()) % 256

@@ -24,11 +24,13 @@ still appear" true on PostgreSQL too (docs/store.md).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import CompoundSelect, Connection, Select, and_, bindparam, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
 from store.errors import AccountNotFound, InsufficientBalance, StoreError
@@ -37,7 +39,7 @@ from store.models import Account, Base, EntryKind, LedgerCheckpoint, LedgerEntry
 log = logging.getLogger(__name__)
 
 _SPENDING = (EntryKind.RESERVE, EntryKind.CHARGE, EntryKind.RELEASE, EntryKind.REFUND)
-CHECKPOINT_EVERY = 256
+CHECKPOINT_EVERY = 32
 """Entries after the latest checkpoint that make reserve() append a new one (bounds a balance read)."""
 
 
@@ -61,18 +63,42 @@ _CHECKPOINTS = _TABLES[LedgerCheckpoint.__tablename__]
 _ACCOUNTS = _TABLES[Account.__tablename__]
 # The submission path's statements, built once: building and coercing a statement per call cost more
 # than running it (py-spy, docs/store.md).
-_LAST_CHECKPOINT = (
-    select(_CHECKPOINTS.c.ledger_id, _CHECKPOINTS.c.balance, _CHECKPOINTS.c.entries)
-    .where(_CHECKPOINTS.c.account_id == bindparam("owner"))
-    .order_by(_CHECKPOINTS.c.ledger_id.desc())
-    .limit(1)
+_LATEST_CHECKPOINTS = (
+    select(_CHECKPOINTS.c.account_id, func.max(_CHECKPOINTS.c.ledger_id).label("ledger_id"))
+    .where(_CHECKPOINTS.c.account_id.in_(bindparam("owners", expanding=True)))
+    .group_by(_CHECKPOINTS.c.account_id)
+    .subquery("latest")
+)
+_CHECKPOINTS_OF = select(
+    _CHECKPOINTS.c.account_id, _CHECKPOINTS.c.ledger_id, _CHECKPOINTS.c.balance, _CHECKPOINTS.c.entries
+).join(
+    _LATEST_CHECKPOINTS,
+    and_(
+        _LATEST_CHECKPOINTS.c.account_id == _CHECKPOINTS.c.account_id,
+        _LATEST_CHECKPOINTS.c.ledger_id == _CHECKPOINTS.c.ledger_id,
+    ),
 )
 _AFTER_CHECKPOINT = select(
-    func.coalesce(func.sum(_LEDGER.c.amount), 0), func.count(), func.max(_LEDGER.c.id)
-).where(_LEDGER.c.account_id == bindparam("owner"), _LEDGER.c.id > bindparam("since"))
-_LOCK_OWNER = (
+    _LEDGER.c.account_id, func.coalesce(func.sum(_LEDGER.c.amount), 0), func.count(), func.max(_LEDGER.c.id)
+).group_by(_LEDGER.c.account_id)
+
+
+@functools.lru_cache(maxsize=128)
+def _after_checkpoints(owners: int) -> CompoundSelect[Any] | Select[Any]:
+    """The sums after the checkpoints of `owners` owners: one SELECT per owner (account_id = owner<i>
+    AND id > since<i>: a seek into the covering index; an OR of the ranges makes SQLite visit the table
+    rows), joined by UNION ALL; built once per count (building it per call cost more than running it)."""
+    parts = [
+        _AFTER_CHECKPOINT.where(
+            _LEDGER.c.account_id == bindparam(f"owner{i}"), _LEDGER.c.id > bindparam(f"since{i}")
+        )
+        for i in range(owners)
+    ]
+    return parts[0] if owners == 1 else union_all(*parts)
+_LOCK_OWNERS = (
     select(_ACCOUNTS.c.id, _ACCOUNTS.c.spending_limit)
-    .where(_ACCOUNTS.c.id == bindparam("owner"))
+    .where(_ACCOUNTS.c.id.in_(bindparam("owners", expanding=True)))
+    .order_by(_ACCOUNTS.c.id)
     .with_for_update()
 )
 _INSERT_ENTRIES = insert(_LEDGER).returning(_LEDGER.c.id, sort_by_parameter_order=True)
@@ -90,11 +116,24 @@ def core(session: Session | Connection) -> Connection:
 
 def tally(session: Session | Connection, account_id: int) -> Tally:
     """The owner's balance read as the latest checkpoint plus the sum of the entries after it."""
+    return tallies(session, [account_id])[account_id]
+
+
+def tallies(session: Session | Connection, account_ids: Sequence[int]) -> dict[int, Tally]:
+    """tally() of several owners in two statements (a batch of submissions reads all its owners at once)."""
     conn = core(session)
-    checkpoint = conn.execute(_LAST_CHECKPOINT, {"owner": account_id}).first()
-    since, base, counted = checkpoint if checkpoint is not None else (0, 0, 0)
-    total, count, last = conn.execute(_AFTER_CHECKPOINT, {"owner": account_id, "since": since}).one()
-    return Tally(int(base) + int(total), int(count), int(last or since), int(counted) + int(count))
+    owners = sorted(set(account_ids))
+    points = {row[0]: row[1:] for row in conn.execute(_CHECKPOINTS_OF, {"owners": owners})}
+    ranges: dict[str, int] = {}
+    for i, owner in enumerate(owners):
+        ranges[f"owner{i}"], ranges[f"since{i}"] = owner, int(points.get(owner, (0,))[0])
+    sums = {row[0]: row[1:] for row in conn.execute(_after_checkpoints(len(owners)), ranges)}
+    out = {}
+    for owner in owners:
+        since, base, counted = points.get(owner, (0, 0, 0))
+        total, count, last = sums.get(owner, (0, 0, None))
+        out[owner] = Tally(int(base) + int(total), int(count), int(last or since), int(counted) + int(count))
+    return out
 
 
 def balance(session: Session, account_id: int) -> int:
@@ -110,15 +149,6 @@ def full_sum(session: Session, account_id: int) -> int:
     return int(total or 0)
 
 
-def _checkpoint(session: Session | Connection, account_id: int, read: Tally, now: dt.datetime) -> None:
-    """Append a checkpoint at the owner's newest entry when enough entries follow the last one.
-    The caller holds the owner lock, so no entry of the owner below `read.last_id` is uncommitted."""
-    if read.entries_after < CHECKPOINT_EVERY:
-        return
-    row = {"account_id": account_id, "ledger_id": read.last_id, "balance": read.balance}
-    core(session).execute(_INSERT_CHECKPOINT, [{**row, "entries": read.entries, "created_at": now}])
-
-
 def spent(session: Session | Connection, user_id: int) -> int:
     """Micro-units a login has committed: charges plus open reservations, less refunds."""
     total = core(session).scalar(
@@ -132,10 +162,17 @@ def spent(session: Session | Connection, user_id: int) -> int:
 def lock_owner_id(session: Session | Connection, account_id: int) -> int | None:
     """Lock the owner's row for the rest of the transaction without loading it (the submission path);
     returns the row's spending limit. AccountNotFound when there is no such account."""
-    found = core(session).execute(_LOCK_OWNER, {"owner": account_id}).first()
-    if found is None:
+    found = lock_owner_ids(session, [account_id])
+    if account_id not in found:
         raise AccountNotFound(f"account {account_id}")
-    return None if found.spending_limit is None else int(found.spending_limit)
+    return found[account_id]
+
+
+def lock_owner_ids(session: Session | Connection, account_ids: Sequence[int]) -> dict[int, int | None]:
+    """Lock several owners' rows in one statement, in id order (two writers never wait on each other in
+    a cycle); {id: spending limit} of those that exist."""
+    rows = core(session).execute(_LOCK_OWNERS, {"owners": sorted(set(account_ids))})
+    return {int(row.id): None if row.spending_limit is None else int(row.spending_limit) for row in rows}
 
 
 def lock_owner(session: Session, account_id: int) -> Account:
@@ -222,10 +259,11 @@ class Purse:
     (api.service's group commit) reserves for many jobs of one owner with one read and one insert;
     a job `take()` refuses leaves nothing behind."""
 
-    def __init__(self, conn: Connection, owner_id: int) -> None:
+    def __init__(self, conn: Connection, owner_id: int, read: Tally | None = None) -> None:
         self._conn = conn
         self.owner_id = owner_id
-        self._read = tally(conn, owner_id)
+        self._read = read if read is not None else tally(conn, owner_id)
+        """The owner's tally under the lock (tallies() reads a batch's owners at once)."""
         self.available = self._read.balance
         """The balance less what this purse holds."""
         self._spent: dict[int, int] = {}
@@ -261,16 +299,38 @@ class Purse:
             if amount > 0
         )
 
-    def write(self, now: dt.datetime) -> list[int]:
-        """Append the checkpoint when due and the held entries; their ids, in the order taken."""
-        _checkpoint(self._conn, self.owner_id, self._read, now)
+    def checkpoint(self, now: dt.datetime) -> dict[str, object] | None:
+        """The checkpoint row due at the owner's newest entry (CHECKPOINT_EVERY entries after the last
+        one), or None. The purse's transaction holds the owner lock, so no entry of the owner below the
+        tally's last id is uncommitted."""
+        read = self._read
+        if read.entries_after < CHECKPOINT_EVERY:
+            return None
+        return {"account_id": self.owner_id, "ledger_id": read.last_id, "balance": read.balance,
+                "entries": read.entries, "created_at": now}
+
+    def drain(self, now: dt.datetime) -> list[dict[str, object]]:
+        """The entry rows held so far, stamped `now` (the purse holds none after)."""
         rows, self._rows = self._rows, []
-        if not rows:
-            return []
         for row in rows:
             row["created_at"] = now
-        inserted = self._conn.execute(_INSERT_ENTRIES, rows)
-        return [int(row_id) for row_id in inserted.scalars()]
+        return rows
+
+    def write(self, now: dt.datetime) -> list[int]:
+        """Append the checkpoint when due and the held entries; their ids, in the order taken."""
+        return write_purses(self._conn, [self], now)
+
+
+def write_purses(conn: Connection, purses: Sequence[Purse], now: dt.datetime) -> list[int]:
+    """Write what `purses` hold: the checkpoints due, then every entry, in one statement each; the new
+    entries' ids in the order taken (purse after purse)."""
+    checkpoints = [row for purse in purses if (row := purse.checkpoint(now)) is not None]
+    if checkpoints:
+        conn.execute(_INSERT_CHECKPOINT, checkpoints)
+    rows = [row for purse in purses for row in purse.drain(now)]
+    if not rows:
+        return []
+    return [int(row_id) for row_id in conn.execute(_INSERT_ENTRIES, rows).scalars()]
 
 
 def settle(session: Session, message: Message, cost: int, now: dt.datetime) -> int:

@@ -88,20 +88,35 @@ def remove_do_not_call(session: Session, phone: str, account_id: int | None = No
 
 
 _DO_NOT_CALL = Base.metadata.tables[DoNotCall.__tablename__]
-_BLOCKED = select(_DO_NOT_CALL.c.phone).where(
+_BLOCKED = select(_DO_NOT_CALL.c.phone, _DO_NOT_CALL.c.account_id).where(
     _DO_NOT_CALL.c.phone.in_(bindparam("phones", expanding=True)),
-    or_(_DO_NOT_CALL.c.account_id.is_(None), _DO_NOT_CALL.c.account_id == bindparam("owner")),
+    or_(
+        _DO_NOT_CALL.c.account_id.is_(None),
+        _DO_NOT_CALL.c.account_id.in_(bindparam("owners", expanding=True)),
+    ),
 )
 """Built once: the submission path checks every recipient."""
 
 
 def blocked(session: Session | Connection, account_id: int, phones: Iterable[str]) -> set[str]:
     """The numbers of `phones` that `account_id` must not reach (global list or its own)."""
+    return blocked_for(session, [account_id], phones)[account_id]
+
+
+def blocked_for(
+    session: Session | Connection, account_ids: Iterable[int], phones: Iterable[str]
+) -> dict[int, set[str]]:
+    """blocked() for several accounts in one statement: {account: numbers of `phones` it must not reach}."""
+    owners = sorted(set(account_ids))
+    out: dict[int, set[str]] = {owner: set() for owner in owners}
     wanted = sorted(set(phones))
-    if not wanted:
-        return set()
-    found = ledger.core(session).execute(_BLOCKED, {"phones": wanted, "owner": account_id})
-    return {str(phone) for phone in found.scalars()}
+    if not wanted or not owners:
+        return out
+    found = ledger.core(session).execute(_BLOCKED, {"phones": wanted, "owners": owners})
+    for phone, owner in found:
+        for target in owners if owner is None else [owner]:
+            out[target].add(str(phone))
+    return out
 
 
 def set_virtual_number(

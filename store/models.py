@@ -218,7 +218,7 @@ class Message(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    """uuid4().hex."""
+    """32 hex: a UUID version 7 (store.queue.new_message_id: time-ordered, 74 random bits)."""
     job_id: Mapped[str] = mapped_column(String(32), index=True)
     """Shared by the recipients of one submission."""
     kind: Mapped[str] = mapped_column(String(8))
