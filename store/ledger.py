@@ -123,6 +123,8 @@ def tallies(session: Session | Connection, account_ids: Sequence[int]) -> dict[i
     """tally() of several owners in two statements (a batch of submissions reads all its owners at once)."""
     conn = core(session)
     owners = sorted(set(account_ids))
+    if not owners:
+        return {}
     points = {row[0]: row[1:] for row in conn.execute(_CHECKPOINTS_OF, {"owners": owners})}
     ranges: dict[str, int] = {}
     for i, owner in enumerate(owners):

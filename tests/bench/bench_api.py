@@ -205,7 +205,8 @@ async def _load(base: str, seconds: int, connections: int, count: int = 1) -> tu
     return len(latencies) / elapsed, pick(0.5), pick(0.99), failures
 
 
-def measure(name: str, url: str, args: argparse.Namespace) -> None:
+def measure(name: str, url: str, args: argparse.Namespace, db_pid: int | None = None) -> None:
+    """One run against the store at `url`; `db_pid`: the database server, whose CPU is printed too."""
     prepare(url, args.accounts)
     with tempfile.TemporaryDirectory() as data, \
             server(url, Path(data), args.workers, args.loop) as (base, pid):
@@ -214,6 +215,7 @@ def measure(name: str, url: str, args: argparse.Namespace) -> None:
         for body in warm:
             httpx.post(f"{base}/matrix_tts", content=body, headers=form)
         cpu_before = cpu_seconds(pid)
+        db_before = cpu_seconds(db_pid) if db_pid else 0.0
         if shutil.which("wrk") and not args.httpx:
             tool = "wrk"
             rate, p50, p99, sent = run_wrk(base, args.seconds, args.connections, args.accounts)
@@ -221,12 +223,14 @@ def measure(name: str, url: str, args: argparse.Namespace) -> None:
             tool = "httpx"
             rate, p50, p99, sent = asyncio.run(_load(base, args.seconds, args.connections, args.accounts))
         cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(sent, 1)
+        db_ms = (cpu_seconds(db_pid) - db_before) * 1000 / max(sent, 1) if db_pid else 0.0
         batch = jobs_per_write(httpx.get(f"{base}/metrics").text)
     stored = queued(url) - len(warm)
     print(
         f"{name:10s} {tool:5s} workers {args.workers} accounts {args.accounts:3d} {rate:8.0f} submissions/s"
         f"  p50 {p50:>9s}  p99 {p99:>9s}  server CPU {cpu_ms:.2f} ms/request"
-        f"  requests {sent}, queued in the store {stored}, {batch:.1f} jobs per write (one process)"
+        + (f" + database {db_ms:.2f} ms" if db_pid else "")
+        + f"  requests {sent}, queued in the store {stored}, {batch:.1f} jobs per write (one process)"
     )
 
 
@@ -237,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--httpx", action="store_true", help="use the httpx generator even if wrk exists")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--pg-no-fsync", action="store_true",
+                        help="PostgreSQL with the tests' settings (fsync off, asynchronous commit), "
+                             "not its durable defaults")
     parser.add_argument("--accounts", type=int, default=1, help="accounts the submissions are spread over")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="uvicorn's event loop (auto: uvloop when installed)")
@@ -245,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             measure("sqlite", f"sqlite:///{tmp}/bench.db", args)
     if args.backend in ("postgresql", "both"):
-        with running_cluster() as cluster:
-            measure("postgresql", cluster.create_database("ivrgate_bench"), args)
+        with running_cluster(durable=not args.pg_no_fsync) as cluster:
+            server_pid = cluster.process.pid if cluster.process is not None else None
+            measure("postgresql", cluster.create_database("ivrgate_bench"), args, server_pid)
     return 0
 
 

@@ -123,8 +123,10 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"postgres did not accept connections: {log.read_text(errors='replace')}")
 
 
-def start_cluster() -> Cluster:
-    """The server of IVRGATE_TEST_DATABASE_URL, or a fresh private cluster."""
+def start_cluster(durable: bool = False) -> Cluster:
+    """The server of IVRGATE_TEST_DATABASE_URL, or a fresh private cluster: for tests without fsync and
+    with asynchronous commits (fast, and nothing to keep), or with PostgreSQL's durable defaults when
+    `durable` (benchmarks: a commit waits for its WAL flush, as in production)."""
     external = os.environ.get(ENV_URL)
     if external:
         return Cluster(external.replace("postgresql://", "postgresql+psycopg://", 1), None, None)
@@ -168,13 +170,9 @@ def start_cluster() -> Cluster:
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
                 "max_connections=100",
+                *([] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                                      "-c", "full_page_writes=off"]),
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -191,8 +189,8 @@ def start_cluster() -> Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[Cluster]:
-    cluster = start_cluster()
+def running_cluster(durable: bool = False) -> Iterator[Cluster]:
+    cluster = start_cluster(durable)
     try:
         yield cluster
     finally:
