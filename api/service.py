@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -117,17 +119,36 @@ class _LoopGuardHasher(PasswordHasher):
 
 
 class _WriteLock:
-    """SQLite's one writer, queued in-process (cheaper than sqlite3's sleeping busy handler); under
-    `inline()` a held lock raises NeedsThread instead of blocking the event loop."""
+    """SQLite's one writer, queued in-process and, through an flock on `<database>.writer` when the
+    database is a file, across the processes of this gateway (cheaper than sqlite3's sleeping busy
+    handler, whose waits grow to tens of milliseconds); under `inline()` a held lock raises NeedsThread
+    instead of blocking the event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, database: str | None = None) -> None:
         self._lock = threading.Lock()
+        self._path = f"{database}.writer" if database and database != ":memory:" else None
+        self._fd: int | None = None
 
     def __enter__(self) -> None:
-        if not self._lock.acquire(blocking=not _INLINE.get()):
+        blocking = not _INLINE.get()
+        if not self._lock.acquire(blocking=blocking):
             raise NeedsThread("SQLite writer busy")
+        if self._path is None:
+            return
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.release()
+            raise NeedsThread("SQLite writer busy in another process") from None
+        except BaseException:
+            self._lock.release()
+            raise
 
     def __exit__(self, *_exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._lock.release()
 
 
@@ -278,7 +299,7 @@ class Gateway:
         self.now = now
         self._wake = wake
         self._write_lock: AbstractContextManager[object] = (
-            _WriteLock() if db.dialect == "sqlite" else nullcontext()
+            _WriteLock(db.url.database) if db.dialect == "sqlite" else nullcontext()
         )
         self._snapshots = _Snapshots(LOGIN_SNAPSHOT_TTL_S, settings.credentials.max_entries)
         # SQLite has one writer; PostgreSQL overlaps one batch's reads with another's locked part

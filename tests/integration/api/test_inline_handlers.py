@@ -4,6 +4,8 @@ and the HTTP route then answers from the thread pool exactly as before."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -79,3 +81,53 @@ def test_http_answers_are_the_same_on_a_cache_miss_and_a_hit(
     assert len(gateway.credentials) == 1  # the miss verified in the thread pool, the hit inline
     wrong = one(client.post("/matrix_tts", data=account(password="wrong-pass", **TTS)).text)
     assert wrong["STATUSCODE"] == "505"
+
+
+def test_another_process_holding_the_writer_queues_this_ones_writes(
+    gateway: Gateway, db: Database, world: World
+) -> None:
+    """Two gateway processes on one SQLite file take turns through an flock on `<file>.writer`: the
+    event loop is never blocked on it (NeedsThread), a thread waits for it without sqlite3's sleeps."""
+    if db.dialect != "sqlite":
+        pytest.skip("the cross-process writer lock exists for SQLite only")
+    caller = gateway.login(world.owner.username, PASSWORD)
+    lock_path = f"{db.url.database}.writer"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FLOCK, lock_path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        before = counts(db)
+        with inline(), pytest.raises(NeedsThread, match="another process"):
+            gateway.submit_tts(caller, phones=TTS["phone"], text=TTS["txt"])
+        assert counts(db) == before
+        done = threading.Event()
+        results: list[object] = []
+
+        def submit() -> None:
+            results.extend(gateway.submit_tts(caller, phones=TTS["phone"], text=TTS["txt"]))
+            done.set()
+
+        writer = threading.Thread(target=submit)
+        writer.start()
+        assert not done.wait(0.5)  # queued behind the other process
+        assert holder.stdin is not None
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        assert done.wait(10)
+        writer.join(10)
+        assert [getattr(r, "code", None) for r in results] == [100]
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+HOLD_FLOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline()
+fcntl.flock(fd, fcntl.LOCK_UN)
+"""
