@@ -63,6 +63,9 @@ class WorkerSettings:
             raise ValueError("poll_interval_s must be > 0; heartbeat_s and shutdown_timeout_s >= 0")
 
 
+MAX_HTTP_PROCESSES = 64
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """The HTTP server of `ivrgate serve` and the process's logs."""
@@ -77,10 +80,15 @@ class ServerSettings:
     log_level: str = "INFO"
     access_log: bool = False
     """Log every HTTP request (uvicorn's access log)."""
+    http_processes: int = 1
+    """Processes answering HTTP on the one listening socket: the first also runs the voice worker, SMTP
+    and SMPP, the others only the API (one Python process tops out near 2,000 submissions/s here)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
+        if not 1 <= self.http_processes <= MAX_HTTP_PROCESSES:
+            raise ValueError(f"http_processes must be 1..{MAX_HTTP_PROCESSES}, not {self.http_processes}")
         if bool(self.certfile) != bool(self.keyfile):
             raise ValueError("HTTPS needs both certfile and keyfile")
         if self.log_format not in ("text", "json"):

@@ -6,9 +6,15 @@
 
 At start-up the settings are checked (the trunk URI template and host, the certificate files), the
 store's migrations are applied (`ivrgate db upgrade`), then uvicorn serves api.app.create_app with the
-engine pool and the voice worker in its lifespan (asyncio, one process). SIGTERM or SIGINT shut down
-gracefully: no new connections, the worker stops claiming, calls in progress finish (or are cancelled:
+engine pool and the voice worker in its lifespan (asyncio). SIGTERM or SIGINT shut down gracefully: no
+new connections, the worker stops claiming, calls in progress finish (or are cancelled:
 `worker.cancel_in_flight`), messages not yet dialled go back to the queue, the engines stop; exit 0.
+
+`--http-processes N` (server.http_processes) starts N-1 more processes answering HTTP on the same
+address, each on its own SO_REUSEPORT socket (the kernel spreads the connections over them), API only:
+no worker, SMTP or SMPP, which stay in the first process (it polls the queue every
+worker.poll_interval_s for what the others accepted). They stop with the first process; on SQLite their
+writes take turns through `<database>.writer` (docs/store.md, "Submission throughput").
 """
 
 from __future__ import annotations
@@ -17,9 +23,15 @@ import argparse
 import contextlib
 import dataclasses
 import logging
+import multiprocessing
+import os
 import signal
+import socket
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import uvicorn
@@ -32,6 +44,10 @@ from api.settings import ServerSettings, Settings
 
 log = logging.getLogger(__name__)
 
+LISTEN_BACKLOG = 2048
+"""uvicorn's own default."""
+PARENT_CHECK_S = 0.5
+"""How often an additional HTTP process checks that the first one still runs."""
 PROBE_NUMBER = "+12025550123"
 """A possible number the trunk template is tried with at start-up."""
 
@@ -51,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--port", type=int, help="listen port (default: server.port, 8080)")
     parser.add_argument("--certfile", help="PEM certificate: serve HTTPS (with --keyfile)")
     parser.add_argument("--keyfile", help="PEM private key of --certfile")
+    parser.add_argument("--http-processes", type=int,
+                        help="processes answering HTTP (default: server.http_processes, 1); the others "
+                             "than the first serve the API only")
     parser.add_argument("--no-worker", action="store_true",
                         help="API only: no SIP engines, no calls (another node's worker dials)")
     parser.set_defaults(func=run)
@@ -58,8 +77,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def with_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
     """The settings with the command line's overrides (validated like the rest)."""
-    given = {name: getattr(args, name) for name in ("host", "port", "certfile", "keyfile")
-             if getattr(args, name) is not None}
+    names = ("host", "port", "certfile", "keyfile", "http_processes")
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     update: dict[str, object] = {}
     if given:
         try:
@@ -93,7 +112,8 @@ def server_config(settings: Settings) -> uvicorn.Config:
 
     server: ServerSettings = settings.server
     app = create_app(settings, with_worker=settings.worker.enabled)
-    attach_smtp(app, settings.smtp)  # the SMTP gateway (settings.smtp.enabled) runs in the app's lifespan
+    if settings.smtp.enabled:
+        attach_smtp(app, settings.smtp)  # the SMTP gateway runs in the app's lifespan
     return uvicorn.Config(
         app, host=server.host, port=server.port, loop="asyncio", lifespan="on", log_config=None,
         access_log=server.access_log, server_header=False,
@@ -112,6 +132,74 @@ def quiet_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def api_only(settings: Settings) -> Settings:
+    """The settings of an additional HTTP process: the API, without the worker, SMTP or SMPP."""
+    return settings.model_copy(update={
+        "worker": dataclasses.replace(settings.worker, enabled=False),
+        "smtp": dataclasses.replace(settings.smtp, enabled=False),
+        "sms_service": dataclasses.replace(settings.sms_service, enabled=False),
+    })
+
+
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port) that other processes may bind too (SO_REUSEPORT): the kernel
+    hands each new connection to one of them, so no process takes every connection of a burst."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def serve_api(settings: Settings, port: int, parent: int, level: str) -> None:
+    """An additional HTTP process (spawned): the API on its own socket of the first process's address
+    until SIGTERM, SIGINT or the first process's end."""
+    configure_logging(settings.server.log_format, level)
+    sock = shared_socket(settings.server.host, port)
+    server = uvicorn.Server(server_config(settings))
+
+    def watch_parent() -> None:
+        while os.getppid() == parent and not server.should_exit:
+            time.sleep(PARENT_CHECK_S)
+        server.should_exit = True
+
+    threading.Thread(target=watch_parent, name="ivrgate-parent-watch", daemon=True).start()
+    with quiet_signals():
+        server.run(sockets=[sock])
+    sock.close()
+
+
+@contextlib.contextmanager
+def more_processes(settings: Settings, port: int, level: str) -> Iterator[Sequence[BaseProcess]]:
+    """settings.server.http_processes - 1 API processes on `port`, stopped (SIGTERM, then SIGKILL after
+    the shutdown timeout) when the block ends."""
+    spawn = multiprocessing.get_context("spawn")
+    extra = api_only(settings)
+    processes = [
+        spawn.Process(target=serve_api, args=(extra, port, os.getpid(), level), name=f"ivrgate-http-{n}")
+        for n in range(1, settings.server.http_processes)
+    ]
+    try:
+        for process in processes:
+            process.start()
+        yield processes
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(settings.worker.shutdown_timeout_s)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_arguments(settings, args)
     level = "DEBUG" if args.verbose >= 2 else settings.server.log_level
@@ -120,11 +208,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     open_store(settings).dispose()  # migrations, before anything serves
     config = server_config(settings)
     server = uvicorn.Server(config)
+    many = settings.server.http_processes > 1
+    sock = shared_socket(settings.server.host, settings.server.port) if many else config.bind_socket()
     scheme = "https" if settings.server.certfile else "http"
     worker = "with the voice worker" if settings.worker.enabled else "API only"
+    count = settings.server.http_processes
+    processes = f"{count} HTTP process{'es' * (count > 1)}"
     print(f"ivrgate: serving {scheme}://{settings.server.host}:{settings.server.port} "
-          f"(data {settings.data_dir}, {worker})", flush=True)
-    with quiet_signals():
-        server.run()
+          f"(data {settings.data_dir}, {worker}, {processes})", flush=True)
+    with quiet_signals(), more_processes(settings, sock.getsockname()[1], level):
+        server.run(sockets=[sock])
+    sock.close()
     sys.stdout.flush()
     return 0 if server.started else 1

@@ -1,0 +1,145 @@
+"""`ivrgate serve --http-processes 2`: two processes answer on one port, both write to the one SQLite file
+(taking turns through its writer lock), every submission is stored once, and SIGTERM to the first
+process ends both with status 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from store.db import Database, resolve_url
+from store.models import MICROS, Message
+from tests.integration.e2e.conftest import (
+    PASSWORD,
+    ROOT,
+    USERNAME,
+    Server,
+    clean_env,
+    fields,
+    free_tcp_port,
+    ivrgate,
+    wait_healthy,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SUBMISSIONS = 120
+TTS = {"username": USERNAME, "password": PASSWORD, "phone": "12506063167", "txt": "Adam, web server is down"}
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of `pid` (from /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def wait_started(log: Path, processes: int, timeout: float = 60.0) -> None:
+    """Until `processes` distinct processes logged uvicorn's start-up as complete."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        started = {line["pid"] for line in lines if line["msg"] == "Application startup complete."}
+        if len(started) >= processes:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {processes} HTTP processes started: {log.read_text()[-2000:]}")
+
+
+def reserved(data: Path) -> Decimal:
+    """The queued messages in the store (all of them must be) and what they hold, in currency units."""
+    database = Database.open(resolve_url("", data))
+    try:
+        with database.read() as session:
+            rows = session.execute(select(Message.status_code, Message.reserved)).all()
+    finally:
+        database.dispose()
+    assert len(rows) == SUBMISSIONS and {code for code, _ in rows} == {100}
+    return Decimal(sum(amount for _, amount in rows)) / MICROS
+
+
+async def submit_all(url: str) -> list[dict[str, str]]:
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        answers = await asyncio.gather(*(client.post("/matrix_tts", data=TTS) for _ in range(SUBMISSIONS)))
+    return [fields(answer.text) for answer in answers]
+
+
+def test_two_http_processes_share_the_port_and_the_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", "100.00")
+    ivrgate(data, "rates", "import", str(ROOT / "samples" / "rates.csv"))
+    port = free_tcp_port()
+    log = tmp_path / "serve.log"
+    env = clean_env(IVRGATE_SERVER__LOG_FORMAT="json")
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api", "--data", str(data), "serve", "--port", str(port), "--no-worker",
+             "--http-processes", "2"],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True,
+        )
+    server = Server(proc, f"http://127.0.0.1:{port}", data, log)
+    try:
+        wait_healthy(server)
+        wait_started(log, processes=2)
+        before = server.balance()
+        answers = asyncio.run(submit_all(server.url))
+        assert [a.get("STATUSCODE") for a in answers] == ["200"] * SUBMISSIONS
+        ids = {a["ID"] for a in answers}
+        assert len(ids) == SUBMISSIONS
+        statuses = {server.status(message_id)["STATUSCODE"] for message_id in list(ids)[:10]}
+        assert statuses == {"100"}  # whichever process answers, it reads what the other wrote
+        assert before - server.balance() == reserved(data) > 0  # the ledger holds each reservation once
+        helpers = children(proc.pid)
+        assert helpers, "no second HTTP process"
+    finally:
+        proc.terminate()
+        code = proc.wait(60)
+    assert code == 0, log.read_text()[-3000:]
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    writers = {line["pid"] for line in lines if line["msg"].startswith("job of ")}
+    assert len([line for line in lines if line["msg"].startswith("job of ")]) == SUBMISSIONS
+    assert proc.pid in writers and writers & helpers, f"jobs by {writers}, processes {proc.pid}, {helpers}"
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in helpers), "an HTTP process outlived serve"
+
+
+def test_the_other_http_processes_end_when_the_first_is_killed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", "1.00")
+    port = free_tcp_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api", "--data", str(data), "serve", "--port", str(port), "--no-worker",
+             "--http-processes", "3"],
+            cwd=ROOT, env=clean_env(IVRGATE_SERVER__LOG_FORMAT="json"), stdout=sink,
+            stderr=subprocess.STDOUT, text=True,
+        )
+    try:
+        wait_started(log, processes=3)
+        helpers = children(proc.pid)
+    finally:
+        proc.kill()  # no graceful shutdown: the others notice the first process is gone
+        proc.wait(10)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
+    for pid in alive:  # never leave them behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "HTTP processes outlived a killed serve"
