@@ -6,9 +6,10 @@
 
 At start-up the settings are checked (the trunk URI template and host, the certificate files), the
 store's migrations are applied (`ivrgate db upgrade`), then uvicorn serves api.app.create_app with the
-engine pool and the voice worker in its lifespan (asyncio). SIGTERM or SIGINT shut down gracefully: no
-new connections, the worker stops claiming, calls in progress finish (or are cancelled:
-`worker.cancel_in_flight`), messages not yet dialled go back to the queue, the engines stop; exit 0.
+engine pool and the voice worker in its lifespan (on uvloop when installed: 15 % less CPU per request
+than asyncio's loop, docs/store.md). SIGTERM or SIGINT shut down gracefully: no new connections, the
+worker stops claiming, calls in progress finish (or are cancelled: `worker.cancel_in_flight`), messages
+not yet dialled go back to the queue, the engines stop; exit 0.
 
 `--http-processes N` (server.http_processes) starts N-1 more processes answering HTTP on the same
 address, each on its own SO_REUSEPORT socket (the kernel spreads the connections over them), API only:
@@ -115,7 +116,7 @@ def server_config(settings: Settings) -> uvicorn.Config:
     if settings.smtp.enabled:
         attach_smtp(app, settings.smtp)  # the SMTP gateway runs in the app's lifespan
     return uvicorn.Config(
-        app, host=server.host, port=server.port, loop="asyncio", lifespan="on", log_config=None,
+        app, host=server.host, port=server.port, loop="auto", lifespan="on", log_config=None,
         access_log=server.access_log, server_header=False,
         ssl_certfile=server.certfile or None, ssl_keyfile=server.keyfile or None)
 
@@ -145,7 +146,9 @@ def shared_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on (host, port) that other processes may bind too (SO_REUSEPORT): the kernel
     hands each new connection to one of them, so no process takes every connection of a burst."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without it
+    # a response written in two parts waits for the client's delayed ACK (40 ms a request)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -209,15 +212,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     config = server_config(settings)
     server = uvicorn.Server(config)
     many = settings.server.http_processes > 1
-    sock = shared_socket(settings.server.host, settings.server.port) if many else config.bind_socket()
+    sock = shared_socket(settings.server.host, settings.server.port) if many else None
     scheme = "https" if settings.server.certfile else "http"
     worker = "with the voice worker" if settings.worker.enabled else "API only"
     count = settings.server.http_processes
     processes = f"{count} HTTP process{'es' * (count > 1)}"
     print(f"ivrgate: serving {scheme}://{settings.server.host}:{settings.server.port} "
           f"(data {settings.data_dir}, {worker}, {processes})", flush=True)
-    with quiet_signals(), more_processes(settings, sock.getsockname()[1], level):
-        server.run(sockets=[sock])
-    sock.close()
+    if sock is None:  # one process: uvicorn binds its own socket
+        with quiet_signals():
+            server.run()
+    else:
+        with sock, quiet_signals(), more_processes(settings, sock.getsockname()[1], level):
+            server.run(sockets=[sock])
     sys.stdout.flush()
     return 0 if server.started else 1

@@ -1,16 +1,19 @@
-"""Legacy matrix_tts submissions per second and latency against a real uvicorn server, SQLite and PostgreSQL.
+"""Legacy matrix_tts submissions per second and latency against a real server, SQLite and PostgreSQL.
 
     .venv/bin/python -m tests.bench.bench_api [--seconds 10] [--connections 16] [--backend sqlite|both]
-                                              [--workers 1] [--accounts 1] [--loop auto|asyncio|uvloop]
+                                              [--workers 1] [--accounts 1] [--loop serve|auto|asyncio|uvloop]
+                                              [--pg-no-fsync]
 
-uvicorn (`--workers` processes, each one event loop and the default thread pool) on 127.0.0.1 serves a
-seeded store; the load comes from wrk (Debian package `wrk`) when installed, else from an httpx/asyncio
-generator. Every request is a new submission; with `--accounts 1` all by the same account (one owner row
-lock serialises them on PostgreSQL, by design), with more accounts each request picks one at random.
+`ivrgate serve --no-worker --http-processes <workers>` (or, with another `--loop`, uvicorn's own command
+with `--workers`) on 127.0.0.1 serves a seeded store (logs at WARNING; PostgreSQL with its durable
+defaults unless --pg-no-fsync); the load comes from wrk (Debian package `wrk`) when installed, else from
+an httpx/asyncio generator. Every request is a new submission; with `--accounts 1` all by the same
+account (one owner row lock serialises them on PostgreSQL, by design), with more accounts each request
+picks one at random.
 After the first argon2 verify of each account the credential cache answers (per process).
-Prints requests/s, p50/p99 latency, the server's CPU time per request (user + system of the uvicorn
-processes, from /proc: steadier than requests/s on a shared machine), and how many messages the store holds
-afterwards (all must be queued).
+Prints requests/s, p50/p99 latency, the server's CPU time per request (user + system of its processes, and
+of PostgreSQL's, from /proc: steadier than requests/s on a shared machine), how many messages the store holds
+afterwards (all must be queued) and the group commit's mean batch size.
 """
 
 from __future__ import annotations
@@ -62,46 +65,56 @@ def bodies(count: int) -> list[str]:
 
 @contextlib.contextmanager
 def server(url: str, data: Path, workers: int = 1, loop: str = "auto") -> Iterator[tuple[str, int]]:
-    """uvicorn on a free port, serving the store at `url`: (base URL, server PID)."""
+    """The server on a free port of 127.0.0.1, serving the store at `url`: (base URL, server PID).
+    `loop` "serve" runs `ivrgate serve --no-worker --http-processes <workers>` (what a user runs:
+    asyncio, SO_REUSEPORT sockets); any other value runs uvicorn's own command with `--workers` and that
+    `--loop` (auto: uvloop when installed)."""
     port = free_tcp_port()
-    env = {**os.environ, "IVRGATE_DATA_DIR": str(data), "IVRGATE_DATABASE_URL": url}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.app:app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--workers",
-            str(workers),
-            "--loop",
-            loop,
-        ],
-        env=env,
-        cwd=ROOT,
-    )
+    log = data / "server.log"
+    env = {**os.environ, "IVRGATE_DATA_DIR": str(data), "IVRGATE_DATABASE_URL": url,
+           "IVRGATE_SERVER__LOG_FORMAT": "json", "IVRGATE_SERVER__LOG_LEVEL": "WARNING",
+           "IVRGATE_SMTP__ENABLED": "false"}
+    if loop == "serve":
+        command = ["-m", "api", "serve", "--port", str(port), "--no-worker", "--http-processes", str(workers)]
+    else:
+        command = ["-m", "uvicorn", "--factory", "api.app:app_from_env", "--host", "127.0.0.1", "--port",
+                   str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers),
+                   "--loop", loop]
+    with log.open("w") as sink:
+        process = subprocess.Popen([sys.executable, *command], env=env, cwd=ROOT, stdout=sink,
+                                   stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/sms_rate", params={"phone": "12506058145"}, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("uvicorn did not start") from None
-                time.sleep(0.1)
+        deadline = time.monotonic() + 60
+        while not _ready(base, port, workers if loop == "serve" else 1):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
         yield base, process.pid
     finally:
         process.terminate()
-        process.wait(15)
+        process.wait(30)
+
+
+def _ready(base: str, port: int, listeners: int) -> bool:
+    """Whether the server answers and `listeners` sockets listen on `port` (with `serve`, each HTTP
+    process binds its own SO_REUSEPORT socket, and connections made before it does all go to the
+    others)."""
+    try:
+        httpx.get(f"{base}/sms_rate", params={"phone": "12506058145"}, timeout=1)
+    except httpx.TransportError:
+        return False
+    return _listening(port) >= listeners
+
+
+def _listening(port: int) -> int:
+    """TCP sockets in state LISTEN on `port` (from /proc/net/tcp and tcp6)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            count += fields[1].rsplit(":", 1)[1] == f"{port:04X}" and fields[3] == "0A"
+    return count
 
 
 def prepare(url: str, count: int = 1) -> None:
@@ -122,13 +135,13 @@ def prepare(url: str, count: int = 1) -> None:
     database.dispose()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` and its children (uvicorn's worker processes), from /proc."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU time of process `pid` and (unless not `children`) its children (the other HTTP
+    processes, a database server's backends), from /proc."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        total += sum(cpu_seconds(int(child)) for child in children)
+    for task in Path(f"/proc/{pid}/task").iterdir() if children else ():
+        total += sum(cpu_seconds(int(child)) for child in (task / "children").read_text().split())
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return total + (int(fields[11]) + int(fields[12])) / tick
 
@@ -240,13 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--httpx", action="store_true", help="use the httpx generator even if wrk exists")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="HTTP processes")
     parser.add_argument("--pg-no-fsync", action="store_true",
                         help="PostgreSQL with the tests' settings (fsync off, asynchronous commit), "
                              "not its durable defaults")
     parser.add_argument("--accounts", type=int, default=1, help="accounts the submissions are spread over")
-    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
-                        help="uvicorn's event loop (auto: uvloop when installed)")
+    parser.add_argument("--loop", choices=("serve", "auto", "asyncio", "uvloop"), default="serve",
+                        help="serve: `ivrgate serve --http-processes <workers>` (default); else uvicorn's "
+                             "own command with this event loop (auto: uvloop when installed)")
     args = parser.parse_args(argv)
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
