@@ -170,11 +170,9 @@ def _logged_error(method: str, path: str, exc: Exception, scope: Scope) -> Respo
     return error_response(exc, path, _timestamp(scope))
 
 
-async def _coded_error(request: Request, exc: Exception) -> Response:
+async def _error(request: Request, exc: Exception) -> Response:
+    """The app's exception handler, for the layers' coded errors and for bugs alike."""
     return _logged_error(request.method, request.url.path, exc, request.scope)
-
-
-_unexpected_error = _coded_error
 
 
 class App(FastAPI):
@@ -283,8 +281,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
     app = App(title="ivrgate", version="0.1.0", lifespan=lifespan_with_sms)
     app.state.settings, app.state.gateway, app.state.wake = settings, gw, wake.event
     for error in CODED_ERRORS:
-        app.add_exception_handler(error, _coded_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+        app.add_exception_handler(error, _error)
+    app.add_exception_handler(Exception, _error)
     app.include_router(legacy.router)
     ops.attach(app, context)  # mounts ops.router (/healthz, /metrics) once
     _include_v1(app)

@@ -41,11 +41,17 @@ class GroupCommit(Generic[Item, Result]):
         max_items: int = 64,
         writers: int = 1,
         name: str = "group-commit",
+        weigh: Callable[[Item], int] | None = None,
+        max_weight: int = 0,
     ) -> None:
         if max_items < 1 or writers < 1:
             raise ValueError("max_items and writers must be at least 1")
         self._write = write
         self.max_items = max_items
+        self._weigh = weigh
+        self.max_weight = max_weight
+        """With `weigh`: a batch takes items while their weights add up to at most this (and always its
+        first item), so a few large jobs do not make one huge transaction."""
         self._lock = threading.Lock()
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writers = writers
@@ -68,7 +74,13 @@ class GroupCommit(Generic[Item, Result]):
             start = self._running < self._writers
             self._running += start
         if start:
-            self._executor.submit(self._drain)
+            try:
+                self._executor.submit(self._drain)
+            except BaseException:  # no writer will come for it: take it back
+                with self._lock:
+                    self._running -= 1
+                    self._pending = [(i, f) for i, f in self._pending if f is not future]
+                raise
         return await future
 
     def close(self) -> None:
@@ -77,12 +89,23 @@ class GroupCommit(Generic[Item, Result]):
             self._closed = True
         self._executor.shutdown(wait=True)
 
+    def _batch_size(self) -> int:
+        """How many of the pending items the next batch takes (called under the lock)."""
+        if self._weigh is None or self.max_weight <= 0:
+            return self.max_items
+        total = 0
+        for count, (item, _) in enumerate(self._pending[: self.max_items]):
+            total += self._weigh(item)
+            if count and total > self.max_weight:
+                return count
+        return self.max_items
+
     def _drain(self) -> None:
         """The writer thread: write batches until nothing waits."""
         while True:
             with self._lock:
-                batch = self._pending[: self.max_items]
-                del self._pending[: self.max_items]
+                batch = self._pending[: self._batch_size()]
+                del self._pending[: len(batch)]
                 if not batch:
                     self._running -= 1
                     return

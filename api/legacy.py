@@ -7,11 +7,12 @@ then username and password, then the credentials themselves, then the rest of th
 client sees the same single code the hosted gateway gave. Refusals are raised as the gateway's errors and
 rendered by the app's one exception handler (api.app); success bodies come from api.legacy_format.
 
-The work runs in the thread pool, except on SQLite for the routes in INLINE_ROUTES (no audio decoding,
-no fetching): there it runs on the event loop under `api.service.inline()`, where the thread-pool hop
-cost more than the call (docs/api-legacy.md, "Throughput"). A step that would block the loop (an argon2
-verify on a credential cache miss, the SQLite writer held by a thread) raises NeedsThread before anything
-is written, and the request runs again in the thread pool.
+A submission route builds a Job (form, login, recipients, audio) and the gateway's group commit writes
+it with the other submissions of the moment (docs/api-legacy.md, "Throughput"). For the routes in
+INLINE_ROUTES (no audio decoding, no fetching) the job is built on the event loop under
+`api.service.inline()`, and on SQLite their queries run there too; the rest runs in the thread pool. A
+step that would block the loop (an argon2 verify on a credential cache miss, a PostgreSQL login read)
+raises NeedsThread before anything is written, and the step runs again in the thread pool.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ ROUTES = (
 PATHS = frozenset(path for name in ROUTES for path in (f"/{name}", f"/{name}.json"))
 UPLOAD_ROUTES = frozenset({"matrix_voice"})
 INLINE_ROUTES = frozenset({"matrix", "matrix_tts", "matrix_status", "balance", "sms_rate", "carrier"})
-"""Routes whose work is CPU and local database work only, run on the event loop when the store allows."""
+"""Routes without audio decoding or fetching: their jobs are built on the event loop (a PostgreSQL login
+read moves to the thread pool), and on SQLite their queries run there too."""
 MAX_FIELDS = 200
 """Form fields read from one request (a legacy form has a dozen)."""
 JSON_SUFFIX = ".json"
@@ -351,10 +353,16 @@ async def _run(name: str, gateway: Gateway, data: Inputs, as_json: bool) -> str:
     gateway's group commit, together with the other submissions of the moment. A query runs on the
     event loop on SQLite for the INLINE_ROUTES, in the thread pool otherwise."""
     build = JOBS.get(name)
+    query_inline = name in INLINE_ROUTES and gateway.runs_inline
     if build is None:
-        query_inline = name in INLINE_ROUTES and gateway.runs_inline
         return await _call(HANDLERS[name], gateway, query_inline, data, as_json)
-    job = await _call(build, gateway, name in INLINE_ROUTES, data)
+    try:
+        job = await _call(build, gateway, name in INLINE_ROUTES, data)
+    except Exception:
+        # the job was built on a recent read of the login (Gateway.login, rechecked): before its own
+        # refusal, the credentials on a fresh read, so 505/506/404 still answer first
+        await _call(_login, gateway, query_inline, data)
+        raise
     return _submission(gateway, await gateway.submit_async(job), as_json)
 
 

@@ -59,10 +59,10 @@ from ivr.fetch import UrlFetcher
 from ivr.prompt import AudioSegment, Fetcher, PromptSpec, TextSegment, UrlSegment
 from sms import gsm
 from store import accounts, blobs, ledger, lists, queue, rating
-from store.db import Database
+from store.db import Database, retrying
 from store.errors import AccountNotFound as StoreAccountNotFound
 from store.errors import InvalidUsername as StoreInvalidUsername
-from store.errors import LeaseLost, NoRate, StoreError
+from store.errors import LeaseLost, StoreError
 from store.models import Account, Message, MessageKind, Role
 from tts.base import GENDERS, LANGUAGES
 
@@ -78,6 +78,8 @@ part but halved the batches and added CPU: 896 against 1,300/s in bench_api (one
 ~770 with 16 accounts before the batch-wide owner statements. One it is; the knob stays for bigger boxes."""
 GROUP_COMMIT_JOBS = 64
 """Jobs written by one transaction of submit_async's group commit at most."""
+GROUP_COMMIT_RECIPIENTS = 5_000
+"""Recipients of one group commit at most (a job larger than this is written alone)."""
 _UNREACHABLE = ("locked", "timeout", "timed out", "could not connect", "connection", "unable to open")
 
 
@@ -147,9 +149,18 @@ class _WriteLock:
             raise
 
     def __exit__(self, *_exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._lock.release()
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Close the lock file (the gateway's shutdown)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 class _Snapshots:
@@ -191,8 +202,10 @@ class Caller:
     role: str
     """store.models.Role value: administrator | owner | subuser."""
     credential: str | None = field(default=None, repr=False, compare=False)
-    """The stored password hash a legacy login was verified against: write_jobs() re-checks it, with the
-    account's flags, under the write's lock (None: an API key or a GUI session, checked their own way)."""
+    """The stored password hash a legacy login was verified against: write_jobs() reads it again, with
+    the account's flags, in the write's transaction (on SQLite under its writer lock; on PostgreSQL a
+    change committed during the write itself is not seen, as before). None: an API key or a GUI
+    session, checked their own way."""
 
 
 @dataclass(frozen=True)
@@ -305,14 +318,15 @@ class Gateway:
         # SQLite has one writer; PostgreSQL overlaps one batch's reads with another's locked part
         writers = 1 if db.dialect == "sqlite" else POSTGRESQL_WRITERS
         self._group_commit = GroupCommit(
-            self.write_jobs, max_items=GROUP_COMMIT_JOBS, writers=writers, name="ivrgate-writer"
+            self.write_jobs, max_items=GROUP_COMMIT_JOBS, writers=writers, name="ivrgate-writer",
+            weigh=lambda job: max(1, len(job.phones)), max_weight=GROUP_COMMIT_RECIPIENTS,
         )
 
     @property
     def runs_inline(self) -> bool:
-        """Whether cheap calls may run on the event loop (under `inline()`): SQLite, where a submission
-        is CPU work and a local file write, and the thread-pool hop cost more than the call itself.
-        PostgreSQL calls wait on the network, so they stay in the thread pool."""
+        """Whether cheap queries may run on the event loop (under `inline()`): on SQLite a read is CPU
+        work on a local file, cheaper than the thread-pool hop; PostgreSQL reads wait on the network, so
+        they stay in the thread pool. (Submissions are written by the group commit's thread on both.)"""
         return self.db.dialect == "sqlite"
 
     # --- authentication --------------------------------------------------------------------------------
@@ -333,8 +347,8 @@ class Gateway:
         WrongCredentials (505) for an unknown user or a wrong password, AccountNotActive (506),
         AccountNotFound (404) when the account a sub-user acts for is gone.
 
-        `rechecked`: the caller will only submit a job, and write_jobs() checks the account row again
-        under its lock before writing anything, so a recent read of the row (LOGIN_SNAPSHOT_TTL_S) may
+        `rechecked`: the caller will only submit a job, and write_jobs() reads the account row again in
+        its transaction before writing anything, so a recent read of the row (LOGIN_SNAPSHOT_TTL_S) may
         stand in for a fresh one; a refusal is always confirmed on a fresh read."""
         if rechecked:
             snapshot = self._snapshots.get(username, self.now().timestamp())
@@ -671,13 +685,22 @@ class Gateway:
     def write_jobs(self, jobs: Sequence[Job]) -> list[list[Submitted] | GatewayError | StoreError]:
         """Write `jobs` in ONE transaction (the group commit of `submit_async`), each all or nothing: an
         outcome per job, in order, its Submitted list or the refusal it raises (GroupNotFound, 503, 513,
-        ...) without touching the others. The logins are re-checked, recipients, do-not-call entries and
+        ...) without touching the others. The logins are re-read, recipients, do-not-call entries and
         prices read for the whole batch; then the owner rows are locked, in id order, each owner's balance
         read once and its jobs reserve from it in turn; all messages, events and ledger entries go in a
-        few statements. A database failure fails them all (raised). Wakes the worker after the commit."""
+        few statements. A database failure fails them all (raised); a PostgreSQL deadlock or serialization
+        failure runs the transaction again first (store.db.retrying). Wakes the worker after the commit."""
+        accepted, outcomes = retrying(lambda: self._write_jobs_once(jobs))
+        self._after_commit(accepted)
+        return outcomes
+
+    def _write_jobs_once(
+        self, jobs: Sequence[Job]
+    ) -> tuple[list[tuple[Job, queue.MessageRows]], list[list[Submitted] | GatewayError | StoreError]]:
         now = self.now()
         outcomes: list[list[Submitted] | GatewayError | StoreError | None] = [None] * len(jobs)
         recipients: list[list[str]] = [[] for _ in jobs]
+        drafts: list[dict[str, _Draft]] = [{} for _ in jobs]
         accepted: list[tuple[Job, queue.MessageRows]] = []
         with self._write() as session:
             conn = session.connection()  # one Core connection for the whole path (docs/store.md)
@@ -686,12 +709,10 @@ class Gateway:
                 try:
                     _still_valid(job.caller, callers)
                     recipients[index] = self._recipients(session, job)
+                    drafts[index] = {phone: job.draft(phone) for phone in recipients[index]}
                 except (GatewayError, StoreError) as exc:
                     outcomes[index] = _refusal(exc)
-            drafts = [
-                {phone: job.draft(phone) for phone in phones}
-                for job, phones in zip(jobs, recipients, strict=True)
-            ]
+                    recipients[index] = []
             blocked = self._blocked(conn, jobs, recipients)
             priced = self._prices(conn, drafts)
             # the owner locks as late as possible (with POSTGRESQL_WRITERS > 1 the reads above overlap
@@ -715,17 +736,24 @@ class Gateway:
             queue.insert_rows(conn, [rows for _, rows in accepted])
             purses = [owner[0] for owner in owners.values() if not isinstance(owner, StoreError)]
             ledger.write_purses(conn, purses, now)
-        self._after_commit(accepted)
-        return [outcome for outcome in outcomes if outcome is not None]
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(jobs), "every job has an outcome"
+        return accepted, done
 
     def _after_commit(self, accepted: Sequence[tuple[Job, queue.MessageRows]]) -> None:
+        """Log the committed jobs and wake the worker: what fails here is logged, never raised (the jobs
+        are in the store and their callers must hear so)."""
         queued = 0
         for job, rows in accepted:
             done = sum(1 for m in rows.created if m.queued)
             queued += done
-            log.info("job of %s: %d queued, %d refused", job.caller.username, done, len(rows.created) - done)
+            log.info("job %s of %s: %d queued, %d refused", rows.job_id, job.caller.username, done,
+                     len(rows.created) - done)
         if queued and self._wake is not None:
-            self._wake()
+            try:
+                self._wake()
+            except Exception:
+                log.exception("waking the worker failed; it finds the jobs at its next poll")
 
     def submit(self, job: Job) -> list[Submitted]:
         """Write one job in its own transaction (write_jobs); raises its refusal."""
@@ -745,8 +773,10 @@ class Gateway:
         return self._group_commit
 
     def close(self) -> None:
-        """Finish the group commits under way (the app's shutdown)."""
+        """Finish the group commits under way and close the writer lock's file (the app's shutdown)."""
         self._group_commit.close()
+        if isinstance(self._write_lock, _WriteLock):
+            self._write_lock.close()
 
     def _lock_owners(self, conn: Connection, jobs: Sequence[Job]) -> dict[int, _Owner | StoreError]:
         """Lock every paying account of the batch (one statement, in id order) and open its purse on a
@@ -829,9 +859,7 @@ class Gateway:
             if phone in blocked:
                 specs.append(replace(spec, status=DO_NOT_CALL))
                 continue
-            price = priced[draft.kind][phone]
-            if price is None:
-                raise NoRate(f"no {draft.kind} rate for {phone}")
+            price = rating.covered(priced[draft.kind], phone, draft.kind)
             reserved = self._reservation(draft, price[0])
             specs.append(replace(spec, rate=price[0], currency=price[1], reserved=reserved))
         return specs
@@ -876,8 +904,8 @@ def _still_valid(caller: Caller, current: dict[int, Caller | GatewayError]) -> N
     if caller.credential is None:
         return
     now = current.get(caller.user_id)
-    if isinstance(now, GatewayError):
-        raise now
+    if isinstance(now, GatewayError):  # a new one per job: one instance raised in many requests
+        raise type(now)(now.detail)  # would gather all their tracebacks
     if now is None or now.credential != caller.credential:
         raise WrongCredentials(f"the login of {caller.username[:60]!r} changed")
     if (now.owner_id, now.role) != (caller.owner_id, caller.role):
@@ -889,10 +917,10 @@ def _submitted(rows: queue.MessageRows) -> list[Submitted]:
 
 
 def _purse_of(owners: dict[int, _Owner | StoreError], job: Job) -> _Owner:
-    """The job's locked owner, or its refusal raised (AccountNotFound)."""
+    """The job's locked owner, or its refusal raised (AccountNotFound: a new one per job)."""
     owner = owners[job.caller.owner_id]
     if isinstance(owner, StoreError):
-        raise owner
+        raise type(owner)(owner.detail)
     return owner
 
 

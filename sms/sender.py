@@ -51,7 +51,7 @@ from sms.errors import SmsError
 from sms.receipts import Receipt
 from sms.smpp import OutgoingPart
 from store import queue
-from store.db import Database
+from store.db import Database, retrying
 from store.errors import LeaseLost, StoreError
 from store.models import Message, MessageKind, SmsPart
 
@@ -630,7 +630,9 @@ class _WriteBatcher:
 
     async def _execute(self, ops: list[_Op]) -> None:
         try:
-            results = await asyncio.to_thread(self._transaction, ops)
+            # deadlock victims run again: a receipt settles its owner's ledger, a batch of submissions
+            # locks several owners (store.db.retrying)
+            results = await asyncio.to_thread(retrying, lambda: self._transaction(ops))
         except Exception as exc:  # the whole transaction failed: every op shares the error
             for op in ops:
                 if not op.done.done():

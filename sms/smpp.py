@@ -212,7 +212,11 @@ class Esme:
             log.warning("stopping with %d parts unanswered: %s", self._held,
                         [e.part.key for e in [*self._in_flight.values(), *self._pending]][:20])
         supervisor, *others = self._tasks
-        supervisor.cancel()
+        # Python 3.11's wait_for can swallow a cancellation that meets a connection completing at the same
+        # moment; then the supervisor goes on (a refused bind, a retry): cancel until it has ended
+        while not supervisor.done():
+            supervisor.cancel()
+            await asyncio.wait([supervisor], timeout=1.0)
         with contextlib.suppress(asyncio.CancelledError):
             await supervisor
         await self._unbind()
@@ -227,7 +231,7 @@ class Esme:
     # --- connection ------------------------------------------------------------------------------------
     async def _supervise(self) -> None:
         delay = self.settings.reconnect_min_s
-        while True:
+        while not self._stopping:
             try:
                 links = await self._connect()
             except (OSError, TimeoutError, BindFailed, PduError) as exc:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -29,10 +29,46 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.errors import StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ENV_URL = "IVRGATE_DATABASE_URL"
 SQLITE_FILE = "ivrgate.db"
 _DEFERRED = "ivrgate_deferred"
+
+
+IN_LIST_MAX = 10_000
+"""Values in one IN list at most: PostgreSQL's protocol carries 65,535 parameters a statement, SQLite's
+default build 32,766, and a batch of submissions may price tens of thousands of prefixes."""
+CONFLICT_STATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back whole and
+may simply run again."""
+CONFLICT_RETRIES = 3
+
+
+def conflicted(exc: BaseException) -> bool:
+    """Whether `exc`, or one it was raised from, is a PostgreSQL deadlock or serialization failure."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and getattr(seen.orig, "sqlstate", None) in CONFLICT_STATES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def retrying(transaction: Callable[[], T], attempts: int = CONFLICT_RETRIES) -> T:
+    """`transaction()`, run again (up to `attempts` times in all) when PostgreSQL rolled it back as a
+    deadlock victim or for a serialization failure; it must be one whole transaction, so a new run
+    starts from nothing. Two writers that lock owner rows in different orders (a batch of submissions,
+    the SMS sender's receipts) can meet in such a cycle; PostgreSQL breaks it by aborting one of them."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return transaction()
+        except Exception as exc:
+            if attempt == attempts or not conflicted(exc):
+                raise
+            log.warning("transaction rolled back by a conflict (attempt %d of %d): running it again",
+                        attempt, attempts)
+    raise AssertionError("unreachable")
 
 
 def resolve_url(explicit: str, data_dir: Path) -> str:

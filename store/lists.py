@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import ledger
+from store.db import IN_LIST_MAX
 from store.errors import DuplicateEntry
 from store.models import Base, DoNotCall, Group, GroupMember, VirtualNumber
 
@@ -112,10 +113,12 @@ def blocked_for(
     wanted = sorted(set(phones))
     if not wanted or not owners:
         return out
-    found = ledger.core(session).execute(_BLOCKED, {"phones": wanted, "owners": owners})
-    for phone, owner in found:
-        for target in owners if owner is None else [owner]:
-            out[target].add(str(phone))
+    conn = ledger.core(session)
+    for start in range(0, len(wanted), IN_LIST_MAX):  # drivers bound the parameters of one statement
+        found = conn.execute(_BLOCKED, {"phones": wanted[start:start + IN_LIST_MAX], "owners": owners})
+        for phone, owner in found:
+            for target in owners if owner is None else [owner]:
+                out[target].add(str(phone))
     return out
 
 

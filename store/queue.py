@@ -148,7 +148,7 @@ def create_message(
 
 @dataclass(frozen=True)
 class Created:
-    """A message row written by create_messages(): what the submitter needs to answer and reserve."""
+    """A message row built by message_rows(): what the submitter needs to answer and reserve."""
 
     id: str
     phone: str
@@ -169,6 +169,8 @@ class MessageRows:
     created: list[Created]
     messages: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    job_id: str = ""
+    """The submission's job ID (that of its first message)."""
 
 
 def message_rows(
@@ -178,9 +180,9 @@ def message_rows(
     now: dt.datetime,
     make_id: Callable[[], str] = new_message_id,
 ) -> MessageRows:
-    """The rows create_messages() writes, with their new IDs (pure: a batch of submissions builds them
-    all, reserves, then writes them with insert_rows())."""
-    out = MessageRows([], [], [])
+    """The rows of one submission's messages and first events, with their new IDs (pure: a batch of
+    submissions builds them all, reserves, then writes them with insert_rows(): no ORM objects)."""
+    out = MessageRows([], [], [], specs[0].job_id if specs else "")
     for spec in specs:
         queued = spec.status == QUEUED
         message_id = make_id()
@@ -201,21 +203,6 @@ def insert_rows(session: Session | Connection, batch: Sequence[MessageRows]) -> 
     conn = ledger.core(session)  # Core on the connection: no ORM bookkeeping per row
     conn.execute(_INSERT_MESSAGES, messages)
     conn.execute(_INSERT_EVENTS, [event for rows in batch for event in rows.events])
-
-
-def create_messages(
-    session: Session | Connection,
-    owner_id: int,
-    user_id: int,
-    specs: Sequence[NewMessage],
-    now: dt.datetime,
-    make_id: Callable[[], str] = new_message_id,
-) -> list[Created]:
-    """Write the messages of one submission and their first events in two statements: the Core
-    version of create_message(). Reserving money is ledger.reserve_locked()'s job."""
-    rows = message_rows(owner_id, user_id, specs, now, make_id)
-    insert_rows(session, [rows])
-    return rows.created
 
 
 def _message_row(

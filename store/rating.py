@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Row, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from store import ledger
+from store.db import IN_LIST_MAX
 from store.errors import InvalidRates, NoRate
 from store.models import MICROS, Base, MessageKind, Rate
 
@@ -113,12 +114,16 @@ def price_for(session: Session | Connection, phone: str, kind: str) -> tuple[int
 def prices(session: Session | Connection, phones: Sequence[str], kind: str) -> dict[str, tuple[int, str]]:
     """price_for() of every number of `phones` in one statement: the longest prefix wins; NoRate (513)
     names the first number no rate covers."""
-    out: dict[str, tuple[int, str]] = {}
-    for phone, price in lookup_prices(session, phones, kind).items():
-        if price is None:
-            raise NoRate(f"no {kind} rate for {phone}")
-        out[phone] = price
-    return out
+    found = lookup_prices(session, phones, kind)
+    return {phone: covered(found, phone, kind) for phone in found}
+
+
+def covered(found: dict[str, tuple[int, str] | None], phone: str, kind: str) -> tuple[int, str]:
+    """`phone`'s (price, currency) in a lookup_prices() answer; NoRate (513) when no rate covers it."""
+    price = found[phone]
+    if price is None:
+        raise NoRate(f"no {kind} rate for {phone}")
+    return price
 
 
 def lookup_prices(
@@ -128,10 +133,11 @@ def lookup_prices(
     covers it (a batch of submissions refuses only the jobs holding such a number)."""
     candidates = {phone: _prefixes(phone) for phone in phones}
     wanted = sorted({prefix for prefixes in candidates.values() for prefix in prefixes})
-    if not wanted:
-        return {}
-    found = ledger.core(session).execute(_RATES_OF_PREFIXES, {"prefixes": wanted})
-    rows = {row.prefix: row for row in found}
+    conn = ledger.core(session)
+    rows: dict[str, Row[Any]] = {}
+    for start in range(0, len(wanted), IN_LIST_MAX):  # drivers bound the parameters of one statement
+        found = conn.execute(_RATES_OF_PREFIXES, {"prefixes": wanted[start:start + IN_LIST_MAX]})
+        rows.update((row.prefix, row) for row in found)
     out: dict[str, tuple[int, str] | None] = {}
     for phone, prefixes in candidates.items():
         rate = next((rows[prefix] for prefix in prefixes if prefix in rows), None)

@@ -196,11 +196,14 @@ def more_processes(settings: Settings, port: int, level: str) -> Iterator[Sequen
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        deadline = time.monotonic() + settings.worker.shutdown_timeout_s  # one deadline for them all
         for process in processes:
-            process.join(settings.worker.shutdown_timeout_s)
+            process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
                 process.join()
+            if process.exitcode:  # 0: a graceful stop; -15: SIGTERM before uvicorn's handlers were set
+                log.warning("%s (pid %s) ended with %s", process.name, process.pid, process.exitcode)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,7 +20,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.errors import AccountNotActive, GatewayError, WrongCredentials
+from api.carrier import CarrierInfo, Country, LineType
+from api.errors import AccountNotActive, GatewayError, InvalidPin, WrongCredentials
 from api.service import Caller, Gateway, Job, Submitted
 from api.settings import Settings
 from store import accounts, ledger
@@ -29,6 +30,7 @@ from store.errors import StoreError
 from store.models import Account, LedgerEntry, Message
 from tests.integration.api.conftest import (
     BALANCE,
+    DNC_PHONE,
     NOW,
     OTHER,
     OWNER,
@@ -460,3 +462,64 @@ def test_submissions_arriving_during_a_write_share_one_transaction(
     assert (commit.batches, commit.items) == (1 + len(sizes), REQUESTS + 1)
     assert queued_messages(db) == REQUESTS + 1
     assert money(db, world.owner.id) == (BALANCE - (REQUESTS + 1) * TTS_RESERVE,) * 2
+
+
+# --- review follow-ups: one job's lookup failure, error precedence, large batches --------------------
+
+
+class _PickyCarrier:
+    """A carrier provider (failure injection) that cannot look up one number."""
+
+    def __init__(self, broken: str) -> None:
+        self.broken = broken
+
+    def lookup(self, phone: str) -> Any:
+        if phone == self.broken:
+            raise InvalidPin(f"the lookup service refused {phone}")
+        return CarrierInfo(phone, Country("US", "United States"), "", LineType.MOBILE, True)
+
+
+def test_a_lookup_failure_while_drafting_refuses_its_job_alone(
+    settings: Settings, db: Database, world: World
+) -> None:
+    gateway = Gateway(settings, db, now=lambda: NOW, carrier=_PickyCarrier(EVE))
+    caller = gateway.login(OWNER, PASSWORD)
+    fallback = gateway.sms_job(caller, phones=EVE, group=None, text="server down", tts_fallback=True)
+    before = counts(db)
+    first, second = gateway.write_jobs([fallback, sms(gateway, caller)])
+    assert refusal(first) == 513
+    assert [m.phone for m in stored(db, second)] == [ADAM]
+    assert counts(db)["messages"] == before["messages"] + 1
+
+
+def test_a_disabled_account_answers_506_before_its_forms_own_refusal(
+    client: Any, gateway: Gateway, db: Database, world: World
+) -> None:
+    """A job is built on a recent read of the login; when building it fails, the credentials are read
+    afresh first, so the documented precedence holds (505/506/404 before the form's error)."""
+    ok = one(client.post("/matrix_tts", data=account(phone=ADAM, txt="hello")).text)
+    assert ok["STATUSCODE"] == "200"  # the account row is now a recent read
+    not_audio = {"voicefile": ("notes.wav", b"this is not audio at all" * 50, "audio/wav")}
+    form = account(phone=ADAM)
+    assert one(client.post("/matrix_voice", data=form, files=not_audio).text)["STATUSCODE"] != "506"
+    change_account(db, world.owner.id, active=False)
+    # the upload is refused only while the job is built, after the (recent) login read
+    refused = one(client.post("/matrix_voice", data=form, files=not_audio).text)
+    assert refused["STATUSCODE"] == "506"
+
+
+def test_a_batch_larger_than_one_statements_parameters_is_priced_and_screened_in_chunks(
+    gateway: Gateway, db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import store.lists
+    import store.rating
+
+    monkeypatch.setattr(store.rating, "IN_LIST_MAX", 7)  # a few values per statement: many statements
+    monkeypatch.setattr(store.lists, "IN_LIST_MAX", 7)
+    caller = gateway.login(OWNER, PASSWORD)
+    numbers = [f"+1250555{n:04d}" for n in range(30)]
+    jobs = [sms(gateway, caller, ", ".join(numbers[i:i + 10])) for i in range(0, 30, 10)]
+    outcomes = gateway.write_jobs([*jobs, sms(gateway, caller, DNC_PHONE), sms(gateway, caller, UK)])
+    assert [len(stored(db, o)) for o in outcomes] == [10, 10, 10, 1, 1]
+    assert [s.code for s in outcomes[3]] == [502]  # type: ignore[index]
+    assert {m.rate for m in stored(db, outcomes[0])} == {SMS_RESERVE} and stored(db, outcomes[4])[0].rate > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,8 +110,9 @@ def test_two_http_processes_share_the_port_and_the_store(tmp_path: Path) -> None
         code = proc.wait(60)
     assert code == 0, log.read_text()[-3000:]
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    writers = {line["pid"] for line in lines if line["msg"].startswith("job of ")}
-    assert len([line for line in lines if line["msg"].startswith("job of ")]) == SUBMISSIONS
+    jobs = [line for line in lines if re.match(r"job [0-9a-f]{32} of ", line["msg"])]
+    writers = {line["pid"] for line in jobs}
+    assert len(jobs) == SUBMISSIONS
     assert proc.pid in writers and writers & helpers, f"jobs by {writers}, processes {proc.pid}, {helpers}"
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in helpers) and time.monotonic() < deadline:

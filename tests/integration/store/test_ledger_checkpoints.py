@@ -41,8 +41,9 @@ def _reserve(db: Database, owner_id: int, amount: int, now: dt.datetime) -> bool
     try:
         with db.transaction() as session:
             limit = ledger.lock_owner_id(session, owner_id)
-            created = queue.create_messages(session, owner_id, owner_id, [spec], now)
-            ledger.reserve_locked(session, owner_id, owner_id, limit, [(created[0].id, amount)], now)
+            rows = queue.message_rows(owner_id, owner_id, [spec], now)
+            queue.insert_rows(session, [rows])  # rolled back with the rest when the reservation is short
+            ledger.reserve_locked(session, owner_id, owner_id, limit, [(rows.created[0].id, amount)], now)
     except InsufficientBalance:
         return False
     return True

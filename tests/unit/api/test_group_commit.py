@@ -168,6 +168,23 @@ def test_max_items_bounds_every_batch(writer: Writer) -> None:
     assert (batcher.batches, batcher.items) == (4, 6)
 
 
+def test_max_weight_bounds_every_batch_but_a_heavy_item_goes_alone(writer: Writer) -> None:
+    batcher: GroupCommit[int, int] = GroupCommit(writer, max_items=64, weigh=lambda item: item, max_weight=5)
+
+    async def main() -> list[Any]:
+        first = await held_first(batcher, writer)
+        later = await queued(batcher, [1, 2, 2, 9, 3, 1, 1])
+        writer.gate.set()
+        return await outcomes([first, *later])
+
+    try:
+        assert run(main) == [0, 10, 20, 20, 90, 30, 10, 10]
+    finally:
+        writer.gate.set()
+        batcher.close()
+    assert writer.batches == [[0], [1, 2, 2], [9], [3, 1, 1]]
+
+
 def test_max_items_or_writers_below_one_are_refused(writer: Writer) -> None:
     with pytest.raises(ValueError):
         GroupCommit(writer, max_items=0)
