@@ -407,8 +407,11 @@ def test_concurrent_submissions_are_all_stored_once(
     assert len(set(ids)) == REQUESTS
     assert queued_messages(db) == REQUESTS
     assert money(db, world.owner.id) == (BALANCE - REQUESTS * TTS_RESERVE,) * 2
-    assert gateway._group_commit.items == REQUESTS
-    assert 1 <= gateway._group_commit.batches <= REQUESTS
+    assert gateway.group_commit.items == REQUESTS
+    assert 1 <= gateway.group_commit.batches <= REQUESTS
+    metrics = httpx.get(f"{live.url}/metrics").text  # what an operator sees of it
+    assert f"ivrgate_submission_jobs_total {float(REQUESTS)}" in metrics
+    assert f"ivrgate_submission_writes_total {float(gateway.group_commit.batches)}" in metrics
 
 
 def test_submissions_arriving_during_a_write_share_one_transaction(
