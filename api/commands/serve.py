@@ -14,8 +14,9 @@ not yet dialled go back to the queue, the engines stop; exit 0.
 `--http-processes N` (server.http_processes) starts N-1 more processes answering HTTP on the same
 address, each on its own SO_REUSEPORT socket (the kernel spreads the connections over them), API only:
 no worker, SMTP or SMPP, which stay in the first process (it polls the queue every
-worker.poll_interval_s for what the others accepted). They stop with the first process; on SQLite their
-writes take turns through `<database>.writer` (docs/store.md, "Submission throughput").
+worker.poll_interval_s for what the others accepted). One that ends is started again; they stop with
+the first process; on SQLite their writes take turns through `<database>.writer` (docs/store.md,
+"Submission throughput").
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 
 LISTEN_BACKLOG = 2048
 """uvicorn's own default."""
+WATCH_S = 1.0
+"""How often serve checks that its other HTTP processes still run."""
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 30.0
 PARENT_CHECK_S = 0.5
 """How often an additional HTTP process checks that the first one still runs."""
 PROBE_NUMBER = "+12025550123"
@@ -178,25 +183,62 @@ def serve_api(settings: Settings, port: int, parent: int, level: str) -> None:
     sock.close()
 
 
-@contextlib.contextmanager
-def more_processes(settings: Settings, port: int, level: str) -> Iterator[Sequence[BaseProcess]]:
-    """settings.server.http_processes - 1 API processes on `port`, stopped (SIGTERM, then SIGKILL after
-    the shutdown timeout) when the block ends."""
-    spawn = multiprocessing.get_context("spawn")
-    extra = api_only(settings)
-    processes = [
-        spawn.Process(target=serve_api, args=(extra, port, os.getpid(), level), name=f"ivrgate-http-{n}")
-        for n in range(1, settings.server.http_processes)
-    ]
-    try:
-        for process in processes:
-            process.start()
-        yield processes
-    finally:
+class HttpProcesses:
+    """The additional API processes of `serve`: started, kept running (one that ends while serve runs is
+    started again, after RESTART_MIN_S doubling up to RESTART_MAX_S while it keeps failing within a
+    minute), and stopped: SIGTERM, then SIGKILL at one shutdown deadline for them all."""
+
+    def __init__(self, settings: Settings, port: int, level: str) -> None:
+        self._args = (api_only(settings), port, os.getpid(), level)
+        self._count = settings.server.http_processes - 1
+        self._shutdown_s = settings.worker.shutdown_timeout_s
+        self._spawn = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.processes: list[BaseProcess] = []
+        self.restarts = 0
+
+    def _new(self, slot: int) -> BaseProcess:
+        process = self._spawn.Process(target=serve_api, args=self._args, name=f"ivrgate-http-{slot + 1}")
+        process.start()
+        return process
+
+    def start(self) -> None:
+        with self._lock:
+            self.processes = [self._new(slot) for slot in range(self._count)]
+        threading.Thread(target=self._watch, name="ivrgate-http-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        delays = [RESTART_MIN_S] * self._count
+        started = [time.monotonic()] * self._count
+        while not self._stopping.wait(WATCH_S):
+            for slot in range(self._count):
+                with self._lock:
+                    process = self.processes[slot]
+                    if self._stopping.is_set() or process.is_alive():
+                        continue
+                    process.join()
+                    log.warning("%s (pid %s) ended with %s; starting it again in %.0f s", process.name,
+                                process.pid, process.exitcode, delays[slot])
+                if self._stopping.wait(delays[slot]):
+                    return
+                lived = time.monotonic() - started[slot]
+                delays[slot] = RESTART_MIN_S if lived > 60 else min(delays[slot] * 2, RESTART_MAX_S)
+                with self._lock:
+                    if self._stopping.is_set():
+                        return
+                    self.processes[slot] = self._new(slot)
+                    self.restarts += 1
+                started[slot] = time.monotonic()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            processes = list(self.processes)
         for process in processes:
             if process.is_alive():
                 process.terminate()
-        deadline = time.monotonic() + settings.worker.shutdown_timeout_s  # one deadline for them all
+        deadline = time.monotonic() + self._shutdown_s  # one deadline for them all
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
@@ -204,6 +246,17 @@ def more_processes(settings: Settings, port: int, level: str) -> Iterator[Sequen
                 process.join()
             if process.exitcode:  # 0: a graceful stop; -15: SIGTERM before uvicorn's handlers were set
                 log.warning("%s (pid %s) ended with %s", process.name, process.pid, process.exitcode)
+
+
+@contextlib.contextmanager
+def more_processes(settings: Settings, port: int, level: str) -> Iterator[HttpProcesses]:
+    """settings.server.http_processes - 1 API processes on `port` (HttpProcesses) while the block runs."""
+    processes = HttpProcesses(settings, port, level)
+    try:
+        processes.start()
+        yield processes
+    finally:
+        processes.stop()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

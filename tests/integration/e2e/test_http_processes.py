@@ -145,3 +145,37 @@ def test_the_other_http_processes_end_when_the_first_is_killed(tmp_path: Path) -
     for pid in alive:  # never leave them behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not alive, "HTTP processes outlived a killed serve"
+
+
+def started_pids(log: Path) -> set[int]:
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return {line["pid"] for line in lines if line["msg"] == "Application startup complete."}
+
+
+def test_an_http_process_that_dies_is_started_again(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", "100.00")
+    ivrgate(data, "rates", "import", str(ROOT / "samples" / "rates.csv"))
+    port = free_tcp_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api", "--data", str(data), "serve", "--port", str(port), "--no-worker",
+             "--http-processes", "2"],
+            cwd=ROOT, env=clean_env(IVRGATE_SERVER__LOG_FORMAT="json"), stdout=sink,
+            stderr=subprocess.STDOUT, text=True,
+        )
+    try:
+        wait_started(log, processes=2)
+        (child,) = started_pids(log) - {proc.pid}
+        os.kill(child, signal.SIGKILL)  # a process serve started, ended by its PID
+        wait_started(log, processes=3)  # the first, the killed one, its successor
+        (successor,) = started_pids(log) - {proc.pid, child}
+        assert successor in children(proc.pid)
+        answers = asyncio.run(submit_all(f"http://127.0.0.1:{port}"))
+        assert [a.get("STATUSCODE") for a in answers] == ["200"] * SUBMISSIONS
+        assert "ended with -9; starting it again" in log.read_text()
+    finally:
+        proc.terminate()
+        code = proc.wait(60)
+    assert code == 0
