@@ -47,8 +47,9 @@ from api.forms import (
     Upload,
     parse_form,
 )
+from api.jobs import Caller, Job, Submitted
 from api.phones import ParsedPhones
-from api.service import Caller, Gateway, Job, NeedsThread, Submitted, inline
+from api.service import Gateway, NeedsThread, inline
 from store.models import MICROS
 
 log = logging.getLogger(__name__)

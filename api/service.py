@@ -24,33 +24,30 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
 from typing import Any, Concatenate, Literal, ParamSpec
 
 from argon2 import PasswordHasher
-from sqlalchemy import Connection, bindparam, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from api.carrier import CarrierInfo, CarrierProvider, PhonenumbersCarrierProvider, can_take_sms
 from api.credentials import CredentialCache
 from api.errors import (
-    AccountNotActive,
     AccountNotFound,
     DatabaseError,
     DatabaseUnavailable,
     DatabaseWriteError,
     GatewayError,
-    GroupNotFound,
     InvalidParameter,
     InvalidPin,
     NoVoiceFile,
-    TooManyRecipients,
     VoiceFileTooLarge,
     WrongCredentials,
 )
 from api.forms import check_txt, check_url
 from api.group_commit import GroupCommit
+from api.job_writer import JobWriter, Outcome
+from api.jobs import Caller, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
 from api.settings import Settings
 from audio.decode import decode
@@ -58,17 +55,14 @@ from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
 from ivr.prompt import AudioSegment, Fetcher, PromptSpec, TextSegment, UrlSegment
 from sms import gsm
-from store import accounts, blobs, ledger, lists, queue, rating
-from store.db import Database, retrying
-from store.errors import AccountNotFound as StoreAccountNotFound
-from store.errors import InvalidUsername as StoreInvalidUsername
+from store import accounts, blobs, ledger, queue, rating
+from store.db import Database
 from store.errors import LeaseLost, StoreError
-from store.models import Account, Message, MessageKind, Role
+from store.models import Account, Message
 from tts.base import GENDERS, LANGUAGES
 
 log = logging.getLogger(__name__)
 
-DO_NOT_CALL = (502, "PIN IN DO NOT CALL DATABASE")
 RATE_KINDS = ("sms", "voice", "tts")
 LOGIN_SNAPSHOT_TTL_S = 30.0
 """How long a read of an account row may stand in for a fresh one when the write re-checks it anyway."""
@@ -190,64 +184,6 @@ class MessageInProgress(GatewayError):
     status_text = "ERROR: MESSAGE IN PROGRESS"
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking, after authentication."""
-
-    user_id: int
-    """The authenticated account row (owner or sub-user)."""
-    owner_id: int
-    """The paying account (== user_id for owners)."""
-    username: str
-    role: str
-    """store.models.Role value: administrator | owner | subuser."""
-    credential: str | None = field(default=None, repr=False, compare=False)
-    """The stored password hash a legacy login was verified against: write_jobs() reads it again, with
-    the account's flags, in the write's transaction (on SQLite under its writer lock; on PostgreSQL a
-    change committed during the write itself is not seen, as before). None: an API key or a GUI
-    session, checked their own way."""
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """One recipient of one submission."""
-
-    message_id: str
-    """32 hex; also for refused recipients (a 502 do-not-call is stored as its own message)."""
-    phone: str
-    """E.164."""
-    code: int
-    """100 Queued, or an error code such as 502."""
-    text: str
-
-
-@dataclass(frozen=True)
-class _Draft:
-    """What one recipient's message will be, before pricing."""
-
-    kind: str
-    body: str
-    settings: dict[str, Any]
-    callerid: str | None
-    blob: str | None = None
-    parts: int = 1
-
-
-@dataclass
-class Job:
-    """A validated submission, ready to write: who submits, the recipients (raw list and/or group) and
-    how to draft each one's message. Built by the `*_job` methods, written by `submit`, `submit_async`
-    or, many at once, `write_jobs`."""
-
-    caller: Caller
-    phones: tuple[str, ...]
-    group: str | None
-    draft: Callable[[str], _Draft]
-    callback_url: str
-    audio: list[tuple[bytes, str, str]] = field(default_factory=list)
-    """(bytes, media type, origin) to store as blobs in the submission's transaction."""
-
-
 _P = ParamSpec("_P")
 
 
@@ -317,6 +253,7 @@ class Gateway:
         self._snapshots = _Snapshots(LOGIN_SNAPSHOT_TTL_S, settings.credentials.max_entries)
         # SQLite has one writer; PostgreSQL overlaps one batch's reads with another's locked part
         writers = 1 if db.dialect == "sqlite" else POSTGRESQL_WRITERS
+        self._writer = JobWriter(settings, self._write, now, wake)
         self._group_commit = GroupCommit(
             self.write_jobs, max_items=GROUP_COMMIT_JOBS, writers=writers, name="ivrgate-writer",
             weigh=lambda job: max(1, len(job.phones)), max_weight=GROUP_COMMIT_RECIPIENTS,
@@ -358,7 +295,7 @@ class Gateway:
         if _INLINE.get() and not self.runs_inline:
             raise NeedsThread("login read")
         with self._read() as session:
-            row = _login_row(session, username)
+            row = login_row(session, username)
         if rechecked and row is not None:
             self._snapshots.put(username, row, self.now().timestamp())
         return self._check_login(row, username, password)
@@ -366,7 +303,7 @@ class Gateway:
     def _check_login(self, row: Any, username: str, password: str) -> Caller:
         """login() on a read of the account row (None: no such user)."""
         stored, name = (None, username) if row is None else (row.password_hash, row.username)
-        checked = None if row is None else _row_caller(row)
+        checked = None if row is None else row_caller(row)
         ok = self.credentials.verify(name, password, lambda _name: stored, self.now().timestamp())
         if checked is None or not ok:
             raise WrongCredentials(f"login refused for {username[:60]!r}")
@@ -378,7 +315,7 @@ class Gateway:
         """The caller of a v1 API key (`Authorization: Bearer <key>`); 505 for an unknown or revoked key."""
         with self._write() as session:
             account = accounts.verify_api_key(session, key, self.now())
-            checked = _checked_caller(account)
+            checked = checked_caller(account)
         if isinstance(checked, GatewayError):
             raise checked
         return checked
@@ -405,10 +342,10 @@ class Gateway:
         # every part holds a character at least, so len(body) as the cap never refuses: the SMS sender
         # enforces its own max_parts; here the count prices the reservation
         parts = gsm.count_parts(body, len(body))
-        sms = _Draft("sms", body, {"tts_fallback": tts_fallback}, sender, parts=parts)
-        tts = _Draft("tts", body, self._tts_settings(body, "us", "female", 0, False), voice_callerid)
+        sms = Draft("sms", body, {"tts_fallback": tts_fallback}, sender, parts=parts)
+        tts = Draft("tts", body, self._tts_settings(body, "us", "female", 0, False), voice_callerid)
 
-        def draft(phone: str) -> _Draft:
+        def draft(phone: str) -> Draft:
             if tts_fallback and can_take_sms(self._carrier.lookup(phone)) is False:
                 return tts
             return sms
@@ -432,7 +369,7 @@ class Gateway:
         """A text-to-speech call per recipient; the prompt is rendered by the worker at dial time."""
         body = check_txt(text, self.settings.forms.max_tts_chars)
         spec = self._tts_settings(body, language, gender, repeat, response)
-        draft = _Draft("tts", body, spec, self._voice_callerid(callerid))
+        draft = Draft("tts", body, spec, self._voice_callerid(callerid))
         return self._job(caller, phones, group, draft, callback_url)
 
     def voice_job(
@@ -491,7 +428,7 @@ class Gateway:
         """A call per recipient playing texts and voice files in order; URL segments are fetched now."""
         options = self._voice_options(repeat, response)
         cid = self._voice_callerid(callerid)
-        job = self._job(caller, phones, group, _Draft("vtts", "", {}, cid), callback_url)
+        job = self._job(caller, phones, group, Draft("vtts", "", {}, cid), callback_url)
         segments: list[dict[str, str]] = []
         fetched: dict[str, str] = {}
         for segment in spec.segments:
@@ -499,7 +436,7 @@ class Gateway:
         texts = [item["text"] for item in segments if "text" in item]
         voice = {"language": spec.voice.language, "gender": spec.voice.gender}
         settings = {"segments": segments, **voice, **options}
-        job.draft = _fixed(_Draft("vtts", "\n".join(texts), settings, cid))
+        job.draft = fixed(Draft("vtts", "\n".join(texts), settings, cid))
         return job
 
     submit_sms = _submitting(sms_job)
@@ -577,11 +514,11 @@ class Gateway:
         caller: Caller,
         phones: str | ParsedPhones | None,
         group: str | None,
-        draft: _Draft,
+        draft: Draft,
         callback: str | None,
     ) -> Job:
         recipients = self._phones(phones, group)
-        return Job(caller, recipients, _group(group), _fixed(draft), self._callback(callback))
+        return Job(caller, recipients, _group(group), fixed(draft), self._callback(callback))
 
     def _callback(self, url: str | None) -> str:
         if not url or not url.strip():
@@ -645,9 +582,9 @@ class Gateway:
         it adds the audio to the job and returns (the message body, the blob's sha256)."""
         options = self._voice_options(repeat, response)
         cid = self._voice_callerid(callerid)
-        job = self._job(caller, phones, group, _Draft("voice", "", {}, cid), callback_url)
+        job = self._job(caller, phones, group, Draft("voice", "", {}, cid), callback_url)
         body, digest = load(job)
-        job.draft = _fixed(_Draft("voice", body, {"blob": digest, **options}, cid, blob=digest))
+        job.draft = fixed(Draft("voice", body, {"blob": digest, **options}, cid, blob=digest))
         return job
 
     def _vtts_segment(self, segment: object, job: Job, fetched: dict[str, str]) -> dict[str, str]:
@@ -670,90 +607,10 @@ class Gateway:
             raise AccountNotFound(f"account {caller.user_id} is gone")
         return viewer
 
-    def _recipients(self, session: Session, job: Job) -> list[str]:
-        phones = list(job.phones)
-        if job.group is not None:
-            members = lists.group_phones(session, job.caller.owner_id, job.group)
-            if not members:
-                raise GroupNotFound(f"no group {job.group[:40]!r} with members")
-            phones = list(dict.fromkeys([*phones, *members]))
-        limit = self.settings.phones.max_recipients
-        if len(phones) > limit:
-            raise TooManyRecipients(f"{len(phones)} recipients, more than {limit}")
-        return phones
-
-    def write_jobs(self, jobs: Sequence[Job]) -> list[list[Submitted] | GatewayError | StoreError]:
-        """Write `jobs` in ONE transaction (the group commit of `submit_async`), each all or nothing: an
-        outcome per job, in order, its Submitted list or the refusal it raises (GroupNotFound, 503, 513,
-        ...) without touching the others. The logins are re-read, recipients, do-not-call entries and
-        prices read for the whole batch; then the owner rows are locked, in id order, each owner's balance
-        read once and its jobs reserve from it in turn; all messages, events and ledger entries go in a
-        few statements. A database failure fails them all (raised); a PostgreSQL deadlock or serialization
-        failure runs the transaction again first (store.db.retrying). Wakes the worker after the commit."""
-        accepted, outcomes = retrying(lambda: self._write_jobs_once(jobs))
-        self._after_commit(accepted)
-        return outcomes
-
-    def _write_jobs_once(
-        self, jobs: Sequence[Job]
-    ) -> tuple[list[tuple[Job, queue.MessageRows]], list[list[Submitted] | GatewayError | StoreError]]:
-        now = self.now()
-        outcomes: list[list[Submitted] | GatewayError | StoreError | None] = [None] * len(jobs)
-        recipients: list[list[str]] = [[] for _ in jobs]
-        drafts: list[dict[str, _Draft]] = [{} for _ in jobs]
-        accepted: list[tuple[Job, queue.MessageRows]] = []
-        with self._write() as session:
-            conn = session.connection()  # one Core connection for the whole path (docs/store.md)
-            callers = _current_callers(conn, jobs)
-            for index, job in enumerate(jobs):
-                try:
-                    _still_valid(job.caller, callers)
-                    recipients[index] = self._recipients(session, job)
-                    drafts[index] = {phone: job.draft(phone) for phone in recipients[index]}
-                except (GatewayError, StoreError) as exc:
-                    outcomes[index] = _refusal(exc)
-                    recipients[index] = []
-            blocked = self._blocked(conn, jobs, recipients)
-            priced = self._prices(conn, drafts)
-            # the owner locks as late as possible (with POSTGRESQL_WRITERS > 1 the reads above overlap
-            # another writer's locked part); on SQLite BEGIN IMMEDIATE already serialises the writers
-            owners = self._lock_owners(conn, jobs)
-            batch = _Batch(conn, owners, blocked, priced, now)
-            for index, job in enumerate(jobs):
-                if outcomes[index] is not None:
-                    continue
-                try:
-                    rows = self._rows(batch, job, recipients[index], drafts[index])
-                except (GatewayError, StoreError) as exc:
-                    outcomes[index] = _refusal(exc)
-                    continue
-                accepted.append((job, rows))
-                outcomes[index] = _submitted(rows)
-            for job, _ in accepted:
-                for data, media, origin in job.audio:
-                    blobs.put_blob(session, data, now, media, origin)
-            session.flush()  # the blobs before the Core inserts that refer to them
-            queue.insert_rows(conn, [rows for _, rows in accepted])
-            purses = [owner[0] for owner in owners.values() if not isinstance(owner, StoreError)]
-            ledger.write_purses(conn, purses, now)
-        done = [outcome for outcome in outcomes if outcome is not None]
-        assert len(done) == len(jobs), "every job has an outcome"
-        return accepted, done
-
-    def _after_commit(self, accepted: Sequence[tuple[Job, queue.MessageRows]]) -> None:
-        """Log the committed jobs and wake the worker: what fails here is logged, never raised (the jobs
-        are in the store and their callers must hear so)."""
-        queued = 0
-        for job, rows in accepted:
-            done = sum(1 for m in rows.created if m.queued)
-            queued += done
-            log.info("job %s of %s: %d queued, %d refused", rows.job_id, job.caller.username, done,
-                     len(rows.created) - done)
-        if queued and self._wake is not None:
-            try:
-                self._wake()
-            except Exception:
-                log.exception("waking the worker failed; it finds the jobs at its next poll")
+    def write_jobs(self, jobs: Sequence[Job]) -> list[Outcome]:
+        """Write `jobs` in ONE transaction, each all or nothing: an outcome per job, in order
+        (api.job_writer.JobWriter.write_jobs)."""
+        return self._writer.write_jobs(jobs)
 
     def submit(self, job: Job) -> list[Submitted]:
         """Write one job in its own transaction (write_jobs); raises its refusal."""
@@ -778,213 +635,7 @@ class Gateway:
         if isinstance(self._write_lock, _WriteLock):
             self._write_lock.close()
 
-    def _lock_owners(self, conn: Connection, jobs: Sequence[Job]) -> dict[int, _Owner | StoreError]:
-        """Lock every paying account of the batch (one statement, in id order) and open its purse on a
-        tally read for all of them at once: (purse, the owner's spending limit), or AccountNotFound."""
-        wanted = sorted({job.caller.owner_id for job in jobs})
-        limits = ledger.lock_owner_ids(conn, wanted)
-        read = ledger.tallies(conn, list(limits))
-        return {
-            owner_id: (ledger.Purse(conn, owner_id, read[owner_id]), limits[owner_id])
-            if owner_id in limits
-            else StoreAccountNotFound(f"account {owner_id}")
-            for owner_id in wanted
-        }
-
-    def _blocked(
-        self, conn: Connection, jobs: Sequence[Job], recipients: Sequence[list[str]]
-    ) -> dict[int, set[str]]:
-        """Do-not-call numbers among the recipients, per paying account (one statement for the batch)."""
-        owners = {job.caller.owner_id for job in jobs}
-        phones = {phone for numbers in recipients for phone in numbers}
-        return lists.blocked_for(conn, owners, phones)
-
-    @staticmethod
-    def _prices(
-        conn: Connection, drafts: Sequence[dict[str, _Draft]]
-    ) -> dict[str, dict[str, tuple[int, str] | None]]:
-        """The price of every recipient, per message kind: one statement per kind for the whole batch."""
-        kinds: dict[str, set[str]] = {}
-        for job_drafts in drafts:
-            for phone, draft in job_drafts.items():
-                kinds.setdefault(draft.kind, set()).add(phone)
-        return {kind: rating.lookup_prices(conn, sorted(phones), kind) for kind, phones in kinds.items()}
-
-    def _rows(
-        self, batch: _Batch, job: Job, phones: list[str], drafts: dict[str, _Draft]
-    ) -> queue.MessageRows:
-        """One job's message rows, its reservation held in its owner's purse (nothing held if refused)."""
-        caller = job.caller
-        purse, limit = _purse_of(batch.owners, job)
-        if caller.user_id != caller.owner_id:
-            limit = self._user_limit(batch.conn, caller)
-        specs = self._specs(job, phones, drafts, batch.blocked.get(caller.owner_id, set()), batch.priced)
-        rows = queue.message_rows(caller.owner_id, caller.user_id, specs, batch.now)
-        purse.take(caller.user_id, limit, [(m.id, m.reserved) for m in rows.created if m.queued])
-        return rows
-
-    def _user_limit(self, conn: Connection, caller: Caller) -> int | None:
-        """A sub-user's spending limit (AccountNotFound when the login is gone)."""
-        query = select(_ACCOUNTS.c.spending_limit).where(_ACCOUNTS.c.id == caller.user_id)
-        row = conn.execute(query).first()
-        if row is None:
-            raise AccountNotFound(f"account {caller.user_id} is gone")
-        return None if row.spending_limit is None else int(row.spending_limit)
-
-    def _specs(
-        self,
-        job: Job,
-        phones: list[str],
-        drafts: dict[str, _Draft],
-        blocked: set[str],
-        priced: dict[str, dict[str, tuple[int, str] | None]],
-    ) -> list[queue.NewMessage]:
-        """One message per recipient: do-not-call ones refused (502), the others priced (NoRate, 513,
-        for the first recipient no rate covers)."""
-        job_id = queue.new_message_id()
-        specs = []
-        for phone in phones:
-            draft = drafts[phone]
-            spec = queue.NewMessage(
-                kind=draft.kind,
-                phone=phone,
-                job_id=job_id,
-                callerid=draft.callerid or "",
-                body=draft.body,
-                settings=draft.settings,
-                prompt_blob=draft.blob,
-                parts=draft.parts,
-                callback_url=job.callback_url,
-            )
-            if phone in blocked:
-                specs.append(replace(spec, status=DO_NOT_CALL))
-                continue
-            price = rating.covered(priced[draft.kind], phone, draft.kind)
-            reserved = self._reservation(draft, price[0])
-            specs.append(replace(spec, rate=price[0], currency=price[1], reserved=reserved))
-        return specs
-
-    def _reservation(self, draft: _Draft, price: int) -> int:
-        if draft.kind == MessageKind.SMS:
-            return rating.sms_cost(draft.parts, price)
-        max_call = self.settings.dialer.max_call_s
-        return rating.call_cost(max_call, price, self.settings.store.billing_increment_s)
-
-
-_Owner = tuple[ledger.Purse, int | None]
-"""A locked paying account in a write: its purse and its spending limit."""
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """What write_jobs() read once for all its jobs."""
-
-    conn: Connection
-    owners: dict[int, _Owner | StoreError]
-    blocked: dict[int, set[str]]
-    """Do-not-call recipients per paying account."""
-    priced: dict[str, dict[str, tuple[int, str] | None]]
-    """Per message kind: each recipient's (unit price, currency), None when no rate covers it."""
-    now: dt.datetime
-
-
-def _current_callers(conn: Connection, jobs: Sequence[Job]) -> dict[int, Caller | GatewayError]:
-    """What the logins of `jobs` are now, read in the write (one statement): the Caller or the refusal
-    (_row_caller) of every account a legacy login verified."""
-    ids = sorted({job.caller.user_id for job in jobs if job.caller.credential is not None})
-    if not ids:
-        return {}
-    rows = conn.execute(_LOGIN_ROWS_BY_ID, {"ids": ids})
-    return {row.id: _row_caller(row) for row in rows}
-
-
-def _still_valid(caller: Caller, current: dict[int, Caller | GatewayError]) -> None:
-    """Refuse a job whose login changed since it was verified: the password (505), the account disabled
-    (506) or gone (505), its owner gone (404) or moved."""
-    if caller.credential is None:
-        return
-    now = current.get(caller.user_id)
-    if isinstance(now, GatewayError):  # a new one per job: one instance raised in many requests
-        raise type(now)(now.detail)  # would gather all their tracebacks
-    if now is None or now.credential != caller.credential:
-        raise WrongCredentials(f"the login of {caller.username[:60]!r} changed")
-    if (now.owner_id, now.role) != (caller.owner_id, caller.role):
-        raise AccountNotFound(f"account {caller.user_id} changed hands")
-
-
-def _submitted(rows: queue.MessageRows) -> list[Submitted]:
-    return [Submitted(m.id, m.phone, m.status_code, m.status_text) for m in rows.created]
-
-
-def _purse_of(owners: dict[int, _Owner | StoreError], job: Job) -> _Owner:
-    """The job's locked owner, or its refusal raised (AccountNotFound: a new one per job)."""
-    owner = owners[job.caller.owner_id]
-    if isinstance(owner, StoreError):
-        raise type(owner)(owner.detail)
-    return owner
-
-
-def _refusal(exc: GatewayError | StoreError) -> GatewayError | StoreError:
-    """One job's refusal to report; a driver failure the store wrapped fails the whole write (raised)."""
-    if type(exc) is StoreError:
-        raise exc
-    return exc
-
-
-def _fixed(draft: _Draft) -> Callable[[str], _Draft]:
-    return lambda _phone: draft
-
-
 def _group(group: str | None) -> str | None:
     return group.strip() if group is not None and group.strip() else None
 
 
-_ACCOUNTS = Account.metadata.tables[Account.__tablename__]
-_PARENTS = _ACCOUNTS.alias("parent")
-_LOGIN_SELECT = (
-    select(
-        _ACCOUNTS.c.id,
-        _ACCOUNTS.c.username,
-        _ACCOUNTS.c.password_hash,
-        _ACCOUNTS.c.active,
-        _ACCOUNTS.c.role,
-        _ACCOUNTS.c.parent_id,
-        _PARENTS.c.id.label("parent_found"),
-        _PARENTS.c.active.label("parent_active"),
-    )
-    .select_from(_ACCOUNTS.outerjoin(_PARENTS, _PARENTS.c.id == _ACCOUNTS.c.parent_id))
-)
-_LOGIN_ROW = _LOGIN_SELECT.where(_ACCOUNTS.c.username == bindparam("name"))
-_LOGIN_ROWS_BY_ID = _LOGIN_SELECT.where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
-"""Built once: a login runs on every legacy request, and building the statement cost more than running it."""
-
-
-def _login_row(session: Session, username: str) -> Any:
-    """What a login needs of an account and its parent, in one statement (None: no such user)."""
-    try:
-        name = accounts.normalise_username(username)
-    except StoreInvalidUsername:
-        return None
-    return session.connection().execute(_LOGIN_ROW, {"name": name}).first()
-
-
-def _row_caller(row: Any) -> Caller | GatewayError:
-    """_checked_caller() of a _login_row()."""
-    has_parent = row.parent_id is not None and row.parent_found is not None
-    if row.role == Role.SUBUSER and not has_parent:
-        return AccountNotFound(f"sub-user {row.username} has no account")
-    if not row.active or (has_parent and not row.parent_active):
-        return AccountNotActive(row.username)
-    owner = row.parent_id if row.parent_id is not None else row.id
-    return Caller(row.id, owner, row.username, row.role, credential=row.password_hash)
-
-
-def _checked_caller(account: Account) -> Caller | GatewayError:
-    """The Caller of an account row (read inside its session), or the refusal to raise once the password
-    is known to be right: AccountNotFound for an orphaned sub-user, AccountNotActive when disabled."""
-    parent = account.parent if account.parent_id is not None else None
-    if account.role == Role.SUBUSER and parent is None:
-        return AccountNotFound(f"sub-user {account.username} has no account")
-    if not account.active or (parent is not None and not parent.active):
-        return AccountNotActive(account.username)
-    return Caller(account.id, account.owner_id, account.username, account.role)

@@ -25,7 +25,8 @@ from typing import Any
 
 from api.carrier import can_take_sms
 from api.errors import AccountNotActive, AccountNotFound, GatewayError
-from api.service import Caller, Gateway
+from api.jobs import Caller
+from api.service import Gateway
 from api.settings import Settings
 from sms.inbound import InboundHandler, InboundOptions
 from sms.sender import FallbackRequest, SenderOptions, SmsSender, TtsFallback

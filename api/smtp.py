@@ -30,8 +30,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from api.errors import status_of
 from api.forms import MatrixForm, MatrixTtsForm
+from api.jobs import Submitted
 from api.phones import ParsedPhones
-from api.service import Gateway, Submitted
+from api.service import Gateway
 from api.settings import SmtpSettings
 from api.smtp_parse import (
     HtmlOnlyMail,

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from api import manage
 from api.callbacks import CallbackSecrets, CallbackSettings
 from api.errors import WrongCredentials
-from api.service import Caller, Gateway
+from api.jobs import Caller
+from api.service import Gateway
 from store.db import Database
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ivg_...`")

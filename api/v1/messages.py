@@ -11,8 +11,9 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 
 from api import manage
 from api.errors import InvalidParameter, NoVoiceFile, VoiceFileTooLarge
+from api.jobs import Caller, Submitted
 from api.phones import parse_phone
-from api.service import Caller, Gateway, Submitted
+from api.service import Gateway
 from api.v1.deps import CallerDep, GatewayDep, StoreDep
 from api.v1.problems import V1Route
 from api.v1.schemas import (

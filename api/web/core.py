@@ -24,7 +24,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from api.errors import GatewayError, http_status_of, status_of
-from api.service import Caller, Gateway
+from api.jobs import Caller
+from api.service import Gateway
 from api.web import session as sess
 from audio.errors import AudioError
 from ivr.errors import IvrError

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from api import manage
 from api.errors import InvalidParameter
-from api.service import Caller
+from api.jobs import Caller
 from store import accounts
 from store.models import Role
 

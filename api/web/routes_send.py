@@ -18,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api import manage
 from api.errors import InvalidParameter, NoVoiceFile, VoiceFileTooLarge
-from api.service import Gateway, Submitted
+from api.jobs import Submitted
+from api.service import Gateway
 from api.web.core import PREFIX, Posted, User, WebContext, WebRoute, check_csrf
 from ivr.fetch import UrlFetcher
 from ivr.prompt import (

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 from api.app import create_app
 from api.carrier import CarrierInfo, Country, LineType
 from api.errors import AccountNotActive, GatewayError, InvalidPin, WrongCredentials
-from api.service import Caller, Gateway, Job, Submitted
+from api.jobs import Caller, Job, Submitted
+from api.service import Gateway
 from api.settings import Settings
 from store import accounts, ledger
 from store.db import Database

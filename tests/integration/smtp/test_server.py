@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from api.errors import DatabaseUnavailable, WrongCredentials
-from api.service import Submitted
+from api.jobs import Submitted
 from api.settings import Settings
 from api.smtp import REPLY_BUG, accepted_reply, error_reply, same_address
 from tests.integration.e2e.conftest import clean_env, free_tcp_port, ivrgate

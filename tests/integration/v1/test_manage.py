@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from api import manage
-from api.service import Caller
+from api.jobs import Caller
 from store import accounts, queue
 from store.db import Database
 from store.errors import DuplicateEntry
