@@ -78,22 +78,35 @@ async def submit_all(url: str) -> list[dict[str, str]]:
     return [fields(answer.text) for answer in answers]
 
 
-def test_two_http_processes_share_the_port_and_the_store(tmp_path: Path) -> None:
+def start_serve(tmp_path: Path, processes: int) -> Server:
+    """`ivrgate serve --no-worker --http-processes <processes>` on a fresh data directory (an owner with
+    100.00, the sample rates), JSON logs in serve.log; answers once healthy."""
     data = tmp_path / "data"
     ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", "100.00")
     ivrgate(data, "rates", "import", str(ROOT / "samples" / "rates.csv"))
     port = free_tcp_port()
     log = tmp_path / "serve.log"
-    env = clean_env(IVRGATE_SERVER__LOG_FORMAT="json")
     with log.open("w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "api", "--data", str(data), "serve", "--port", str(port), "--no-worker",
-             "--http-processes", "2"],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True,
+             "--http-processes", str(processes)],
+            cwd=ROOT, env=clean_env(IVRGATE_SERVER__LOG_FORMAT="json"), stdout=sink,
+            stderr=subprocess.STDOUT, text=True,
         )
     server = Server(proc, f"http://127.0.0.1:{port}", data, log)
     try:
         wait_healthy(server)
+    except BaseException:
+        proc.terminate()
+        proc.wait(60)
+        raise
+    return server
+
+
+def test_two_http_processes_share_the_port_and_the_store(tmp_path: Path) -> None:
+    server = start_serve(tmp_path, processes=2)
+    proc, log, data = server.proc, server.log, server.data_dir
+    try:
         wait_started(log, processes=2)
         before = server.balance()
         answers = asyncio.run(submit_all(server.url))
@@ -121,17 +134,8 @@ def test_two_http_processes_share_the_port_and_the_store(tmp_path: Path) -> None
 
 
 def test_the_other_http_processes_end_when_the_first_is_killed(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", "1.00")
-    port = free_tcp_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api", "--data", str(data), "serve", "--port", str(port), "--no-worker",
-             "--http-processes", "3"],
-            cwd=ROOT, env=clean_env(IVRGATE_SERVER__LOG_FORMAT="json"), stdout=sink,
-            stderr=subprocess.STDOUT, text=True,
-        )
+    server = start_serve(tmp_path, processes=3)
+    proc, log = server.proc, server.log
     try:
         wait_started(log, processes=3)
         helpers = children(proc.pid)
@@ -153,18 +157,8 @@ def started_pids(log: Path) -> set[int]:
 
 
 def test_an_http_process_that_dies_is_started_again(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", "100.00")
-    ivrgate(data, "rates", "import", str(ROOT / "samples" / "rates.csv"))
-    port = free_tcp_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api", "--data", str(data), "serve", "--port", str(port), "--no-worker",
-             "--http-processes", "2"],
-            cwd=ROOT, env=clean_env(IVRGATE_SERVER__LOG_FORMAT="json"), stdout=sink,
-            stderr=subprocess.STDOUT, text=True,
-        )
+    server = start_serve(tmp_path, processes=2)
+    proc, log = server.proc, server.log
     try:
         wait_started(log, processes=2)
         (child,) = started_pids(log) - {proc.pid}
@@ -172,7 +166,7 @@ def test_an_http_process_that_dies_is_started_again(tmp_path: Path) -> None:
         wait_started(log, processes=3)  # the first, the killed one, its successor
         (successor,) = started_pids(log) - {proc.pid, child}
         assert successor in children(proc.pid)
-        answers = asyncio.run(submit_all(f"http://127.0.0.1:{port}"))
+        answers = asyncio.run(submit_all(server.url))
         assert [a.get("STATUSCODE") for a in answers] == ["200"] * SUBMISSIONS
         assert "ended with -9; starting it again" in log.read_text()
     finally:
