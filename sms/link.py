@@ -100,7 +100,8 @@ class Link(asyncio.Protocol):
             self._waiting.pop(seq, None)
             raise ConnectionResetError(f"{self.name}: not connected")
         try:
-            return await asyncio.wait_for(waiter, timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: it can swallow a cancellation (3.11)
+                return await waiter
         finally:
             self._waiting.pop(seq, None)
 

@@ -212,11 +212,7 @@ class Esme:
             log.warning("stopping with %d parts unanswered: %s", self._held,
                         [e.part.key for e in [*self._in_flight.values(), *self._pending]][:20])
         supervisor, *others = self._tasks
-        # Python 3.11's wait_for can swallow a cancellation that meets a connection completing at the same
-        # moment; then the supervisor goes on (a refused bind, a retry): cancel until it has ended
-        while not supervisor.done():
-            supervisor.cancel()
-            await asyncio.wait([supervisor], timeout=1.0)
+        supervisor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await supervisor
         await self._unbind()
@@ -231,7 +227,7 @@ class Esme:
     # --- connection ------------------------------------------------------------------------------------
     async def _supervise(self) -> None:
         delay = self.settings.reconnect_min_s
-        while not self._stopping:
+        while not self._stopping:  # stop() sets it before cancelling this task
             try:
                 links = await self._connect()
             except (OSError, TimeoutError, BindFailed, PduError) as exc:
@@ -262,8 +258,10 @@ class Esme:
     async def _open(self, mode: str) -> Link:
         s = self.settings
         loop = asyncio.get_running_loop()
-        _, link = await asyncio.wait_for(
-            loop.create_connection(lambda: Link(self, f"smpp-{mode}"), s.host, s.port), s.response_timeout_s)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that meets the
+        # connection completing, and stop() then waited for ever on a supervisor that went on retrying
+        async with asyncio.timeout(s.response_timeout_s):
+            _, link = await loop.create_connection(lambda: Link(self, f"smpp-{mode}"), s.host, s.port)
         try:
             system_id = await link.bind(mode, pdu.Bind(s.system_id, s.password, s.system_type),
                                         s.response_timeout_s)

@@ -52,6 +52,24 @@ def cpu_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])
 
 
+def children(pid: int) -> set[int]:
+    """The child processes of `pid` (from /proc; empty when it is gone)."""
+    found: set[int] = set()
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found.update(int(child) for child in (task / "children").read_text().split())
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and all its descendants alive now (a server's other processes,
+    a database's backends)."""
+    own = cpu_ticks(pid) or 0
+    return own / TICKS + sum(tree_cpu_seconds(child) for child in children(pid))
+
+
 def sample(pids: list[int]) -> tuple[dict[int, int], float]:
     """CPU ticks of the living `pids` and the time they were read, for `cpu_pct`."""
     ticks = {pid: cpu_ticks(pid) for pid in pids}

@@ -40,6 +40,7 @@ from store.db import Database
 from store.models import Message
 from tests.integration.api.conftest import seed
 from tests.integration.store.postgres import free_tcp_port, running_cluster
+from tests.procfs import tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pass72727"
@@ -135,17 +136,6 @@ def prepare(url: str, count: int = 1) -> None:
     database.dispose()
 
 
-def cpu_seconds(pid: int, children: bool = True) -> float:
-    """User + system CPU time of process `pid` and (unless not `children`) its children (the other HTTP
-    processes, a database server's backends), from /proc."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").iterdir() if children else ():
-        total += sum(cpu_seconds(int(child)) for child in (task / "children").read_text().split())
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return total + (int(fields[11]) + int(fields[12])) / tick
-
-
 def jobs_per_write(metrics: str) -> float:
     """The group commit's mean batch size, from one process's /metrics."""
     found = dict(re.findall(r"^ivrgate_submission_(writes|jobs)_total (\S+)$", metrics, re.MULTILINE))
@@ -227,16 +217,16 @@ def measure(name: str, url: str, args: argparse.Namespace, db_pid: int | None = 
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         for body in warm:
             httpx.post(f"{base}/matrix_tts", content=body, headers=form)
-        cpu_before = cpu_seconds(pid)
-        db_before = cpu_seconds(db_pid) if db_pid else 0.0
+        cpu_before = tree_cpu_seconds(pid)
+        db_before = tree_cpu_seconds(db_pid) if db_pid else 0.0
         if shutil.which("wrk") and not args.httpx:
             tool = "wrk"
             rate, p50, p99, sent = run_wrk(base, args.seconds, args.connections, args.accounts)
         else:
             tool = "httpx"
             rate, p50, p99, sent = asyncio.run(_load(base, args.seconds, args.connections, args.accounts))
-        cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(sent, 1)
-        db_ms = (cpu_seconds(db_pid) - db_before) * 1000 / max(sent, 1) if db_pid else 0.0
+        cpu_ms = (tree_cpu_seconds(pid) - cpu_before) * 1000 / max(sent, 1)
+        db_ms = (tree_cpu_seconds(db_pid) - db_before) * 1000 / max(sent, 1) if db_pid else 0.0
         batch = jobs_per_write(httpx.get(f"{base}/metrics").text)
     stored = queued(url) - len(warm)
     print(

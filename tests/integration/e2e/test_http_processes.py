@@ -32,19 +32,12 @@ from tests.integration.e2e.conftest import (
     ivrgate,
     wait_healthy,
 )
+from tests.procfs import children
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SUBMISSIONS = 120
 TTS = {"username": USERNAME, "password": PASSWORD, "phone": "12506063167", "txt": "Adam, web server is down"}
-
-
-def children(pid: int) -> set[int]:
-    """The child processes of `pid` (from /proc)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(child) for child in (task / "children").read_text().split())
-    return found
 
 
 def wait_started(log: Path, processes: int, timeout: float = 60.0) -> None:
