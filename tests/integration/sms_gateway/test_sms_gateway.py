@@ -114,7 +114,7 @@ def test_tts_fallback_when_the_smsc_refuses_an_ambiguous_number(gw: Gw) -> None:
         assert sms.smsc_error == "0x0000000B ESME_RINVDSTADR" and sms.cost == 0
 
 
-def test_smsc_restarted_mid_batch_loses_and_doubles_nothing(gw: Gw) -> None:
+def test_smsc_restarted_mid_batch_loses_nothing_and_resends_only_unanswered_parts(gw: Gw) -> None:
     phones = [f"+1250555{n:04d}" for n in range(1000, 1150)]
     answer = gw.client.get("/matrix", params={"username": "owner@example.com", "password": "pass7782",
                                               "phone": ",".join(phones), "txt": "batch"})
@@ -122,14 +122,21 @@ def test_smsc_restarted_mid_batch_loses_and_doubles_nothing(gw: Gw) -> None:
     assert len(ids) == len(phones)
     wait_for(lambda: gw.smsc.state()["stats"]["accepted"] >= 20, what="the batch to start")
     gw.smsc.kill()
-    assert len(gw.smsc.recorded()) < len(phones)  # killed mid-batch
+    before_kill = [r["destination"] for r in gw.smsc.recorded()]
+    assert len(before_kill) < len(phones)  # killed mid-batch
     gw.smsc.start()
     wait_for(lambda: _finished(gw) >= len(ids), timeout_s=60.0, what="every message finished")
     with gw.gateway.db.read() as session:
         codes = {queue.get_message(session, i).status_code for i in ids}
     assert codes == {200}
     destinations = [r["destination"] for r in gw.smsc.recorded()]
-    assert sorted(destinations) == sorted(p.lstrip("+") for p in phones)
+    assert set(destinations) == {p.lstrip("+") for p in phones}  # nothing lost
+    # SMPP delivers at least once: a submit_sm the SMSC recorded but whose response the kill cut off is
+    # sent again after the restart. Only such parts may stand twice: recorded before the kill, at most
+    # one window of them, each twice at most.
+    doubled = [d for d in set(destinations) if destinations.count(d) > 1]
+    assert all(destinations.count(d) == 2 and d in before_kill for d in doubled)
+    assert len(doubled) <= gw.settings.sms.window
 
 
 def _finished(gw: Gw) -> int:
