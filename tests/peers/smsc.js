@@ -4,7 +4,8 @@
 //        RECORD (JSON-lines file: one line per accepted submit_sm, appended before the response is sent,
 //        so it survives a kill -9 and a restart appends to it; receipts not yet acknowledged are kept in
 //        RECORD.receipts and forwarded again after a restart), NODELAY=1, QUIET=1.
-// HTTP:  GET /state             counters, the accepted and held submits, the deliver_sm answers
+// HTTP:  GET /state             counters, the accepted and held submits, the deliver_sm answers, the
+//                               modes of the bound sessions
 //        POST /config {...}     switches: dlr, dlr_state, dlr_err, dlr_tlv, dlr_delay_ms, throttle_every,
 //                               throttle_next, refuse_next, refuse_status, drop_after, hold, record
 //        POST /mo {source, destination, text, coding: "gsm"|"ucs2", parts, concat: "udh"|"sar", ref}
@@ -268,7 +269,8 @@ function control(req, res) {
     try {
       const input = body ? JSON.parse(body) : {};
       if (req.method === 'GET' && req.url === '/state') {
-        answer = {stats, config, submits, held, delivers, sessions: sessions.size, id_prefix: ID_PREFIX};
+        const bound = [...sessions].filter(s => s.mode && !s.socket.destroyed).map(s => s.mode);
+        answer = {stats, config, submits, held, delivers, sessions: sessions.size, bound, id_prefix: ID_PREFIX};
       } else if (req.method === 'POST' && req.url === '/config') {
         Object.assign(config, input);
         answer = config;

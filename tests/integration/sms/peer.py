@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,20 @@ class Smsc:
 
     def send_mo(self, source: str, destination: str, text: str, *, coding: str = "gsm", parts: int = 1,
                 concat: str = "udh", ref: int = 42) -> None:
-        self._call("POST", "/mo", {"source": source, "destination": destination, "text": text,
-                                   "coding": coding, "parts": parts, "concat": concat, "ref": ref})
+        """Send an MO message; raises when no receiving session is bound (the SMSC would drop it)."""
+        answer = self._call("POST", "/mo", {"source": source, "destination": destination, "text": text,
+                                            "coding": coding, "parts": parts, "concat": concat, "ref": ref})
+        if not answer.get("sent"):
+            raise RuntimeError(f"the SMSC sent no MO message: {answer.get('error', answer)}")
+
+    def wait_receiver(self, timeout_s: float = 20.0) -> None:
+        """Wait until a session bound as receiver or transceiver (an ESME binds after its start
+        returns; an MO message sent before then has nowhere to go)."""
+        deadline = time.monotonic() + timeout_s
+        while not any(mode != "transmitter" for mode in self.state()["bound"]):
+            if time.monotonic() > deadline:
+                raise AssertionError("no receiving session bound to the SMSC")
+            time.sleep(0.05)
 
     def recorded(self) -> list[dict[str, Any]]:
         """Every accepted submit in the record file, across restarts."""

@@ -125,4 +125,5 @@ def gw(tmp_path: Path, smsc: Smsc, receiver: Receiver) -> Iterator[Gw]:  # noqa:
     )
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
+        smsc.wait_receiver()  # the SMS node binds in the background once the app has started
         yield Gw(client, app.state.gateway, smsc, receiver, settings)
