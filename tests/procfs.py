@@ -33,6 +33,16 @@ def ports_free(ports: list[int]) -> bool:
             s.close()
 
 
+def tcp_listening(port: int) -> int:
+    """How many TCP sockets listen on `port` (from /proc/net/tcp and tcp6)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            count += fields[1].rsplit(":", 1)[1] == f"{port:04X}" and fields[3] == "0A"
+    return count
+
+
 def free_block(count: int, low: int = 41000, high: int = 59000, tries: int = 200) -> int:
     """A base port such that base .. base + count - 1 are all free UDP ports (other suites run at once)."""
     rng = random.Random()

@@ -40,7 +40,7 @@ from store.db import Database
 from store.models import Message
 from tests.integration.api.conftest import seed
 from tests.integration.store.postgres import free_tcp_port, running_cluster
-from tests.procfs import tree_cpu_seconds
+from tests.procfs import tcp_listening, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pass72727"
@@ -105,17 +105,7 @@ def _ready(base: str, port: int, listeners: int) -> bool:
         httpx.get(f"{base}/sms_rate", params={"phone": "12506058145"}, timeout=1)
     except httpx.TransportError:
         return False
-    return _listening(port) >= listeners
-
-
-def _listening(port: int) -> int:
-    """TCP sockets in state LISTEN on `port` (from /proc/net/tcp and tcp6)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            count += fields[1].rsplit(":", 1)[1] == f"{port:04X}" and fields[3] == "0A"
-    return count
+    return tcp_listening(port) >= listeners
 
 
 def prepare(url: str, count: int = 1) -> None:

@@ -272,6 +272,8 @@ function control(req, res) {
         const bound = [...sessions].filter(s => s.mode && !s.socket.destroyed).map(s => s.mode);
         answer = {stats, config, submits, held, delivers, sessions: sessions.size, bound, id_prefix: ID_PREFIX};
       } else if (req.method === 'POST' && req.url === '/config') {
+        const unknown = Object.keys(input).filter(key => !(key in config));
+        if (unknown.length) throw new Error('unknown switches: ' + unknown.join(', '));
         Object.assign(config, input);
         answer = config;
       } else if (req.method === 'POST' && req.url === '/mo') {

@@ -14,6 +14,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,9 +45,7 @@ def wait_started(log: Path, processes: int, timeout: float = 60.0) -> None:
     """Until `processes` distinct processes logged uvicorn's start-up as complete."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-        started = {line["pid"] for line in lines if line["msg"] == "Application startup complete."}
-        if len(started) >= processes:
+        if len(started_pids(log)) >= processes:
             return
         time.sleep(0.2)
     raise AssertionError(f"fewer than {processes} HTTP processes started: {log.read_text()[-2000:]}")
@@ -115,8 +114,7 @@ def test_two_http_processes_share_the_port_and_the_store(tmp_path: Path) -> None
         proc.terminate()
         code = proc.wait(60)
     assert code == 0, log.read_text()[-3000:]
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    jobs = [line for line in lines if re.match(r"job [0-9a-f]{32} of ", line["msg"])]
+    jobs = [line for line in log_entries(log) if re.match(r"job [0-9a-f]{32} of ", line["msg"])]
     writers = {line["pid"] for line in jobs}
     assert len(jobs) == SUBMISSIONS
     assert proc.pid in writers and writers & helpers, f"jobs by {writers}, processes {proc.pid}, {helpers}"
@@ -144,9 +142,14 @@ def test_the_other_http_processes_end_when_the_first_is_killed(tmp_path: Path) -
     assert not alive, "HTTP processes outlived a killed serve"
 
 
+def log_entries(log: Path) -> list[dict[str, Any]]:
+    """The JSON log entries of serve's log file, whole lines only (serve may be writing the last)."""
+    return [json.loads(line) for line in log.read_text().split("\n")[:-1] if line.startswith("{")]
+
+
 def started_pids(log: Path) -> set[int]:
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    return {line["pid"] for line in lines if line["msg"] == "Application startup complete."}
+    """The processes that logged uvicorn's start-up as complete."""
+    return {line["pid"] for line in log_entries(log) if line["msg"] == "Application startup complete."}
 
 
 def test_an_http_process_that_dies_is_started_again(tmp_path: Path) -> None:

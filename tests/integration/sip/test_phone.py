@@ -39,7 +39,7 @@ def test_phone_presses_keys(make_ua: Callable[..., Agent], phone: Callable[..., 
     assert agent.log.wait("c1", "ringing")[0].sip_code == 180
     digits = agent.log.wait("c1", "digit", count=2)
     assert [(d.digit, d.source) for d in digits] == [("9", mode), ("1", mode)]
-    assert digits[1].t - digits[0].t > 0.5  # two presses, 0.7 s apart
+    assert digits[1].t - digits[0].t > 0.35  # two presses 0.7 s apart (a loaded machine may delay one)
     agent.ua.hangup("c1")
     agent.log.wait("c1", "disconnected")
     (call,) = far.results()
@@ -87,7 +87,7 @@ def test_phone_records_the_prompt(make_ua: Callable[..., Agent], phone: Callable
                                   tmp_path: Path) -> None:
     prompt = tmp_path / "prompt.wav"
     played = write_prompt(prompt, seconds=3.0)
-    far = phone("--ring", "0.1", "--record", str(tmp_path / "rec"), "--hangup-after", "4")
+    far = phone("--ring", "0.1", "--record", str(tmp_path / "rec"), "--hangup-after", "6")
     agent = make_ua()
     agent.ua.call("c1", far.uri)
     agent.log.wait("c1", "answered")

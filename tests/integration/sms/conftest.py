@@ -27,7 +27,7 @@ def settings_for(peer: Smsc, **overrides: object) -> SmppSettings:
     """Settings that reach `peer` and react fast enough for tests."""
     base: dict[str, object] = {"port": peer.port, "system_id": "test", "password": "test", "window": 16,
                                "rate_per_s": 0.0, "reconnect_min_s": 0.1, "reconnect_max_s": 0.5,
-                               "throttle_backoff_s": 0.05, "response_timeout_s": 3.0}
+                               "throttle_backoff_s": 0.05, "response_timeout_s": 10.0}
     base.update(overrides)
     return SmppSettings(**base)  # type: ignore[arg-type]
 

@@ -121,6 +121,8 @@ def test_smsc_restarted_mid_batch_loses_nothing_and_resends_only_unanswered_part
     ids = [line.split(": ")[1] for line in answer.text.splitlines() if line.startswith("ID: ")]
     assert len(ids) == len(phones)
     wait_for(lambda: gw.smsc.state()["stats"]["accepted"] >= 20, what="the batch to start")
+    gw.smsc.configure(hold=True)  # submits now go unanswered, as to a dying SMSC: the kill lands mid-batch
+    wait_for(lambda: gw.smsc.state()["stats"]["held"] >= 1, what="a submit held")
     gw.smsc.kill()
     before_kill = [r["destination"] for r in gw.smsc.recorded()]
     assert len(before_kill) < len(phones)  # killed mid-batch

@@ -42,8 +42,12 @@ def test_answered_call_is_recorded_and_charged(store: Store, phone: Callable[...
             ops = OpsContext(store.db, metrics=metrics, pool=node.pool, worker=node.worker)
             done = await store.await_finished(message_id)
             assert done.status_code == 200
-            text = metrics.render().decode()
-            assert 'ivrgate_call_outcomes_total{code="200"} 1.0' in text
+            outcome = 'ivrgate_call_outcomes_total{code="200"} 1.0'
+            for _ in range(200):  # counted once the outcome's write returns, just after the store shows it
+                if outcome in (text := metrics.render().decode()):
+                    break
+                await asyncio.sleep(0.05)
+            assert outcome in text
             assert "ivrgate_engine_processes_up 1.0" in text
             assert "ivrgate_submission_latency_seconds_count 1.0" in text
             assert ops.worker is node.worker
