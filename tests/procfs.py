@@ -7,6 +7,7 @@ import os
 import random
 import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -41,6 +42,23 @@ def tcp_listening(port: int) -> int:
             fields = line.split()
             count += fields[1].rsplit(":", 1)[1] == f"{port:04X}" and fields[3] == "0A"
     return count
+
+
+def wait_sipp_ready(proc: subprocess.Popen[bytes], port: int, log: Path | None = None, *, tcp: bool = False,
+                    timeout_s: float = 10.0) -> None:
+    """Until the SIPp `proc` has bound its SIP UDP `port` (listens on it, with `tcp`: `-t t1`, where a
+    call placed before then is refused). A SIPp that ends at start-up is killed and reported with its
+    error file `log`; one that ended well (a short UAC scenario) is simply done."""
+    deadline = time.monotonic() + timeout_s
+    while not (tcp_listening(port) if tcp else not ports_free([port])):
+        if proc.poll() == 0:
+            return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(5)
+            errors = log.read_text() if log is not None and log.exists() else ""
+            raise RuntimeError(f"SIPp did not start: {errors}")
+        time.sleep(0.02)
 
 
 def free_block(count: int, low: int = 41000, high: int = 59000, tries: int = 200) -> int:

@@ -13,7 +13,6 @@ import math
 import re
 import subprocess
 import threading
-import time
 import wave
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
@@ -28,7 +27,7 @@ from ivr.dialer import CallJob, CallReport, run_call
 from ivr.pool import EnginePool, RestartPolicy
 from ivr.settings import DialerSettings, SipSettings
 from ivr.sip import SipEvent
-from tests.integration.pool.conftest import child_pids, free_block, ports_free, process_gone
+from tests.integration.pool.conftest import child_pids, free_block, process_gone
 from tests.integration.sip.conftest import (  # fixtures re-exported for this directory
     PhoneProcess,
     Sipp,
@@ -37,6 +36,7 @@ from tests.integration.sip.conftest import (  # fixtures re-exported for this di
     sipp,
     sipp_workdir,
 )
+from tests.procfs import wait_sipp_ready
 
 __all__ = ["PhoneProcess", "Sipp", "child_pids", "phone", "process_gone", "read_wav", "sipp",
            "sipp_workdir"]
@@ -242,13 +242,7 @@ def start_sipp(scenario: Path, workdir: Path, *, calls: int, limit: int, timeout
     if rate is not None:
         cmd += ["-r", str(rate)]
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while ports_free([port]):  # until SIPp has bound its SIP port
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait(5)
-            raise RuntimeError(f"SIPp did not start: {log.read_text() if log.exists() else ''}")
-        time.sleep(0.02)
+    wait_sipp_ready(proc, port, log)
     return Sipp(proc, port, log)
 
 

@@ -7,7 +7,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from ivr.events import SipEvent
 from ivr.pool import CallHandle
 from ivr.settings import SipSettings
-from tests.procfs import free_block, ports_free
+from tests.procfs import free_block, wait_sipp_ready
 
 SCENARIO = Path(__file__).with_name("uas_answer.xml")
 HOLD_ATTRIBUTE = 'timeout="2000"'
@@ -79,11 +78,7 @@ def uas(tmp_path: Path) -> Iterator[Callable[[int], Uas]]:
                "-nostdin", "-timeout", "120s"]
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started.append(Uas(proc, port))
-        deadline = time.monotonic() + 5.0
-        while ports_free([port]):  # until SIPp has bound its SIP port
-            assert proc.poll() is None, "SIPp exited at start-up"
-            assert time.monotonic() < deadline, "SIPp did not bind its port"
-            time.sleep(0.02)
+        wait_sipp_ready(proc, port)
         return started[-1]
 
     yield start

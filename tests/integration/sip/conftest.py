@@ -25,7 +25,7 @@ import pytest
 from ivr.events import SipEvent
 from ivr.settings import SipSettings
 from ivr.sip import SipUserAgent
-from tests.procfs import ports_free, tcp_listening
+from tests.procfs import wait_sipp_ready
 
 ROOT = Path(__file__).resolve().parents[3]
 SIPP_DIR = ROOT / "samples" / "sipp"
@@ -102,14 +102,7 @@ def sipp(sipp_workdir: Path) -> Iterator[Callable[..., Sipp]]:
                "-trace_err", "-error_file", str(log), *args]
         proc = subprocess.Popen(cmd, cwd=sipp_workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started.append(Sipp(proc, port, log))
-        tcp = "t1" in args  # `-t t1`: SIPp listens on TCP, and a call placed before then is refused
-        deadline = time.monotonic() + 10
-        while not (tcp_listening(port) if tcp else not ports_free([port])):
-            if proc.poll() == 0:  # a short UAC scenario may be over already
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"SIPp did not start: {log.read_text() if log.exists() else ''}")
-            time.sleep(0.02)
+        wait_sipp_ready(proc, port, log, tcp="t1" in args)
         return started[-1]
 
     yield start
