@@ -35,6 +35,13 @@ class GatewayError(Exception):
         self.detail = detail or self.status_text
 
 
+class StartupFailed(GatewayError):
+    """A setting that cannot work, found at start-up (a port already taken, a missing file): one line that
+    names the setting, and the command exits non-zero with nothing left running."""
+
+    status_text = "ERROR: INVALID SETTINGS"
+
+
 class AccountNotFound(GatewayError):
     """404: the account a request acts for does not exist (e.g. a sub-user whose parent account is gone).
 

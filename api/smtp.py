@@ -28,7 +28,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from api.errors import status_of
+from api.errors import StartupFailed, status_of
 from api.forms import MatrixForm, MatrixTtsForm
 from api.jobs import Submitted
 from api.phones import ParsedPhones
@@ -226,7 +226,11 @@ async def running_smtp(settings: SmtpSettings, gateway: Gateway) -> AsyncIterato
                     hostname=settings.hostname or None, ident="ivrgate SMTP gateway",
                     tls_context=context, require_starttls=settings.require_starttls, loop=loop)
 
-    server = await loop.create_server(factory, host=settings.host, port=settings.port)
+    try:
+        server = await loop.create_server(factory, host=settings.host, port=settings.port)
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise StartupFailed(f"smtp.port: {settings.host}:{settings.port} (TCP): {why}") from None
     port = int(server.sockets[0].getsockname()[1])
     log.info("SMTP gateway on %s:%d for %s", settings.host, port, settings.address)
     try:

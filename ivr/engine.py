@@ -324,6 +324,10 @@ class Engine:
         """Start the UA, serve commands until shutdown / EOF / SIGTERM, stop the UA; the exit status."""
         try:
             self._ua.start()
+        except IvrError as exc:  # a known refusal (a port taken, bad settings): one line, no traceback
+            log.error("user agent failed to start: %s", exc.detail)
+            self._emit(Fatal(describe(exc)))
+            return 1
         except Exception as exc:
             log.exception("user agent failed to start")
             self._emit(Fatal(describe(exc)))

@@ -35,11 +35,12 @@ import time
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from api.commands.user import open_store
-from api.errors import GatewayError
+from api.errors import GatewayError, StartupFailed
 from api.logging_setup import configure_logging
 from api.phones import sip_uri
 from api.settings import ServerSettings, Settings
@@ -58,10 +59,8 @@ PROBE_NUMBER = "+12025550123"
 """A possible number the trunk template is tried with at start-up."""
 
 
-class StartupError(GatewayError):
-    """A setting that cannot work, found before anything starts."""
-
-    status_text = "ERROR: INVALID SETTINGS"
+StartupError = StartupFailed
+"""A setting that cannot work, found before anything starts (the name the commands use)."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,7 +96,9 @@ def with_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def check_startup(settings: Settings) -> None:
-    """Refuse settings that would only fail later: a trunk that cannot be dialled, missing cert files."""
+    """Refuse settings that would only fail later: a trunk that cannot be dialled, missing cert files,
+    an SMTP or SIP port another program holds (checked before anything starts, so nothing is left
+    half-started; a port taken in the moment between is still reported in one line by StartupGuard)."""
     server = settings.server
     for name in ("certfile", "keyfile"):
         path = getattr(server, name)
@@ -109,6 +110,116 @@ def check_startup(settings: Settings) -> None:
         except GatewayError as exc:
             hint = "set IVRGATE_SIP__TRUNK_HOST, or serve --no-worker"
             raise StartupError(f"sip: {exc.detail} ({hint})") from None
+    for setting, host, port, kind in listeners(settings):
+        why = port_taken(host, port, kind)
+        if why:
+            raise StartupError(f"{setting}: {host}:{port} ({kind.upper()}): {why}")
+
+
+def listeners(settings: Settings) -> list[tuple[str, str, int, str]]:
+    """(setting, host, port, udp|tcp) of every port this node will listen on besides HTTP."""
+    found: list[tuple[str, str, int, str]] = []
+    if settings.smtp.enabled and settings.smtp.port:
+        found.append(("smtp.port", settings.smtp.host, settings.smtp.port, "tcp"))
+    if settings.worker.enabled:
+        sip = settings.sip
+        found += [("sip.port", sip.bind_address, sip.port + i, sip.transport) for i in range(sip.processes)]
+    return found
+
+
+def port_taken(host: str, port: int, kind: str) -> str:
+    """Why (host, port) cannot be bound now, or '' when it can (the probe socket is closed at once)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM) as probe:
+        if kind != "udp":
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener will
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return ""
+
+
+def one_line(exc: BaseException) -> str:
+    """A start-up failure in one line that names the setting it comes from."""
+    from ivr.pool import EngineStartError  # the SIP side loads only when it failed
+
+    if isinstance(exc, StartupFailed):
+        return exc.detail
+    if isinstance(exc, EngineStartError):
+        return f"sip.port: {exc.detail}"
+    detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {detail}"
+
+
+class StartupGuard:
+    """The app as uvicorn runs it, with start-up failures in one line: a lifespan that raises while
+    starting is reported by `failure` (its one_line), not by a traceback in uvicorn's log. Whatever
+    the lifespan had started is stopped by its own exit stack before the failure is reported."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.failure = ""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Any] = []
+
+        async def send_startup(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)  # sent below, without the traceback text
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_startup)
+        except BaseException as exc:  # every start-up failure becomes one line
+            if not held:
+                raise
+            self.failure = one_line(exc)
+        if held:
+            await send({"type": "lifespan.startup.failed", "message": ""})
+
+
+class _QuietStartupFailure(logging.Filter):
+    """Drops uvicorn's own 'Application startup failed. Exiting.': serve says why in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Application startup failed")
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server that prints `banner` only once every listener is bound (HTTP, SMTP, SIP), and
+    turns a failed start-up into StartupFailed instead of uvicorn's sys.exit."""
+
+    def __init__(self, config: uvicorn.Config, banner: str = "") -> None:
+        super().__init__(config)
+        self.banner = banner
+        self.failed = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        except SystemExit:
+            self.failed = self.should_exit = True
+            return
+        if self.banner:
+            print(self.banner, flush=True)
+
+    def run_checked(self, sockets: list[socket.socket] | None = None) -> None:
+        """Run until stopped; StartupFailed (one line) when the app could not start."""
+        quiet = _QuietStartupFailure()
+        logging.getLogger("uvicorn.error").addFilter(quiet)
+        try:
+            self.run(sockets=sockets)
+        finally:
+            logging.getLogger("uvicorn.error").removeFilter(quiet)
+        if self.failed or not self.started:
+            app = self.config.app
+            failure = app.failure if isinstance(app, StartupGuard) else ""
+            raise StartupFailed(failure or "the application did not start (see the log above)")
 
 
 def server_config(settings: Settings) -> uvicorn.Config:
@@ -121,7 +232,7 @@ def server_config(settings: Settings) -> uvicorn.Config:
     if settings.smtp.enabled:
         attach_smtp(app, settings.smtp)  # the SMTP gateway runs in the app's lifespan
     return uvicorn.Config(
-        app, host=server.host, port=server.port, loop="auto", lifespan="on", log_config=None,
+        StartupGuard(app), host=server.host, port=server.port, loop="auto", lifespan="on", log_config=None,
         access_log=server.access_log, server_header=False,
         ssl_certfile=server.certfile or None, ssl_keyfile=server.keyfile or None)
 
@@ -147,16 +258,18 @@ def api_only(settings: Settings) -> Settings:
     })
 
 
-def shared_socket(host: str, port: int) -> socket.socket:
+def shared_socket(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
     """A listening TCP socket on (host, port) that other processes may bind too (SO_REUSEPORT): the kernel
-    hands each new connection to one of them, so no process takes every connection of a burst."""
+    hands each new connection to one of them, so no process takes every connection of a burst. Without
+    `reuse_port`, a socket of this process alone (a second server on the port is refused)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without it
     # a response written in two parts waits for the client's delayed ACK (40 ms a request)
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(LISTEN_BACKLOG)
     except BaseException:
@@ -259,27 +372,33 @@ def more_processes(settings: Settings, port: int, level: str) -> Iterator[HttpPr
         processes.stop()
 
 
+def http_socket(settings: Settings) -> socket.socket:
+    """serve's HTTP listener, bound before anything else starts (StartupFailed when it cannot be)."""
+    server = settings.server
+    try:
+        return shared_socket(server.host, server.port, reuse_port=server.http_processes > 1)
+    except OSError as exc:
+        raise StartupError(f"server.port: {server.host}:{server.port} (TCP): {exc.strerror or exc}") from None
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_arguments(settings, args)
     level = "DEBUG" if args.verbose >= 2 else settings.server.log_level
     configure_logging(settings.server.log_format, level)
     check_startup(settings)
-    open_store(settings).dispose()  # migrations, before anything serves
-    config = server_config(settings)
-    server = uvicorn.Server(config)
-    many = settings.server.http_processes > 1
-    sock = shared_socket(settings.server.host, settings.server.port) if many else None
-    scheme = "https" if settings.server.certfile else "http"
-    worker = "with the voice worker" if settings.worker.enabled else "API only"
-    count = settings.server.http_processes
-    processes = f"{count} HTTP process{'es' * (count > 1)}"
-    print(f"ivrgate: serving {scheme}://{settings.server.host}:{settings.server.port} "
-          f"(data {settings.data_dir}, {worker}, {processes})", flush=True)
-    if sock is None:  # one process: uvicorn binds its own socket
-        with quiet_signals():
-            server.run()
-    else:
-        with sock, quiet_signals(), more_processes(settings, sock.getsockname()[1], level):
-            server.run(sockets=[sock])
+    with http_socket(settings) as sock:
+        open_store(settings).dispose()  # migrations, before anything serves
+        port = sock.getsockname()[1]
+        scheme = "https" if settings.server.certfile else "http"
+        worker = "with the voice worker" if settings.worker.enabled else "API only"
+        count = settings.server.http_processes
+        processes = f"{count} HTTP process{'es' * (count > 1)}"
+        banner = (f"ivrgate: serving {scheme}://{settings.server.host}:{port} "
+                  f"(data {settings.data_dir}, {worker}, {processes})")
+        server = Server(server_config(settings), banner)
+        with quiet_signals(), contextlib.ExitStack() as stack:
+            if count > 1:
+                stack.enter_context(more_processes(settings, port, level))
+            server.run_checked(sockets=[sock])
     sys.stdout.flush()
-    return 0 if server.started else 1
+    return 0
