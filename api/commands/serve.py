@@ -110,16 +110,21 @@ def check_startup(settings: Settings) -> None:
         except GatewayError as exc:
             hint = "set IVRGATE_SIP__TRUNK_HOST, or serve --no-worker"
             raise StartupError(f"sip: {exc.detail} ({hint})") from None
-    for setting, host, port, kind in listeners(settings):
+    check_ports(settings)
+
+
+def check_ports(settings: Settings, *, smtp: bool = True) -> None:
+    """StartupError naming the first setting whose port another program holds (SMTP, each SIP engine)."""
+    for setting, host, port, kind in listeners(settings, smtp=smtp):
         why = port_taken(host, port, kind)
         if why:
             raise StartupError(f"{setting}: {host}:{port} ({kind.upper()}): {why}")
 
 
-def listeners(settings: Settings) -> list[tuple[str, str, int, str]]:
+def listeners(settings: Settings, *, smtp: bool = True) -> list[tuple[str, str, int, str]]:
     """(setting, host, port, udp|tcp) of every port this node will listen on besides HTTP."""
     found: list[tuple[str, str, int, str]] = []
-    if settings.smtp.enabled and settings.smtp.port:
+    if smtp and settings.smtp.enabled and settings.smtp.port:
         found.append(("smtp.port", settings.smtp.host, settings.smtp.port, "tcp"))
     if settings.worker.enabled:
         sip = settings.sip

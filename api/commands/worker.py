@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable
 
 from api.callbacks import sending_callbacks
-from api.commands.serve import PROBE_NUMBER, StartupError
+from api.commands.serve import PROBE_NUMBER, StartupError, check_ports
 from api.commands.user import open_store
 from api.errors import GatewayError
 from api.logging_setup import configure_logging
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     level = "DEBUG" if args.verbose >= 2 else settings.server.log_level
     configure_logging(settings.server.log_format, level)
     check_trunk(settings)
+    check_ports(settings, smtp=False)  # the engines' SIP ports, before anything starts
     open_store(settings).dispose()  # migrations, before anything claims
     asyncio.run(_serve(settings, callbacks=not args.no_callbacks))
     sys.stdout.flush()

@@ -95,3 +95,13 @@ def test_serving_is_printed_once_every_listener_is_bound(data: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(60) == 0
+
+
+def test_worker_sip_port_taken_is_one_line(data: Path) -> None:
+    first = free_block(2)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind(("127.0.0.1", first))
+        done = subprocess.run([sys.executable, "-m", "api", "--data", str(data), "worker"], cwd=ROOT,
+                              env=serve_env(first), capture_output=True, text=True, timeout=120)
+    assert_one_line_failure(done, "sip.port")
+    assert "ready" not in done.stdout
