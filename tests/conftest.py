@@ -6,6 +6,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# CI shares its machine: a property test must not fail because the CPU was busy. Time limits belong to
+# tests/bench, so no example has a deadline and Hypothesis's "too slow" health check is off (its other
+# checks, which find broken strategies, stay on).
+settings.register_profile("shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture(autouse=True)
