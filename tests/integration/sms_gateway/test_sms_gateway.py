@@ -10,9 +10,9 @@ import pytest
 
 from api.callbacks import SIGNATURE_HEADER, CallbackSecrets, CallbackSender, verify
 from sms import gsm, keywords
-from store import ledger, outbox, queue
+from store import ledger, lists, outbox, queue
 from store.models import Message
-from tests.integration.sms_gateway.conftest import FUNDS, NUMBER, SMS_RATE, Gw, wait_for
+from tests.integration.sms_gateway.conftest import FUNDS, NUMBER, PASSWORD, SMS_RATE, USER, Gw, wait_for
 
 PHONE = "+12505550123"
 
@@ -190,3 +190,23 @@ def test_default_keyword_answers_name_the_brand_and_contact(gw: Gw) -> None:
     assert answer["STATUSCODE"] == "200", answer
     assert delivered(gw, answer["ID"])["STATUSTXT"] == "Delivered"
     assert all(s["source"] == NUMBER.lstrip("+") for s in submits_to(gw, sender)[:3])
+
+
+def test_a_number_added_over_v1_receives_sms(gw: Gw) -> None:
+    """The seed's incoming-SMS feature set up by the owner alone: a number added over /v1/numbers in a
+    national form receives an MO from the SMSC and forwards it to its webhook; DELETE releases it."""
+    auth = (USER, PASSWORD)
+    added = gw.client.post("/v1/numbers", auth=auth,
+                           json={"number": "(250) 555-0111", "webhook_url": gw.receiver.url + "/second"})
+    assert added.status_code == 201 and added.json()["number"] == "+12505550111", added.text
+    gw.smsc.send_mo("+16045550199", "+12505550111", "On my way")
+    mo_id = wait_for(lambda: _webhook_rows(gw), what="the webhook in the outbox")
+    secrets = CallbackSecrets.load(gw.settings.callbacks, gw.settings.data_dir)
+    with CallbackSender(gw.gateway.db, secrets, gw.settings.callbacks) as sender:
+        assert sender.send_due().delivered == 1
+    (request,) = gw.receiver.requests
+    fields = dict(parse_qsl(request.body.decode()))
+    assert (fields["id"], fields["phoneto"], fields["txt"]) == (mo_id, "+12505550111", "On my way")
+    assert gw.client.delete("/v1/numbers/+12505550111", auth=auth).status_code == 204
+    with gw.gateway.db.read() as session:
+        assert lists.virtual_number(session, "+12505550111") is None

@@ -7,6 +7,7 @@ import pytest
 from sms.inbound import InboundOptions, record_incoming
 from sms.receipts import Incoming
 from store import lists
+from store.errors import DuplicateEntry
 from tests.integration.v1.conftest import Api
 
 pytestmark = pytest.mark.integration
@@ -40,6 +41,7 @@ def test_number_crud(api: Api) -> None:
         assert lists.virtual_number(session, "+12505550100") is None
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_a_number_belongs_to_one_account(api: Api) -> None:
     first = api.client.post("/v1/numbers", headers=api.owner.headers,
                             json={"number": "+12505550100", "webhook_url": HOOK})
@@ -117,3 +119,19 @@ def test_an_added_number_receives_sms(api: Api) -> None:
     with api.db.transaction() as session:
         recorded = record_incoming(session, incoming, api.clock(), InboundOptions(orgserver="gw"))
     assert recorded.message_id is not None and recorded.webhook
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
+def test_a_racing_insert_is_already_exists_and_the_transaction_goes_on(api: Api) -> None:
+    """Two fronts adding one number at once: the loser's insert (past api.numbers' check) hits the primary
+    key and is DuplicateEntry (409), inside a savepoint, so the rest of its transaction still commits."""
+    now = api.clock()
+    with api.db.transaction() as session:
+        lists.add_virtual_number(session, "+12505550100", api.owner.account_id, HOOK, now)
+    with api.db.transaction() as session:
+        with pytest.raises(DuplicateEntry, match=r"\+12505550100 is already assigned"):
+            lists.add_virtual_number(session, "+12505550100", api.other.account_id, HOOK + "/x", now)
+        lists.add_virtual_number(session, "+12505550101", api.other.account_id, HOOK, now)
+    with api.db.read() as session:
+        assert [(r.number, r.account_id) for r in lists.all_numbers(session)] == [
+            ("+12505550100", api.owner.account_id), ("+12505550101", api.other.account_id)]
