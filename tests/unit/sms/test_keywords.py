@@ -126,7 +126,7 @@ def test_placeholders_of_the_defaults() -> None:
     assert placeholders(DEFAULT_STOP) == placeholders(DEFAULT_START) == {"brand"}
 
 
-_VALUE = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
+_VALUE = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=30)
 
 
 @given(_VALUE, _VALUE)
