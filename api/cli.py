@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from api.settings import SettingsError, load_settings
 
-COMMANDS = ("serve", "worker", "demo", "call", "phone", "prompt", "dtmf", "db", "user", "rates")
+COMMANDS = ("serve", "worker", "demo", "call", "phone", "prompt", "dtmf", "db", "user", "number", "rates")
 """Modules of api.commands, in the order `ivrgate --help` lists them."""
 
 

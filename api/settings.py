@@ -31,6 +31,7 @@ from api.forms import FormLimits
 from api.phones import PhoneSettings
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from ivr.settings import DialerSettings, FetchSettings, SipSettings
+from sms import keywords
 from sms.smpp import SmppSettings
 from store.settings import StoreSettings
 from tts.settings import TTSSettings
@@ -151,15 +152,32 @@ class SmsSettings:
     shutdown_timeout_s: float = 10.0
     orgserver: str = ""
     """The incoming-SMS webhook's `orgserver`; empty: this machine's host name."""
-    help_text: str = "Reply STOP to opt out of these messages."
-    """The SMS answering HELP; empty: HELP is only forwarded to the webhook."""
-    stop_reply: str = ""
+    brand: str = ""
+    """The program's name in keyword answers (`{brand}`); empty: `orgserver` (else the host name)."""
+    help_contact: str = ""
+    """Where to get help (`{contact}`: a phone number, an e-mail address or a web page); empty: the
+    sentence naming it is left out of the HELP answer."""
+    help_text: str = keywords.DEFAULT_HELP
+    """The SMS answering HELP (a template: {brand}, {contact}); empty: HELP is only forwarded."""
+    stop_reply: str = keywords.DEFAULT_STOP
     """The confirmation answering STOP (after the sender is put on do-not-call); empty: none."""
-    start_reply: str = ""
+    start_reply: str = keywords.DEFAULT_START
+    """The confirmation answering START (after the sender is taken off do-not-call); empty: none."""
 
     def __post_init__(self) -> None:
         if self.lease_s <= 0 or self.poll_interval_s <= 0 or self.batch < 1 or self.max_in_flight < 1:
             raise ValueError("lease_s and poll_interval_s must be > 0, batch and max_in_flight >= 1")
+        for name in ("help_text", "stop_reply", "start_reply"):
+            try:
+                keywords.placeholders(getattr(self, name))
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+
+    def replies(self, host: str) -> keywords.Replies:
+        """The keyword answers, for a node whose host name is `host` (the brand's last fallback)."""
+        return keywords.Replies.from_templates(
+            brand=self.brand.strip() or self.orgserver.strip() or host, contact=self.help_contact,
+            help=self.help_text, stop=self.stop_reply, start=self.start_reply)
 
 
 class SettingsError(ValueError):

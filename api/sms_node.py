@@ -104,9 +104,14 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
         max_parts=smpp.max_parts, use_payload=smpp.use_message_payload, default_source=service.default_source,
         receipt_grace_s=service.receipt_grace_s)
     sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now)
+    host = socket.getfqdn()
+    replies = service.replies(host)
+    if not service.brand.strip():
+        log.warning("sms_service.brand is not set: STOP, START and HELP answers name %r instead",
+                    service.orgserver.strip() or host)
     inbound = InboundHandler(gateway.db, InboundOptions(
-        orgserver=service.orgserver or socket.getfqdn(), help_text=service.help_text,
-        stop_reply=service.stop_reply, start_reply=service.start_reply, max_parts=smpp.max_parts),
+        orgserver=service.orgserver or host, help_text=replies.help,
+        stop_reply=replies.stop, start_reply=replies.start, max_parts=smpp.max_parts),
         wake=sender.wake, now=gateway.now)
     esme = Esme(smpp, on_accepted=sender.on_accepted, on_refused=sender.on_refused,
                 on_receipt=sender.on_receipt, on_incoming=inbound.on_incoming)

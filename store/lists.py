@@ -143,3 +143,27 @@ def virtual_number(session: Session, number: str) -> VirtualNumber | None:
 def account_numbers(session: Session, account_id: int) -> Sequence[VirtualNumber]:
     query = select(VirtualNumber).where(VirtualNumber.account_id == account_id).order_by(VirtualNumber.number)
     return session.scalars(query).all()
+
+
+def add_virtual_number(
+    session: Session, number: str, account_id: int, webhook_url: str, now: dt.datetime
+) -> VirtualNumber:
+    """Assign a number that is nobody's yet; DuplicateEntry when it is already assigned (to anyone)."""
+    row = VirtualNumber(number=number, account_id=account_id, webhook_url=webhook_url, created_at=now)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise DuplicateEntry(f"{number} is already assigned") from None
+    return row
+
+
+def remove_virtual_number(session: Session, number: str) -> int:
+    """Release a number (incoming SMS to it are dropped from now on); answers how many rows went."""
+    result = session.execute(delete(VirtualNumber).where(VirtualNumber.number == number))
+    return int(getattr(result, "rowcount", 0))
+
+
+def all_numbers(session: Session) -> Sequence[VirtualNumber]:
+    """Every assigned number, for the operator's listing."""
+    return session.scalars(select(VirtualNumber).order_by(VirtualNumber.number)).all()

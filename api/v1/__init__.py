@@ -1,5 +1,5 @@
 """The JSON API v1 under /v1 (docs/api-v1.md): messages, accounts and API keys, balance and ledger, rates,
-groups, do-not-call, carrier lookup.
+groups, do-not-call, carrier lookup, virtual numbers.
 
     app.include_router(api.v1.router)      # api.app.create_app does this; the Gateway is app.state.gateway
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.v1 import accounts, balance, carrier, dnc, groups, messages, rates
+from api.v1 import accounts, balance, carrier, dnc, groups, messages, numbers, rates
 from api.v1.problems import V1Route, error_response, http_status
 from api.v1.schemas import ErrorBody
 
@@ -27,5 +27,5 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/v1", route_class=V1Route, responses=_ERRORS)
-for _module in (messages, accounts, balance, rates, groups, dnc, carrier):
+for _module in (messages, accounts, balance, rates, groups, dnc, carrier, numbers):
     router.include_router(_module.router)

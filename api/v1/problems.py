@@ -51,6 +51,8 @@ _FIELD_CODES: dict[str, tuple[int, str]] = {
     "text": (511, "INVALID TXT"),
     "to": (513, "INVALID PIN"),
     "phone": (513, "INVALID PIN"),
+    "number": (513, "INVALID PIN"),
+    "webhook_url": (500, "ERROR: INVALID WEBHOOK_URL"),
     "username": (510, "INVALID USERNAME"),
     "password": (512, "INVALID PASSWORD"),
 }

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from store.models import MICROS, Account, ApiKey, DoNotCall, LedgerEntry, Message
+from store.models import MICROS, Account, ApiKey, DoNotCall, LedgerEntry, Message, VirtualNumber
 
 Phone = Annotated[str, Field(min_length=1, max_length=40, examples=["+12506063167"])]
 Language = Literal["us", "es"]
@@ -335,6 +335,34 @@ class CarrierPublic(BaseModel):
     valid: bool
 
 
+# --- virtual numbers -----------------------------------------------------------------------------------
+
+WebhookUrl = Annotated[
+    str,
+    Field(min_length=1, max_length=2048, examples=["https://crm.example.com/sms/incoming"],
+          description="Receives each incoming SMS as a signed form POST (docs/sms.md)."),
+]
+
+
+class NumberCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    number: Phone = Field(description="Any format; national forms are read in `phones.default_region`.")
+    webhook_url: WebhookUrl
+
+
+class NumberUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: WebhookUrl
+
+
+class NumberPublic(BaseModel):
+    number: str = Field(examples=["+12505550100"], description="E.164.")
+    webhook_url: str
+    created_at: dt.datetime
+
+
 # --- presenting store rows -----------------------------------------------------------------------------
 
 
@@ -416,3 +444,7 @@ def dnc_public(entry: DoNotCall) -> DncPublic:
         global_list=entry.account_id is None,
         created_at=entry.created_at,
     )
+
+
+def number_public(row: VirtualNumber) -> NumberPublic:
+    return NumberPublic(number=row.number, webhook_url=row.webhook_url, created_at=row.created_at)

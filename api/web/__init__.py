@@ -12,11 +12,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import routes_account, routes_auth, routes_history, routes_lists, routes_reports, routes_send
+from api.web import (
+    routes_account,
+    routes_auth,
+    routes_history,
+    routes_lists,
+    routes_numbers,
+    routes_reports,
+    routes_send,
+)
 from api.web.core import PREFIX
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-for _module in (routes_auth, routes_send, routes_history, routes_reports, routes_account, routes_lists):
+for _module in (routes_auth, routes_send, routes_history, routes_reports, routes_account, routes_lists,
+                routes_numbers):
     router.include_router(_module.router)
 
 __all__ = ["router"]

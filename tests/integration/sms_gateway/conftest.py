@@ -114,13 +114,17 @@ def seed(data_dir: Path, webhook: str) -> None:
 
 
 @pytest.fixture
-def gw(tmp_path: Path, smsc: Smsc, receiver: Receiver) -> Iterator[Gw]:  # noqa: F811
+def gw(request: pytest.FixtureRequest, tmp_path: Path, smsc: Smsc, receiver: Receiver) -> Iterator[Gw]:  # noqa: F811
+    """The app; `@pytest.mark.sms_service(name=value, ...)` on a test changes its SmsSettings."""
     seed(tmp_path, receiver.url)
+    marker = request.node.get_closest_marker("sms_service")
+    service: dict[str, Any] = {"poll_interval_s": 0.1, "orgserver": "gw.test",
+                               "help_text": "Test alerts. Reply STOP.", "stop_reply": "Unsubscribed.",
+                               **(marker.kwargs if marker else {})}
     settings = Settings(
         data_dir=tmp_path,
         sms=settings_for(smsc),
-        sms_service=SmsSettings(poll_interval_s=0.1, orgserver="gw.test",
-                                help_text="Test alerts. Reply STOP.", stop_reply="Unsubscribed."),
+        sms_service=SmsSettings(**service),
         callbacks=CallbackSettings(allow_private=True, secret="s" * 40),
     )
     app = create_app(settings)

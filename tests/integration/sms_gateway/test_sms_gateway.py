@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+import pytest
+
 from api.callbacks import SIGNATURE_HEADER, CallbackSecrets, CallbackSender, verify
-from sms import gsm
-from store import ledger, outbox, queue
+from sms import gsm, keywords
+from store import ledger, lists, outbox, queue
 from store.models import Message
-from tests.integration.sms_gateway.conftest import FUNDS, NUMBER, SMS_RATE, Gw, wait_for
+from tests.integration.sms_gateway.conftest import FUNDS, NUMBER, PASSWORD, SMS_RATE, USER, Gw, wait_for
 
 PHONE = "+12505550123"
 
@@ -157,3 +159,54 @@ def _owner(gw: Gw) -> int:
     with gw.gateway.db.read() as session:
         mo = session.query(Message).filter(Message.kind == "mo").one()
         return mo.account_id
+
+
+def _texts_to(gw: Gw, phone: str, count: int, what: str) -> list[str]:
+    """The texts of the first `count` SMS the SMSC accepted for `phone`, once that many arrived."""
+    found = wait_for(lambda: len(s := submits_to(gw, phone)) >= count and s, what=what)
+    return [gsm.decode(bytes.fromhex(p["sm_hex"]), p["data_coding"], p["esm_class"])[0] for p in found]
+
+
+@pytest.mark.sms_service(brand="Acme Clinic", help_contact="+1 800 555 0100", help_text=keywords.DEFAULT_HELP,
+                         stop_reply=keywords.DEFAULT_STOP)
+def test_default_keyword_answers_name_the_brand_and_contact(gw: Gw) -> None:
+    """HELP, STOP and START with the shipped texts: each answered from the virtual number, STOP blocks the
+    sender until START (UNSTOP here) takes it off the list again."""
+    sender = "+12505550166"
+    gw.smsc.send_mo(sender, NUMBER, "Help")
+    (help_text,) = _texts_to(gw, sender, 1, "the HELP answer")
+    assert help_text == ("Acme Clinic: reminders and alerts. Reply STOP to unsubscribe. "
+                         "Help: +1 800 555 0100")
+    gw.smsc.send_mo(sender, NUMBER, "stop")
+    stop_text = _texts_to(gw, sender, 2, "the STOP confirmation")[1]
+    assert stop_text == ("Acme Clinic: you are unsubscribed and will receive no more messages. "
+                         "Reply START to resubscribe.")
+    refused = gw.get("matrix", phone=sender, txt="Your appointment is tomorrow")
+    assert (refused["STATUSCODE"], refused["STATUSTXT"]) == ("502", "PIN IN DO NOT CALL DATABASE")
+    gw.smsc.send_mo(sender, NUMBER, "UNSTOP")
+    start_text = _texts_to(gw, sender, 3, "the START confirmation")[2]
+    assert start_text == "Acme Clinic: you are subscribed again. Reply STOP to unsubscribe, HELP for help."
+    answer = gw.get("matrix", phone=sender, txt="Your appointment is tomorrow")
+    assert answer["STATUSCODE"] == "200", answer
+    assert delivered(gw, answer["ID"])["STATUSTXT"] == "Delivered"
+    assert all(s["source"] == NUMBER.lstrip("+") for s in submits_to(gw, sender)[:3])
+
+
+def test_a_number_added_over_v1_receives_sms(gw: Gw) -> None:
+    """The seed's incoming-SMS feature set up by the owner alone: a number added over /v1/numbers in a
+    national form receives an MO from the SMSC and forwards it to its webhook; DELETE releases it."""
+    auth = (USER, PASSWORD)
+    added = gw.client.post("/v1/numbers", auth=auth,
+                           json={"number": "(250) 555-0111", "webhook_url": gw.receiver.url + "/second"})
+    assert added.status_code == 201 and added.json()["number"] == "+12505550111", added.text
+    gw.smsc.send_mo("+16045550199", "+12505550111", "On my way")
+    mo_id = wait_for(lambda: _webhook_rows(gw), what="the webhook in the outbox")
+    secrets = CallbackSecrets.load(gw.settings.callbacks, gw.settings.data_dir)
+    with CallbackSender(gw.gateway.db, secrets, gw.settings.callbacks) as sender:
+        assert sender.send_due().delivered == 1
+    (request,) = gw.receiver.requests
+    fields = dict(parse_qsl(request.body.decode()))
+    assert (fields["id"], fields["phoneto"], fields["txt"]) == (mo_id, "+12505550111", "On my way")
+    assert gw.client.delete("/v1/numbers/+12505550111", auth=auth).status_code == 204
+    with gw.gateway.db.read() as session:
+        assert lists.virtual_number(session, "+12505550111") is None

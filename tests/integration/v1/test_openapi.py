@@ -33,6 +33,8 @@ def test_openapi_document_is_valid_and_lists_v1(api: Api) -> None:
         "/v1/groups",
         "/v1/dnc",
         "/v1/carrier/{phone}",
+        "/v1/numbers",
+        "/v1/numbers/{number}",
     ):
         assert path in paths, path
     assert "HTTPBearer" in document["components"]["securitySchemes"]
