@@ -15,6 +15,8 @@ fixed lines were turned into calls at submission already.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import socket
@@ -26,6 +28,7 @@ from typing import Any
 from api.carrier import can_take_sms
 from api.errors import AccountNotActive, AccountNotFound, GatewayError
 from api.jobs import Caller
+from api.phones import smpp_e164
 from api.service import Gateway
 from api.settings import Settings
 from sms.inbound import InboundHandler, InboundOptions
@@ -106,17 +109,23 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
     sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now)
     inbound = InboundHandler(gateway.db, InboundOptions(
         orgserver=service.orgserver or socket.getfqdn(), help_text=service.help_text,
-        stop_reply=service.stop_reply, start_reply=service.start_reply, max_parts=smpp.max_parts),
+        stop_reply=service.stop_reply, start_reply=service.start_reply, max_parts=smpp.max_parts,
+        mo_timeout_s=smpp.mo_timeout_s),
+        number=functools.partial(smpp_e164, region=settings.phones.default_region),
         wake=sender.wake, now=gateway.now)
     esme = Esme(smpp, on_accepted=sender.on_accepted, on_refused=sender.on_refused,
-                on_receipt=sender.on_receipt, on_incoming=inbound.on_incoming)
+                on_receipt=sender.on_receipt, on_incoming=inbound.on_incoming, on_mo_part=inbound.on_mo_part)
     sender.attach(esme)
     await esme.start()
     task = asyncio.create_task(sender.run(), name="sms-sender")
+    sweeps = asyncio.create_task(inbound.run_sweeps(), name="sms-mo-sweeps")
     log.info("SMS node up: SMSC %s:%d as %s", smpp.host, smpp.port, smpp.system_id)
     try:
         yield SmsNode(esme, sender, inbound)
     finally:
+        sweeps.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeps
         try:
             await sender.stop(service.shutdown_timeout_s)
             await task
