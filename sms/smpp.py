@@ -69,6 +69,14 @@ class SmppSettings:
     dest_npi: int = 1
     mo_timeout_s: float = 300.0
     """How long the parts of a concatenated MO message are awaited."""
+    concat_ref_bits: int = 8
+    """Concatenation references of long MT messages: 8 bits (UDH IEI 0x00) or 16 bits (IEI 0x08)."""
+
+    def __post_init__(self) -> None:
+        if self.concat_ref_bits not in gsm.REFERENCE_BITS:
+            raise ValueError(f"concat_ref_bits must be 8 or 16, not {self.concat_ref_bits}")
+        if self.mo_timeout_s <= 0:
+            raise ValueError(f"mo_timeout_s must be > 0, not {self.mo_timeout_s}")
 
 
 @dataclass(frozen=True)

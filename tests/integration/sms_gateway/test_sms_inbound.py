@@ -14,14 +14,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.callbacks import CallbackSettings
-from api.settings import Settings, SmsSettings
 from store import lists, mo_parts
 from store.db import Database, resolve_url
-from tests.integration.sms.conftest import settings_for, smsc  # noqa: F401  (fixture)
+from tests.integration.sms.conftest import smsc  # noqa: F401  (fixture)
 from tests.integration.sms.peer import Smsc, free_port
 from tests.integration.sms_gateway.conftest import (  # noqa: F401  (fixture)
     NUMBER,
@@ -33,6 +29,7 @@ from tests.integration.sms_gateway.conftest import (  # noqa: F401  (fixture)
     seed,
     wait_for,
 )
+from tests.integration.sms_gateway.running import running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -54,16 +51,8 @@ def mo_answers(peer: Smsc) -> list[int]:
 @pytest.fixture
 def gw_fast(tmp_path: Path, smsc: Smsc, receiver: Receiver) -> Iterator[Gw]:  # noqa: F811
     """The app in-process (as the other SMS gateway tests), with a short MO timeout."""
-    seed(tmp_path, receiver.url)
-    settings = Settings(
-        data_dir=tmp_path, sms=settings_for(smsc, mo_timeout_s=1.0),
-        sms_service=SmsSettings(poll_interval_s=0.1, orgserver="gw.test", stop_reply="Unsubscribed."),
-        callbacks=CallbackSettings(allow_private=True, secret="s" * 40, poll_interval_s=0.1),
-    )
-    app = create_app(settings, with_callbacks=True)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        smsc.wait_receiver()
-        yield Gw(client, app.state.gateway, smsc, receiver, settings)
+    with running_gateway(tmp_path, smsc, receiver, mo_timeout_s=1.0) as gw:
+        yield gw
 
 
 def get(gw: Gw, route: str, **params: Any) -> dict[str, str]:

@@ -84,6 +84,6 @@ def test_result_is_e164_or_the_address_as_sent(address: str, ton: int, npi: int,
     if result.startswith("+") and len(result) > 1 and result[1:] != digits:
         parsed = phonenumbers.parse(result)  # a rewritten number is a real E.164 number
         assert phonenumbers.is_possible_number(parsed)
-        assert result == to_e164(result, region)
+        assert to_e164(result, region) is not None  # what submissions accept (to_e164 itself, not a copy)
     else:
         assert result in (address.strip(), "+" + digits, digits)
