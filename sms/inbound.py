@@ -1,8 +1,9 @@
 """Incoming SMS (MO): kept in history, forwarded to the virtual number's webhook, keywords honoured.
 
     options = InboundOptions(orgserver="sms.example.com", help_text="Alerts by Example. Reply STOP to end.")
-    handler = InboundHandler(db, options, wake=sender.wake)
-    esme = Esme(..., on_incoming=handler.on_incoming)
+    handler = InboundHandler(db, options, number=partial(api.phones.smpp_e164, region="US"), wake=sender.wake)
+    esme = Esme(..., on_incoming=handler.on_incoming, on_mo_part=handler.on_mo_part)
+    sweeps = asyncio.create_task(handler.run_sweeps())
 
 An MO message to one of our virtual numbers (store.lists.virtual_number) becomes, in ONE transaction:
 
