@@ -98,14 +98,10 @@ def kept_reference(settings: dict[str, Any] | None, bits: int) -> int | None:
     return ref if isinstance(ref, int) and settings.get(CONCAT_REF_BITS) == bits else None
 
 
-def is_concatenated(text: str, options: SenderOptions) -> bool:
-    """Whether `text` goes as several parts with a UDH (and so needs a reference)."""
-    if options.use_payload:
-        return False
-    try:
-        return gsm.count_parts(text, options.max_parts, options.concat_ref_bits) > 1
-    except SmsError:  # too long: refused with 511 when it is encoded
-        return False
+def needs_reference(parts: int | None, options: SenderOptions) -> bool:
+    """Whether a message of `parts` SMS (as counted at submission: whether a text fits one SMS does not
+    depend on the reference's width) goes as concatenated parts with a UDH, and so needs a reference."""
+    return not options.use_payload and (parts or 1) > 1
 
 
 def smpp_address(value: str) -> str:
@@ -402,7 +398,7 @@ class SmsSender:
             kept = kept_reference(message.settings, bits)
             if kept is not None:
                 found[message.id] = kept
-            elif is_concatenated(message.body or "", self.options):
+            elif needs_reference(message.parts, self.options):
                 fresh.setdefault(message.phone, []).append(message)
         firsts = concat_refs.allocate(session, {phone: len(group) for phone, group in fresh.items()})
         for phone, group in fresh.items():
