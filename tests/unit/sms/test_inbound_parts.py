@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import itertools
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -182,3 +183,16 @@ def test_a_part_with_an_impossible_position_is_forwarded_alone(numbered: Store) 
     recorded = take(handler(numbered.db, Clock()), bad)
     assert recorded is not None and recorded.message_id is not None
     assert webhooks(numbered)[0]["txt"] == "xyz" and pending(numbered) == 0
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_any_order_with_redeliveries_gives_the_text_once(numbered: Store, order: tuple[int, ...]) -> None:
+    h = handler(numbered.db, Clock())
+    text = "Ça va? " + "über Straße, Äpfel " * 17  # GSM-7 with accented letters: 3 parts
+    pieces = parts(text, 13)
+    assert len(pieces) == 3
+    arrivals = [pieces[order[0]], pieces[order[0]], pieces[order[1]], pieces[order[1]], pieces[order[2]]]
+    results = [take(h, sm) for sm in arrivals]
+    assert [r is not None for r in results] == [False, False, False, False, True]
+    assert [hook["txt"] for hook in webhooks(numbered)] == [text]
+    assert pending(numbered) == 0
