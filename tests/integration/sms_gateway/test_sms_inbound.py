@@ -116,7 +116,8 @@ class GatewayProcess:
         wait_for(lambda: self._exited() or self.peer.state()["stats"]["binds"] > binds, timeout_s=60.0,
                  what="the gateway process to bind")
         assert not self._exited(), self.log.read_text()[-3000:]
-        self.peer.wait_receiver()
+        # and the SMSC saw the killed process's session end, so an MO cannot go to it
+        wait_for(lambda: self.peer.state()["bound"] == ["transceiver"], what="one bound session")
 
     def _exited(self) -> bool:
         return self.process is not None and self.process.poll() is not None
