@@ -275,17 +275,26 @@ class InboundHandler:
             overdue = mo_parts.overdue(session, now - dt.timedelta(seconds=self.options.mo_timeout_s))
         done = []
         for group_id in overdue:
-            with self.db.transaction() as session:
-                taken = mo_parts.take(session, group_id)
-                if taken is None:
-                    continue  # another node forwarded it
-                log.warning("MO from %s to %s: %d of %d parts after %.0f s, forwarding what arrived",
-                            taken.key.source, taken.key.destination, len(taken.parts), taken.key.total,
-                            self.options.mo_timeout_s)
-                recorded = self._record_taken(session, taken, now)
-            self._log(recorded, taken.key.source, taken.key.destination)
-            done.append(recorded)
+            try:
+                recorded = self._forward_overdue(group_id, now)
+            except (StoreError, SQLAlchemyError) as exc:  # the others still go; this one at the next sweep
+                log.error("partial MO message %d not forwarded: %s", group_id, exc)
+                continue
+            if recorded is not None:
+                done.append(recorded)
         return done
+
+    def _forward_overdue(self, group_id: int, now: dt.datetime) -> Recorded | None:
+        with self.db.transaction() as session:
+            taken = mo_parts.take(session, group_id)
+            if taken is None:
+                return None  # another node forwarded it
+            log.warning("MO from %s to %s: %d of %d parts after %.0f s, forwarding what arrived",
+                        taken.key.source, taken.key.destination, len(taken.parts), taken.key.total,
+                        self.options.mo_timeout_s)
+            recorded = self._record_taken(session, taken, now)
+        self._log(recorded, taken.key.source, taken.key.destination)
+        return recorded
 
     def _record_taken(self, session: Session, taken: mo_parts.Taken, now: dt.datetime) -> Recorded:
         incoming = Incoming(taken.key.source, taken.key.destination, joined_text(taken.parts), now, None)

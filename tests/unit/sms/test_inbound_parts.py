@@ -9,15 +9,18 @@ import datetime as dt
 import functools
 import itertools
 from pathlib import Path
+from unittest import mock
 from urllib.parse import parse_qsl
 
 import pytest
+from sqlalchemy.orm import Session
 
 from api.phones import smpp_e164
 from sms import gsm, pdu
 from sms.inbound import InboundHandler, InboundOptions, Recorded
 from store import lists, mo_parts, outbox
 from store.db import Database
+from store.errors import StoreError
 from store.models import Message
 from tests.unit.sms.conftest import T0, Store
 
@@ -196,3 +199,26 @@ def test_any_order_with_redeliveries_gives_the_text_once(numbered: Store, order:
     assert [r is not None for r in results] == [False, False, False, False, True]
     assert [hook["txt"] for hook in webhooks(numbered)] == [text]
     assert pending(numbered) == 0
+
+
+def test_a_message_the_store_cannot_forward_does_not_hold_up_the_others(numbered: Store) -> None:
+    clock = Clock()
+    h = handler(numbered.db, clock)
+    assert take(h, parts("F" * 200, 20)[0]) is None
+    clock.now = T0 + dt.timedelta(seconds=1)
+    assert take(h, parts("G" * 200, 21)[0]) is None
+    clock.now = T0 + dt.timedelta(seconds=TIMEOUT_S + 2)
+    real_take = mo_parts.take
+    calls: list[int] = []
+
+    def failing_first(session: Session, group_id: int) -> mo_parts.Taken | None:  # failure injection
+        calls.append(group_id)
+        if len(calls) == 1:
+            raise StoreError("database error: OperationalError")
+        return real_take(session, group_id)
+
+    with mock.patch.object(mo_parts, "take", side_effect=failing_first):
+        (forwarded,) = h.sweep()
+    assert forwarded.parts == (1, 2) and [hook["txt"] for hook in webhooks(numbered)] == ["G" * 153]
+    (again,) = h.sweep()  # the next sweep forwards the one that failed
+    assert again.parts == (1, 2) and pending(numbered) == 0
