@@ -185,3 +185,33 @@ _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 def _valid_host(host: str) -> bool:
     return bool(host) and _HOST.fullmatch(host) is not None
+
+
+SMPP_TON_UNKNOWN, SMPP_TON_INTERNATIONAL, SMPP_TON_NATIONAL = 0, 1, 2
+"""SMPP 3.4 type-of-number values that carry a phone number (5.2.5); 3 network-specific, 4 subscriber,
+5 alphanumeric and 6 abbreviated (short codes) do not name a number in E.164's sense."""
+SMPP_PHONE_TONS = frozenset({SMPP_TON_UNKNOWN, SMPP_TON_INTERNATIONAL, SMPP_TON_NATIONAL})
+SMPP_PHONE_NPIS = frozenset({0, 1, 8})
+"""Numbering plans read as phone numbers: unknown, ISDN/E.164 and national."""
+
+
+def smpp_e164(address: str, ton: int, npi: int, region: str) -> str:
+    """An SMPP address (a deliver_sm's source or destination) the way the store keeps numbers.
+
+    International (TON 1) digits get their '+'; national (TON 2) digits are read in `region`, as every
+    number a client writes without '+' is; unknown (TON 0) digits are read in `region` first and, when
+    that is not a possible number there, as international (SMSCs send full numbers with TON 0 too). A
+    leading '+' is international whatever the TON. Anything else (alphanumeric senders, short codes,
+    other TONs or numbering plans, digits that are no possible number) comes back as the SMSC wrote it,
+    with the '+' of an international number: nothing is dropped, and nothing is guessed into a
+    different country (`2505553000` with TON 0 in region US is +1 250 555 3000, never Rwanda)."""
+    text = address.strip()
+    digits = text.removeprefix("+")
+    numeric = digits.isdigit() and digits.isascii()
+    if not numeric or npi not in SMPP_PHONE_NPIS or ton not in SMPP_PHONE_TONS:
+        return text
+    if text.startswith("+") or ton == SMPP_TON_INTERNATIONAL:
+        return to_e164("+" + digits, region) or "+" + digits
+    if ton == SMPP_TON_NATIONAL:
+        return to_e164(digits, region) or digits
+    return to_e164(digits, region) or to_e164("+" + digits, region) or digits

@@ -341,7 +341,7 @@ class Gateway:
         voice_callerid = sender if sender is not None and sender.startswith("+") else None
         # every part holds a character at least, so len(body) as the cap never refuses: the SMS sender
         # enforces its own max_parts; here the count prices the reservation
-        parts = gsm.count_parts(body, len(body))
+        parts = gsm.count_parts(body, len(body), self.settings.sms.concat_ref_bits)
         sms = Draft("sms", body, {"tts_fallback": tts_fallback}, sender, parts=parts)
         tts = Draft("tts", body, self._tts_settings(body, "us", "female", 0, False), voice_callerid)
 

@@ -15,6 +15,8 @@ fixed lines were turned into calls at submission already.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import socket
@@ -26,6 +28,7 @@ from typing import Any
 from api.carrier import can_take_sms
 from api.errors import AccountNotActive, AccountNotFound, GatewayError
 from api.jobs import Caller
+from api.phones import smpp_e164
 from api.service import Gateway
 from api.settings import Settings
 from sms.inbound import InboundHandler, InboundOptions
@@ -102,7 +105,7 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
         worker_id=_worker_id(settings), lease_s=service.lease_s, batch=service.batch,
         max_in_flight=service.max_in_flight, poll_interval_s=service.poll_interval_s,
         max_parts=smpp.max_parts, use_payload=smpp.use_message_payload, default_source=service.default_source,
-        receipt_grace_s=service.receipt_grace_s)
+        receipt_grace_s=service.receipt_grace_s, concat_ref_bits=smpp.concat_ref_bits)
     sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now)
     host = socket.getfqdn()
     replies = service.replies(host)
@@ -111,17 +114,23 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
                     service.orgserver.strip() or host)
     inbound = InboundHandler(gateway.db, InboundOptions(
         orgserver=service.orgserver or host, help_text=replies.help,
-        stop_reply=replies.stop, start_reply=replies.start, max_parts=smpp.max_parts),
+        stop_reply=replies.stop, start_reply=replies.start, max_parts=smpp.max_parts,
+        mo_timeout_s=smpp.mo_timeout_s),
+        number=functools.partial(smpp_e164, region=settings.phones.default_region),
         wake=sender.wake, now=gateway.now)
     esme = Esme(smpp, on_accepted=sender.on_accepted, on_refused=sender.on_refused,
-                on_receipt=sender.on_receipt, on_incoming=inbound.on_incoming)
+                on_receipt=sender.on_receipt, on_incoming=inbound.on_incoming, on_mo_part=inbound.on_mo_part)
     sender.attach(esme)
     await esme.start()
     task = asyncio.create_task(sender.run(), name="sms-sender")
+    sweeps = asyncio.create_task(inbound.run_sweeps(), name="sms-mo-sweeps")
     log.info("SMS node up: SMSC %s:%d as %s", smpp.host, smpp.port, smpp.system_id)
     try:
         yield SmsNode(esme, sender, inbound)
     finally:
+        sweeps.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeps
         try:
             await sender.stop(service.shutdown_timeout_s)
             await task

@@ -27,6 +27,11 @@ PART_SEPTETS = 153
 SINGLE_UNITS = 70
 PART_UNITS = 67
 AIR_OCTETS = 140
+REFERENCE_BITS = (8, 16)
+"""Concatenation references: 8-bit (IEI 0x00, a 6-octet UDH) or 16-bit (IEI 0x08, 7 octets)."""
+PART_SEPTETS_16 = 152
+"""Septets of a part behind the 7-octet UDH of a 16-bit reference (8 septets of UDH and fill)."""
+PART_UNITS_16 = 66
 
 _BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -89,42 +94,50 @@ def _chunks(groups: list[bytes], limit: int) -> list[bytes]:
     return chunks
 
 
-def _layout(text: str) -> tuple[int, list[bytes], int, int, int]:
+def _layout(text: str, reference_bits: int = 8) -> tuple[int, list[bytes], int, int, int]:
     """(data_coding, groups, length in units, octets of a single part, octets of a concatenated part)."""
+    if reference_bits not in REFERENCE_BITS:
+        raise ValueError(f"reference_bits must be 8 or 16, not {reference_bits}")
+    wide = reference_bits == 16
     if is_gsm7(text):
         groups = _septet_groups(text)
-        return GSM7, groups, sum(map(len, groups)), SINGLE_SEPTETS, PART_SEPTETS
+        return GSM7, groups, sum(map(len, groups)), SINGLE_SEPTETS, PART_SEPTETS_16 if wide else PART_SEPTETS
     groups = _ucs2_groups(text)
-    return UCS2, groups, sum(map(len, groups)) // 2, SINGLE_UNITS * 2, PART_UNITS * 2
+    units = PART_UNITS_16 if wide else PART_UNITS
+    return UCS2, groups, sum(map(len, groups)) // 2, SINGLE_UNITS * 2, units * 2
 
 
-def _payload_chunks(text: str) -> tuple[int, list[bytes], int]:
-    data_coding, groups, length, single, multi = _layout(text)
+def _payload_chunks(text: str, reference_bits: int = 8) -> tuple[int, list[bytes], int]:
+    data_coding, groups, length, single, multi = _layout(text, reference_bits)
     payload = b"".join(groups)
     if len(payload) <= single:
         return data_coding, [payload], length
     return data_coding, _chunks(groups, multi), length
 
 
-def count_parts(text: str, max_parts: int = 6) -> int:
-    """How many SMS parts `text` takes (for pricing at submission); raises TooManyParts past `max_parts`."""
-    _, chunks, _ = _payload_chunks(text)
+def count_parts(text: str, max_parts: int = 6, reference_bits: int = 8) -> int:
+    """How many SMS parts `text` takes (for pricing at submission); raises TooManyParts past `max_parts`.
+    A 16-bit reference leaves a septet (GSM-7) or a character (UCS-2) less per part."""
+    _, chunks, _ = _payload_chunks(text, reference_bits)
     if len(chunks) > max_parts:
         raise TooManyParts(f"the text needs {len(chunks)} SMS parts, at most {max_parts} are allowed")
     return len(chunks)
 
 
-def udh_concat(reference: int, total: int, seq: int) -> bytes:
-    """The 6-octet user data header of a concatenated part, 8-bit reference."""
+def udh_concat(reference: int, total: int, seq: int, reference_bits: int = 8) -> bytes:
+    """The user data header of a concatenated part: 6 octets with an 8-bit reference (IEI 0x00), 7 with
+    a 16-bit one (IEI 0x08)."""
+    if reference_bits == 16:
+        return bytes((0x06, 0x08, 0x04, (reference >> 8) & 0xFF, reference & 0xFF, total, seq))
     return bytes((0x05, 0x00, 0x03, reference & 0xFF, total, seq))
 
 
 def encode(text: str, *, reference: int, max_parts: int = 6, use_payload: bool = False,
-           packed: bool = False) -> Encoded:
-    """Encode `text` for submit_sm: the alphabet, and the parts with a concatenation UDH (8-bit
-    `reference`) when it does not fit one SMS. With `use_payload` the whole text is one part for the
-    message_payload TLV (the SMSC splits it); the part cap still counts the SMSs it will become."""
-    data_coding, chunks, length = _payload_chunks(text)
+           packed: bool = False, reference_bits: int = 8) -> Encoded:
+    """Encode `text` for submit_sm: the alphabet, and the parts with a concatenation UDH (`reference`,
+    8 or 16 bits of it) when it does not fit one SMS. With `use_payload` the whole text is one part for
+    the message_payload TLV (the SMSC splits it); the part cap still counts the SMSs it will become."""
+    data_coding, chunks, length = _payload_chunks(text, reference_bits)
     if len(chunks) > max_parts:
         raise TooManyParts(f"the text needs {len(chunks)} SMS parts, at most {max_parts} are allowed")
     if use_payload:
@@ -137,7 +150,7 @@ def encode(text: str, *, reference: int, max_parts: int = 6, use_payload: bool =
     total = len(chunks)
     parts = []
     for seq, chunk in enumerate(chunks, start=1):
-        udh = udh_concat(reference, total, seq)
+        udh = udh_concat(reference, total, seq, reference_bits)
         body = pack_septets(chunk, _fill_bits(len(udh))) if packed and data_coding == GSM7 else chunk
         parts.append(udh + body)
     return Encoded(data_coding, tuple(parts), UDHI, length)

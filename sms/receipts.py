@@ -119,6 +119,12 @@ def _sar(sm: pdu.ShortMessage) -> gsm.Concat | None:
     return gsm.Concat(int.from_bytes(ref, "big"), total[0], seq[0])
 
 
+def mo_part(sm: pdu.ShortMessage) -> tuple[str, gsm.Concat | None]:
+    """The text of one MO deliver_sm and where it sits in its message (by UDH, else the SAR TLVs)."""
+    text, concat = gsm.decode(sm.text_octets, sm.data_coding, sm.esm_class if sm.short_message else 0)
+    return text, concat or _sar(sm)
+
+
 @dataclass
 class _Partial:
     first_at: dt.datetime
@@ -136,8 +142,7 @@ class Reassembler:
 
     def add(self, sm: pdu.ShortMessage, now: dt.datetime) -> Incoming | None:
         """Take one MO deliver_sm; return the whole message when this part completes it."""
-        text, concat = gsm.decode(sm.text_octets, sm.data_coding, sm.esm_class if sm.short_message else 0)
-        concat = concat or _sar(sm)
+        text, concat = mo_part(sm)
         source, destination = address(sm.source, sm.source_ton), address(sm.destination, sm.dest_ton)
         if concat is None or concat.total <= 1:
             return Incoming(source, destination, gsm.join_parts([text]), now, None)

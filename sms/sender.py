@@ -9,9 +9,12 @@
     await sender.stop(); await esme.stop()
 
 Per message (claimed with a lease, like the voice worker's calls, and heartbeated while its parts are in
-flight): the text is encoded by sms.gsm (GSM-7 or UCS-2, concatenated parts with a reference derived from
-the message ID, so a resubmission after a crash carries the same reference); every part goes to the ESME
-keyed `<message id>:<part>`. When every part is answered:
+flight): the text is encoded by sms.gsm (GSM-7 or UCS-2, concatenated parts with a reference of
+`concat_ref_bits`, 8 or 16); every part goes to the ESME keyed `<message id>:<part>`. The reference of a
+long message is allocated in the claiming transaction from a per-destination counter in the store
+(store.concat_refs: the n-th long message to a number gets n modulo 2^bits, atomically, whichever sender
+claims it) and kept in the message's settings, so a resubmission after a crash carries the same one.
+When every part is answered:
 
 - all accepted: the SMSC IDs are stored per part and the message waits for receipts (110 Sent to SMSC);
 - any refused: 605 Undeliverable with the SMSC error in `smsc_error`; the accepted parts are charged,
@@ -50,7 +53,7 @@ from sms import gsm
 from sms.errors import SmsError
 from sms.receipts import Receipt
 from sms.smpp import OutgoingPart
-from store import queue
+from store import concat_refs, queue
 from store.db import Database, retrying
 from store.errors import LeaseLost, StoreError
 from store.models import Message, MessageKind, SmsPart
@@ -66,6 +69,8 @@ FAILED_STATES = frozenset({"UNDELIV", "REJECTD", "DELETED", "UNKNOWN"})
 SMSC_ERROR_CHARS = 100
 """The width of messages.smsc_error."""
 SMS_KINDS = (MessageKind.SMS.value,)
+CONCAT_REF, CONCAT_REF_BITS = "concat_ref", "concat_ref_bits"
+"""Where a message's settings keep its concatenation reference."""
 
 
 def utc_now() -> dt.datetime:
@@ -86,12 +91,17 @@ def parse_key(key: str) -> tuple[str, int] | None:
     return (message_id, int(part)) if message_id and part.isdigit() else None
 
 
-def concat_reference(message_id: str) -> int:
-    """The 8-bit concatenation reference of a message: stable across resubmissions of the same message."""
-    try:  # message IDs are UUIDv7 hex: their last byte is uniformly random
-        return int(message_id[-2:], 16)
-    except ValueError:
-        return sum(message_id.encode()) % 256
+def kept_reference(settings: dict[str, Any] | None, bits: int) -> int | None:
+    """The concatenation reference a message was given at an earlier claim (with the same width)."""
+    settings = settings or {}
+    ref = settings.get(CONCAT_REF)
+    return ref if isinstance(ref, int) and settings.get(CONCAT_REF_BITS) == bits else None
+
+
+def needs_reference(parts: int | None, options: SenderOptions) -> bool:
+    """Whether a message of `parts` SMS (as counted at submission: whether a text fits one SMS does not
+    depend on the reference's width) goes as concatenated parts with a UDH, and so needs a reference."""
+    return not options.use_payload and (parts or 1) > 1
 
 
 def smpp_address(value: str) -> str:
@@ -179,10 +189,14 @@ class SenderOptions:
     """The source address of messages submitted without a caller ID."""
     receipt_grace_s: float = 60.0
     """How long a receipt whose SMSC ID is not (yet) in the store is retried before it is dropped."""
+    concat_ref_bits: int = 8
+    """Concatenation references of 8 bits (UDH IEI 0x00) or 16 bits (IEI 0x08, one character less a part)."""
 
     def __post_init__(self) -> None:
         if not self.worker_id or self.lease_s <= 0 or self.poll_interval_s <= 0:
             raise ValueError("worker_id, lease_s > 0 and poll_interval_s > 0 are required")
+        if self.concat_ref_bits not in gsm.REFERENCE_BITS:
+            raise ValueError(f"sms.concat_ref_bits must be 8 or 16, not {self.concat_ref_bits}")
         if self.batch < 1 or self.max_in_flight < 1 or not 1 <= self.max_parts <= 255:
             raise ValueError("batch and max_in_flight >= 1, max_parts 1..255")
 
@@ -199,14 +213,16 @@ class ClaimedSms:
     tts_fallback: bool
     rate: int
     callback_url: str
+    reference: int = 0
+    """The concatenation reference of a long message."""
 
     @classmethod
-    def of(cls, message: Message) -> ClaimedSms:
+    def of(cls, message: Message, reference: int = 0) -> ClaimedSms:
         settings = message.settings or {}
         return cls(id=message.id, user_id=message.user_id, phone=message.phone,
                    callerid=message.callerid or "", body=message.body or "",
                    tts_fallback=bool(settings.get("tts_fallback")), rate=message.rate,
-                   callback_url=message.callback_url or "")
+                   callback_url=message.callback_url or "", reference=reference)
 
     def fallback_request(self) -> FallbackRequest:
         return FallbackRequest(self.id, self.user_id, self.phone, self.body, self.callerid, self.callback_url)
@@ -368,7 +384,29 @@ class SmsSender:
     def _claim(self, session: Session, limit: int) -> list[ClaimedSms]:
         messages = queue.claim(session, self.options.worker_id, self._now(), self.options.lease_s, limit,
                                kinds=SMS_KINDS)
-        return [ClaimedSms.of(m) for m in messages]
+        messages.sort(key=lambda m: m.id)  # time-ordered IDs: references and parts go out in order
+        references = self._references(session, messages)
+        return [ClaimedSms.of(m, references.get(m.id, 0)) for m in messages]
+
+    def _references(self, session: Session, messages: list[Message]) -> dict[str, int]:
+        """Concatenation references of the long messages just claimed: the one kept from an earlier
+        claim, else the next ones of their destination's counter (kept in their settings)."""
+        bits = self.options.concat_ref_bits
+        found: dict[str, int] = {}
+        fresh: dict[str, list[Message]] = {}
+        for message in messages:
+            kept = kept_reference(message.settings, bits)
+            if kept is not None:
+                found[message.id] = kept
+            elif needs_reference(message.parts, self.options):
+                fresh.setdefault(message.phone, []).append(message)
+        firsts = concat_refs.allocate(session, {phone: len(group) for phone, group in fresh.items()})
+        for phone, group in fresh.items():
+            for offset, message in enumerate(group):
+                ref = concat_refs.reference(firsts[phone] + offset, bits)
+                message.settings = {**(message.settings or {}), CONCAT_REF: ref, CONCAT_REF_BITS: bits}
+                found[message.id] = ref
+        return found
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -402,12 +440,14 @@ class SmsSender:
 
     async def _send(self, sms: ClaimedSms) -> None:
         try:
-            encoded = gsm.encode(sms.body, reference=concat_reference(sms.id),
-                                 max_parts=self.options.max_parts, use_payload=self.options.use_payload)
+            encoded = gsm.encode(sms.body, reference=sms.reference, max_parts=self.options.max_parts,
+                                 use_payload=self.options.use_payload,
+                                 reference_bits=self.options.concat_ref_bits)
         except SmsError as exc:  # TooManyParts (511)
             await self._unsendable(sms, exc)
             return
-        billable = gsm.count_parts(sms.body, self.options.max_parts) if self.options.use_payload else None
+        billable = (gsm.count_parts(sms.body, self.options.max_parts, self.options.concat_ref_bits)
+                    if self.options.use_payload else None)
         outgoing = _Outgoing(sms, len(encoded.parts), billable or len(encoded.parts))
         self._outgoing[sms.id] = outgoing
         try:

@@ -6,6 +6,8 @@ submit_sm at `rate_per_s`, backs off and resubmits on ESME_RTHROTTLED, and resub
 had not acknowledged when a connection died. Outcomes, receipts and MO messages reach the callbacks one
 at a time, in arrival order (a part's on_accepted always runs before its receipt's on_receipt); the
 SMSC gets its deliver_sm_resp only after the callback returned, so a failed callback means redelivery.
+MO parts are joined in memory for `on_incoming`, or, with `on_mo_part`, handed over one deliver_sm at a
+time for the caller to store before they are answered (sms.inbound: nothing lost across a restart).
 """
 
 from __future__ import annotations
@@ -67,6 +69,14 @@ class SmppSettings:
     dest_npi: int = 1
     mo_timeout_s: float = 300.0
     """How long the parts of a concatenated MO message are awaited."""
+    concat_ref_bits: int = 8
+    """Concatenation references of long MT messages: 8 bits (UDH IEI 0x00) or 16 bits (IEI 0x08)."""
+
+    def __post_init__(self) -> None:
+        if self.concat_ref_bits not in gsm.REFERENCE_BITS:
+            raise ValueError(f"concat_ref_bits must be 8 or 16, not {self.concat_ref_bits}")
+        if self.mo_timeout_s <= 0:
+            raise ValueError(f"mo_timeout_s must be > 0, not {self.mo_timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -146,13 +156,15 @@ class Esme:
 
     def __init__(self, settings: SmppSettings, *, on_accepted: Accepted, on_refused: Refused,
                  on_receipt: Callable[[Receipt], Awaitable[None]],
-                 on_incoming: Callable[[Incoming], Awaitable[None]]) -> None:
+                 on_incoming: Callable[[Incoming], Awaitable[None]],
+                 on_mo_part: Callable[[pdu.ShortMessage], Awaitable[None]] | None = None) -> None:
         if settings.bind not in ("transceiver", "transmitter+receiver"):
             raise ValueError(f"bind must be transceiver or transmitter+receiver, not {settings.bind!r}")
         self.settings = settings
         self.stats = EsmeStats()
         self._on_accepted, self._on_refused = on_accepted, on_refused
         self._on_receipt, self._on_incoming = on_receipt, on_incoming
+        self._on_mo_part = on_mo_part
         self._room = asyncio.Semaphore(settings.window)
         self._pending: collections.deque[_Entry] = collections.deque()
         self._in_flight: dict[int, _Entry] = {}
@@ -409,6 +421,9 @@ class Esme:
             if is_receipt(sm):
                 self.stats.receipts += 1
                 await self._on_receipt(parse_receipt(sm))
+            elif self._on_mo_part is not None:  # the caller stores and joins the parts (sms.inbound)
+                self.stats.incoming += 1
+                await self._on_mo_part(sm)
             else:
                 incoming = self._mo.add(sm, dt.datetime.now(dt.UTC))
                 if incoming is not None:

@@ -365,3 +365,51 @@ class VirtualNumber(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     webhook_url: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime]
+
+
+class MoGroup(Base):
+    """A concatenated incoming SMS whose parts are still arriving (sms.inbound): kept from its first part
+    until its last, or until `sms.mo_timeout_s` after `first_at`, across restarts."""
+
+    __tablename__ = "sms_mo_groups"
+    __table_args__ = (
+        UniqueConstraint("source", "destination", "reference", "total", name="uq_sms_mo_groups_key"),
+        Index("ix_sms_mo_groups_first_at", "first_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(21))
+    """The sender, as the store keeps numbers (E.164, or the SMSC's address when it is none)."""
+    destination: Mapped[str] = mapped_column(String(21))
+    reference: Mapped[int] = mapped_column(Integer)
+    """The concatenation reference (8 or 16 bits, or the SAR reference)."""
+    total: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[dt.datetime]
+    """When its first stored part arrived: the timeout counts from here."""
+
+
+class MoPart(Base):
+    """One stored part of a MoGroup: the short_message as received (decoded when the message is joined)."""
+
+    __tablename__ = "sms_mo_parts"
+
+    group_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("sms_mo_groups.id", ondelete="CASCADE"),
+        primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    """1-based position of the part."""
+    short_message: Mapped[bytes] = mapped_column(LargeBinary)
+    data_coding: Mapped[int] = mapped_column(Integer)
+    esm_class: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[dt.datetime]
+
+
+class ConcatCounter(Base):
+    """The last concatenation reference handed out per destination (sms.sender), so consecutive long
+    messages to one handset never share a reference within 256 (8-bit) or 65,536 (16-bit) messages."""
+
+    __tablename__ = "sms_concat_counters"
+
+    destination: Mapped[str] = mapped_column(String(21), primary_key=True)
+    counter: Mapped[int] = mapped_column(BigInteger)
+    """References allocated so far; the reference is this counter modulo 2^bits."""

@@ -8,8 +8,11 @@
 //                               modes of the bound sessions
 //        POST /config {...}     switches: dlr, dlr_state, dlr_err, dlr_tlv, dlr_delay_ms, throttle_every,
 //                               throttle_next, refuse_next, refuse_status, drop_after, hold, record
-//        POST /mo {source, destination, text, coding: "gsm"|"ucs2", parts, concat: "udh"|"sar", ref}
-//                               sends an MO message as deliver_sm, split by this script into `parts`
+//        POST /mo {source, destination, text, coding: "gsm"|"ucs2", parts, concat: "udh"|"sar", ref,
+//                  source_ton, dest_ton, only}
+//                               sends an MO message as deliver_sm, split by this script into `parts`;
+//                               the TONs default to 1 for a '+' address, else 0; `only` (1-based part
+//                               numbers) sends just those parts (the rest in a later call)
 //        POST /reset            clears counters and records (not the RECORD file)
 'use strict';
 const smpp = require('smpp');
@@ -243,10 +246,13 @@ function sendMo(req) {
   const parts = splitText(req.text, req.parts || 1);
   const ref = req.ref === undefined ? 42 : req.ref;
   const dc = req.coding === 'ucs2' ? 8 : 0;
+  const ton = (given, address) => given === undefined ? (address.startsWith('+') ? 1 : 0) : given;
+  let sent = 0;
   parts.forEach((chunk, i) => {
+    if (req.only && !req.only.includes(i + 1)) return;
     const fields = {source_addr: req.source.replace(/^\+/, ''), destination_addr: req.destination.replace(/^\+/, ''),
-                    source_addr_ton: req.source.startsWith('+') ? 1 : 0, source_addr_npi: 1,
-                    dest_addr_ton: req.destination.startsWith('+') ? 1 : 0, dest_addr_npi: 1,
+                    source_addr_ton: ton(req.source_ton, req.source), source_addr_npi: 1,
+                    dest_addr_ton: ton(req.dest_ton, req.destination), dest_addr_npi: 1,
                     data_coding: dc, esm_class: 0};
     if (parts.length === 1) fields.short_message = chunk;
     else if (req.concat === 'sar') {
@@ -257,8 +263,9 @@ function sendMo(req) {
     }
     sendDeliver(target, fields, 'mo');
     stats.mo_sent++;
+    sent++;
   });
-  return {sent: parts.length};
+  return {sent};
 }
 
 function control(req, res) {

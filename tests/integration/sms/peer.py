@@ -99,10 +99,15 @@ class Smsc:
         self._call("POST", "/config", switches)
 
     def send_mo(self, source: str, destination: str, text: str, *, coding: str = "gsm", parts: int = 1,
-                concat: str = "udh", ref: int = 42) -> None:
-        """Send an MO message; raises when no receiving session is bound (the SMSC would drop it)."""
-        answer = self._call("POST", "/mo", {"source": source, "destination": destination, "text": text,
-                                            "coding": coding, "parts": parts, "concat": concat, "ref": ref})
+                concat: str = "udh", ref: int = 42, source_ton: int | None = None,
+                dest_ton: int | None = None, only: list[int] | None = None) -> None:
+        """Send an MO message (TON 1 for a '+' address, else 0, unless given; only the parts numbered in
+        `only` when given); raises when no receiving session is bound (the SMSC would drop it)."""
+        request: dict[str, Any] = {"source": source, "destination": destination, "text": text,
+                                   "coding": coding, "parts": parts, "concat": concat, "ref": ref}
+        extra = {"source_ton": source_ton, "dest_ton": dest_ton, "only": only}
+        request.update({name: value for name, value in extra.items() if value is not None})
+        answer = self._call("POST", "/mo", request)
         if not answer.get("sent"):
             raise RuntimeError(f"the SMSC sent no MO message: {answer.get('error', answer)}")
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from urllib.parse import parse_qsl
 
+from api.phones import smpp_e164
 from sms.inbound import (
     MO_KIND,
     InboundHandler,
     InboundOptions,
-    e164,
     record_incoming,
     webhook_body,
 )
@@ -22,11 +23,12 @@ from tests.unit.sms.conftest import T0, Store
 
 NUMBER = "+12505550100"
 HOOK = "https://client.example/hook"
+US_NUMBERS = functools.partial(smpp_e164, region="US")
 OPTIONS = InboundOptions(orgserver="sms.example.com", help_text="Example alerts. Reply STOP to end.",
                          stop_reply="You will get no more messages.")
 
 
-def mo(text: str, source: str = "16045550123", destination: str = "12505550100") -> Incoming:
+def mo(text: str, source: str = "+16045550123", destination: str = NUMBER) -> Incoming:
     return Incoming(source=source, destination=destination, text=text, received_at=T0, smsc_id="77")
 
 
@@ -41,12 +43,6 @@ def test_webhook_body_has_the_seed_fields_in_order() -> None:
     assert [k for k, _ in parse_qsl(body)] == ["phonefrom", "phoneto", "id", "orgserver", "timestamp", "txt"]
     assert dict(parse_qsl(body))["txt"] == "Olá & adeus = 100%"
     assert dict(parse_qsl(body))["phonefrom"] == "+16045550123"
-
-
-def test_e164_adds_plus_to_numbers_only() -> None:
-    assert e164("16045550123") == "+16045550123"
-    assert e164("+16045550123") == "+16045550123"
-    assert e164("ACME") == "ACME"
 
 
 def test_mo_is_kept_and_forwarded(store: Store) -> None:
@@ -124,7 +120,8 @@ def test_help_without_configured_answer_is_only_forwarded(store: Store) -> None:
 def test_handler_wakes_the_sender_only_for_replies(store: Store) -> None:
     with_number(store)
     woken: list[int] = []
-    handler = InboundHandler(store.db, OPTIONS, wake=lambda: woken.append(1), now=lambda: T0)
+    handler = InboundHandler(store.db, OPTIONS, number=US_NUMBERS, wake=lambda: woken.append(1),
+                             now=lambda: T0)
     asyncio.run(handler.on_incoming(mo("see you at 5")))
     assert woken == []
     asyncio.run(handler.on_incoming(mo("HELP")))

@@ -10,8 +10,8 @@ from sms.sender import (
     DELIVERED,
     EXPIRED,
     UNDELIVERABLE,
-    concat_reference,
     fallback_status,
+    kept_reference,
     merge_states,
     parse_key,
     part_key,
@@ -60,10 +60,10 @@ def test_foreign_keys_are_not_ours() -> None:
     assert parse_key("abc:x") is None
 
 
-def test_concat_reference_is_stable_and_8_bit() -> None:
-    assert concat_reference("0" * 30 + "ff") == 255
-    assert concat_reference("0" * 30 + "ff") == concat_reference("0" * 30 + "ff")
-    assert 0 <= concat_reference("not-hex!") <= 255
+def test_a_kept_reference_is_used_only_with_its_width() -> None:
+    assert kept_reference({"concat_ref": 300, "concat_ref_bits": 16}, 16) == 300
+    assert kept_reference({"concat_ref": 300, "concat_ref_bits": 16}, 8) is None
+    assert kept_reference({"tts_fallback": True}, 8) is None and kept_reference(None, 8) is None
 
 
 def test_addresses() -> None:

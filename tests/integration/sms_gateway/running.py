@@ -1,0 +1,33 @@
+"""The app in-process with chosen SMPP settings (the other SMS gateway tests use conftest's defaults)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.callbacks import CallbackSettings
+from api.settings import Settings, SmsSettings
+from tests.integration.sms.conftest import settings_for
+from tests.integration.sms.peer import Smsc
+from tests.integration.sms_gateway.conftest import Gw, Receiver, seed
+
+
+@contextmanager
+def running_gateway(data_dir: Path, peer: Smsc, receiver: Receiver, **smpp: Any) -> Iterator[Gw]:
+    """A seeded store, the app with its SMS node bound to `peer` (`smpp` overrides its settings) and its
+    outbox sender POSTing webhooks to `receiver`."""
+    seed(data_dir, receiver.url)
+    settings = Settings(
+        data_dir=data_dir, sms=settings_for(peer, **smpp),
+        sms_service=SmsSettings(poll_interval_s=0.1, orgserver="gw.test", stop_reply="Unsubscribed."),
+        callbacks=CallbackSettings(allow_private=True, secret="s" * 40, poll_interval_s=0.1),
+    )
+    app = create_app(settings, with_callbacks=True)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        peer.wait_receiver()
+        yield Gw(client, app.state.gateway, peer, receiver, settings)
