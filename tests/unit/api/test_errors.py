@@ -24,6 +24,7 @@ SEED_TABLE = [
     (errors.GatewayError, 500, "ERROR"),
     (errors.MessageNotFound, 500, "ERROR: MESSAGE NOT FOUND"),
     (errors.VoiceFileTooLarge, 500, "ERROR: VOICE FILE TOO LARGE"),
+    (errors.StartupFailed, 500, "ERROR: INVALID SETTINGS"),
     (errors.InvalidCallerId, 500, "ERROR: INVALID CALLERID"),
     (errors.GroupNotFound, 500, "ERROR: GROUP NOT FOUND"),
     (errors.InvalidTrunkTemplate, 500, "ERROR: INVALID TRUNK SETTINGS"),
