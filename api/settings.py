@@ -148,6 +148,9 @@ class SmsSettings:
     """Source address of SMS submitted without a caller ID (a number or an alphanumeric sender)."""
     receipt_grace_s: float = 60.0
     """How long a receipt for an SMSC ID not (yet) in the store is retried."""
+    receipt_timeout_s: float = 48 * 3600.0
+    """An SMS the SMSC accepted and whose final receipt has not come this long after ends 210 `Sent, no
+    receipt` (charged, like every accepted SMS); a later receipt still raises it (docs/sms.md)."""
     shutdown_timeout_s: float = 10.0
     orgserver: str = ""
     """The incoming-SMS webhook's `orgserver`; empty: this machine's host name."""
@@ -160,6 +163,8 @@ class SmsSettings:
     def __post_init__(self) -> None:
         if self.lease_s <= 0 or self.poll_interval_s <= 0 or self.batch < 1 or self.max_in_flight < 1:
             raise ValueError("lease_s and poll_interval_s must be > 0, batch and max_in_flight >= 1")
+        if self.receipt_timeout_s <= 0:
+            raise ValueError(f"receipt_timeout_s must be > 0, not {self.receipt_timeout_s}")
 
 
 class SettingsError(ValueError):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sms import gsm, pdu
 from sms.errors import BindFailed, EsmeStopped, PduError
 from sms.link import Link
-from sms.receipts import Incoming, Reassembler, Receipt, is_receipt, parse_receipt
+from sms.receipts import ID_FORMS, Incoming, Reassembler, Receipt, is_receipt, parse_receipt
 
 __all__ = ["Esme", "EsmeStats", "Incoming", "OutgoingPart", "Receipt", "SmppSettings"]
 
@@ -67,6 +67,14 @@ class SmppSettings:
     dest_npi: int = 1
     mo_timeout_s: float = 300.0
     """How long the parts of a concatenated MO message are awaited."""
+    receipt_id_form: str = "auto"
+    """How a receipt's text `id:` relates to the submit_sm_resp message_id: auto, same, hex_to_decimal
+    (response hex, receipt decimal) or decimal_to_hex (sms.receipts.ID_FORMS)."""
+
+    def __post_init__(self) -> None:
+        if self.receipt_id_form not in ID_FORMS:
+            raise ValueError(f"receipt_id_form must be one of {', '.join(ID_FORMS)}, "
+                             f"not {self.receipt_id_form!r}")
 
 
 @dataclass(frozen=True)
@@ -408,7 +416,7 @@ class Esme:
             sm = pdu.ShortMessage.from_body(event.request.body)
             if is_receipt(sm):
                 self.stats.receipts += 1
-                await self._on_receipt(parse_receipt(sm))
+                await self._on_receipt(parse_receipt(sm, self.settings.receipt_id_form))
             else:
                 incoming = self._mo.add(sm, dt.datetime.now(dt.UTC))
                 if incoming is not None:
