@@ -205,7 +205,9 @@ class SenderOptions:
     use_payload: bool = False
     """Send long texts as one submit_sm with message_payload instead of concatenated parts."""
     default_source: str = ""
-    """The source address of messages submitted without a caller ID."""
+    """The source address of messages submitted without a caller ID; '' leaves it to the SMSC."""
+    packed_gsm: bool = False
+    """GSM-7 short_message packed 7 bits a septet (sms.gsm_packed) instead of one septet per octet."""
     receipt_grace_s: float = 60.0
     """How long a receipt whose SMSC ID is not (yet) in the store is retried before it is dropped."""
     receipt_timeout_s: float = 48 * 3600.0
@@ -474,7 +476,8 @@ class SmsSender:
     async def _send(self, sms: ClaimedSms) -> None:
         try:
             encoded = gsm.encode(sms.body, reference=concat_reference(sms.id),
-                                 max_parts=self.options.max_parts, use_payload=self.options.use_payload)
+                                 max_parts=self.options.max_parts, use_payload=self.options.use_payload,
+                                 packed=self.options.packed_gsm)
         except SmsError as exc:  # TooManyParts (511)
             await self._unsendable(sms, exc)
             return
@@ -493,7 +496,7 @@ class SmsSender:
 
     async def _submit_parts(self, sms: ClaimedSms, encoded: gsm.Encoded) -> None:
         assert self._transport is not None
-        source = smpp_address(sms.callerid or self.options.default_source)
+        source = sms.callerid or self.options.default_source  # the ESME picks TON/NPI by its form
         for index, data in enumerate(encoded.parts, start=1):
             await self._transport.submit(OutgoingPart(
                 key=part_key(sms.id, index), source=source, destination=smpp_address(sms.phone),

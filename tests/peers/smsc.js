@@ -57,13 +57,15 @@ PDU.prototype.fromBuffer = function (buffer) {
   return fromBuffer.call(this, buffer);
 };
 
-// the short_message octets of a raw submit_sm / deliver_sm
-function rawShortMessage(buf) {
+// the short_message octets and the validity_period text of a raw submit_sm / deliver_sm
+function rawFields(buf) {
   let at = 16;
-  const cstr = () => { while (buf[at] !== 0) at++; at++; };
-  cstr(); at += 2; cstr(); at += 2; cstr(); at += 3; cstr(); cstr(); at += 4;
+  const cstr = () => { const start = at; while (buf[at] !== 0) at++; at++; return buf.toString('latin1', start, at - 1); };
+  cstr(); at += 2; cstr(); at += 2; cstr(); at += 3; cstr();
+  const validity = cstr();
+  at += 4;
   const len = buf[at];
-  return buf.slice(at + 1, at + 1 + len);
+  return {shortMessage: buf.slice(at + 1, at + 1 + len), validity};
 }
 
 function ts(d) {
@@ -74,7 +76,8 @@ function ts(d) {
 
 function describe(pdu, session) {
   const sm = pdu.short_message || {};
-  const raw = pdu._rawCopy ? rawShortMessage(pdu._rawCopy) : Buffer.alloc(0);
+  const fields = pdu._rawCopy ? rawFields(pdu._rawCopy) : {shortMessage: Buffer.alloc(0), validity: ''};
+  const raw = fields.shortMessage;
   let text = typeof sm === 'string' ? sm : sm.message;
   if (Buffer.isBuffer(text)) text = text.toString('latin1');
   let payload = null;
@@ -86,6 +89,7 @@ function describe(pdu, session) {
           source_ton: pdu.source_addr_ton, source_npi: pdu.source_addr_npi, destination: pdu.destination_addr,
           dest_ton: pdu.dest_addr_ton, dest_npi: pdu.dest_addr_npi, esm_class: pdu.esm_class,
           data_coding: pdu.data_coding, registered_delivery: pdu.registered_delivery,
+          validity_period: fields.validity,
           sm_hex: raw.toString('hex'), udh_hex: (sm.udh || []).map(b => b.toString('hex')).join(''),
           text: text === undefined ? null : text, payload,
           sar: pdu.sar_msg_ref_num === undefined ? null :

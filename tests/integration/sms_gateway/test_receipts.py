@@ -3,61 +3,19 @@ the SMSC message ID takes in them (docs/sms.md, "Receipts")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.callbacks import CallbackSettings
-from api.settings import Settings, SmsSettings
 from store import ledger, queue
 from store.models import Message
-from tests.integration.sms.conftest import settings_for, smsc  # noqa: F401  (fixture)
-from tests.integration.sms.peer import Smsc
-from tests.integration.sms_gateway.conftest import (  # noqa: F401  (fixture)
-    FUNDS,
-    SMS_RATE,
-    Gw,
-    Receiver,
-    receiver,
-    seed,
-    wait_for,
-)
+from tests.integration.sms.conftest import smsc  # noqa: F401  (fixture)
+from tests.integration.sms_gateway.configured import MakeGw, make_gw  # noqa: F401  (fixture)
+from tests.integration.sms_gateway.conftest import FUNDS, SMS_RATE, Gw, receiver, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 PHONE = "+12505550123"
 LONG = "0123456789" * 30
 """Two parts."""
-
-MakeGw = Callable[..., Gw]
-
-
-@pytest.fixture
-def make_gw(tmp_path: Path, smsc: Smsc, receiver: Receiver) -> Iterator[MakeGw]:  # noqa: F811
-    """The gateway of conftest's `gw`, with SMPP and SMS-service settings of the test's choosing."""
-    clients: list[TestClient] = []
-
-    def make(smpp: dict[str, Any] | None = None, service: dict[str, Any] | None = None) -> Gw:
-        seed(tmp_path, receiver.url)
-        settings = Settings(
-            data_dir=tmp_path, sms=settings_for(smsc, **(smpp or {})),
-            sms_service=SmsSettings(poll_interval_s=0.1, orgserver="gw.test", **(service or {})),
-            callbacks=CallbackSettings(allow_private=True, secret="s" * 40))
-        app = create_app(settings)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        smsc.wait_receiver()
-        return Gw(client, app.state.gateway, smsc, receiver, settings)
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
-
 
 def send(gw: Gw, text: str = "Receipt test") -> str:
     answer = gw.get("matrix", phone=PHONE, txt=text)
@@ -91,8 +49,9 @@ def stored(gw: Gw, message_id: str) -> Message:
     ([["DELIVRD"], ["ENROUTE", "DELIVRD"]], LONG, ("200", "Delivered")),
     ([["DELIVRD"], ["EXPIRED"]], LONG, ("606", "Expired")),
 ])
-def test_final_status_does_not_depend_on_receipt_order(make_gw: MakeGw, plan: list[list[str]], text: str,
-                                                       expected: tuple[str, str]) -> None:
+def test_final_status_does_not_depend_on_receipt_order(
+    make_gw: MakeGw, plan: list[list[str]], text: str, expected: tuple[str, str]  # noqa: F811
+) -> None:
     gw = make_gw()
     gw.smsc.configure(dlr_plan=plan)
     message_id = send(gw, text)
@@ -103,7 +62,7 @@ def test_final_status_does_not_depend_on_receipt_order(make_gw: MakeGw, plan: li
     assert message.cost == SMS_RATE * len(plan)  # a raised status is not charged again
 
 
-def test_receipt_that_never_comes_ends_sent_no_receipt(make_gw: MakeGw) -> None:
+def test_receipt_that_never_comes_ends_sent_no_receipt(make_gw: MakeGw) -> None:  # noqa: F811
     gw = make_gw(service={"receipt_timeout_s": 1.0})
     gw.smsc.configure(dlr=False)
     message_id = send(gw, LONG)
@@ -125,8 +84,9 @@ def test_receipt_that_never_comes_ends_sent_no_receipt(make_gw: MakeGw) -> None:
     ("hex", "lower", "same"),  # case
     ("base36", "upper", "auto"),
 ])
-def test_receipt_id_in_another_form_still_finds_its_message(make_gw: MakeGw, id_form: str, dlr_id_form: str,
-                                                            receipt_id_form: str) -> None:
+def test_receipt_id_in_another_form_still_finds_its_message(
+    make_gw: MakeGw, id_form: str, dlr_id_form: str, receipt_id_form: str  # noqa: F811
+) -> None:
     gw = make_gw(smpp={"receipt_id_form": receipt_id_form})
     gw.smsc.configure(id_form=id_form, dlr_id_form=dlr_id_form, dlr_tlv=False)  # only the text names the id
     message_id = send(gw, LONG)
@@ -138,7 +98,7 @@ def test_receipt_id_in_another_form_still_finds_its_message(make_gw: MakeGw, id_
         s.lstrip("0").upper() for s in submitted)
 
 
-def test_receipted_message_id_tlv_is_preferred(make_gw: MakeGw) -> None:
+def test_receipted_message_id_tlv_is_preferred(make_gw: MakeGw) -> None:  # noqa: F811
     gw = make_gw(smpp={"receipt_id_form": "same"})  # the text's decimal form alone would not match
     gw.smsc.configure(id_form="hex", dlr_id_form="decimal", dlr_tlv=True)
     message_id = send(gw)

@@ -39,7 +39,7 @@ def test_multipart_message_is_delivered_and_charged_per_part(store: Store) -> No
     assert message.smsc_ids == ["1", "2", "3"]  # stored normalised (sms.receipts.normalise_smsc_id)
     assert message.cost == 3 * SMS_RATE and balance(store) == FUNDS - 3 * SMS_RATE
     assert [p.key for p in esme.parts] == [f"{message_id}:{n}" for n in (1, 2, 3)]
-    assert {p.destination for p in esme.parts} == {"12505550123"} and esme.parts[0].source == "12505550100"
+    assert {p.destination for p in esme.parts} == {"12505550123"} and esme.parts[0].source == "+12505550100"
     texts = [gsm.decode(p.short_message, p.data_coding, p.esm_class) for p in esme.parts]
     assert "".join(t for t, _ in texts) == LONG
     assert {c.reference for _, c in texts if c is not None} == {int(message_id[-2:], 16)}
