@@ -217,6 +217,8 @@ class SenderOptions:
     def __post_init__(self) -> None:
         if not self.worker_id or self.lease_s <= 0 or self.poll_interval_s <= 0:
             raise ValueError("worker_id, lease_s > 0 and poll_interval_s > 0 are required")
+        if self.batch < 1 or self.max_in_flight < 1 or not 1 <= self.max_parts <= 255:
+            raise ValueError("batch and max_in_flight >= 1, max_parts 1..255")
         if self.receipt_timeout_s <= 0:
             raise ValueError("receipt_timeout_s must be > 0")
 
@@ -224,8 +226,6 @@ class SenderOptions:
     def sweep_interval_s(self) -> float:
         """How often the sender looks for messages past `receipt_timeout_s`."""
         return min(60.0, max(0.05, self.receipt_timeout_s / 4))
-        if self.batch < 1 or self.max_in_flight < 1 or not 1 <= self.max_parts <= 255:
-            raise ValueError("batch and max_in_flight >= 1, max_parts 1..255")
 
 
 @dataclass(frozen=True)

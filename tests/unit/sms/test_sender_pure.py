@@ -12,6 +12,7 @@ from sms.sender import (
     EXPIRED,
     NO_RECEIPT,
     UNDELIVERABLE,
+    SenderOptions,
     concat_reference,
     fallback_status,
     merge_states,
@@ -161,3 +162,15 @@ def test_finished_statuses_only_rise() -> None:
     assert receipt_outcome(NO_RECEIPT[0], ["DELIVRD"]) == DELIVERED
     assert receipt_outcome(NO_RECEIPT[0], ["ENROUTE"]) is None
     assert [status_precedence(c) for c in (110, 210, 200, 606, 605)] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("bad", [{"batch": 0}, {"max_in_flight": 0}, {"max_parts": 0},
+                                 {"receipt_timeout_s": 0}])
+def test_sender_options_are_checked(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        SenderOptions(worker_id="w", **bad)  # type: ignore[arg-type]
+
+
+def test_sweep_interval() -> None:
+    assert SenderOptions(worker_id="w").sweep_interval_s == 60.0
+    assert SenderOptions(worker_id="w", receipt_timeout_s=1.0).sweep_interval_s == 0.25
