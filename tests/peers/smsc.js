@@ -14,7 +14,8 @@
 //                               the id the receipt's text names; the TLV always carries the response's),
 //                               dlr_plan (a list of lists of states: each accepted submit takes the next
 //                               list and gets one receipt per state, in that order; empty: dlr_state),
-//                               resp_delay_ms (every submit_sm_resp and throttling answer sent this late)
+//                               resp_delay_ms (every submit_sm_resp and throttling answer sent this late),
+//                               dlr_hold (true: receipts are kept, not sent; false again sends those kept)
 //        POST /mo {source, destination, text, coding: "gsm"|"ucs2", parts, concat: "udh"|"sar", ref}
 //                               sends an MO message as deliver_sm, split by this script into `parts`
 //        POST /reset            clears counters and records (not the RECORD file)
@@ -37,8 +38,9 @@ const ID_PREFIX = (Date.now() % 1e9).toString(36) + process.pid.toString(36);
 const config = {dlr: true, dlr_state: 'DELIVRD', dlr_err: '000', dlr_tlv: true, dlr_delay_ms: 0,
                 throttle_every: 0, throttle_next: 0, drop_after: 0, hold: false, record: true,
                 refuse_next: 0, refuse_status: 0x45, id_form: 'base36', dlr_id_form: 'same', dlr_plan: [],
-                resp_delay_ms: 0};
+                resp_delay_ms: 0, dlr_hold: false};
 let stats, submits, held, delivers, counter = 0;
+const heldReceipts = [];  // [session, key] of receipts kept while dlr_hold
 const sessions = new Set();
 
 function reset() {
@@ -182,6 +184,7 @@ function sendReceipt(session, pdu, id, text, state, key) {
   pendingReceipts.set(key, {fields, session: 0});
   noteReceipt('add', key, fields);
   const send = () => {
+    if (config.dlr_hold) { heldReceipts.push([session, key]); return; }
     const target = receiverFor(session);
     if (target) forwardReceipt(target, key);  // else the next receiving session gets it on its bind
   };
@@ -328,6 +331,12 @@ function control(req, res) {
         const unknown = Object.keys(input).filter(key => !(key in config));
         if (unknown.length) throw new Error('unknown switches: ' + unknown.join(', '));
         Object.assign(config, input);
+        if (!config.dlr_hold) {
+          for (const [session, key] of heldReceipts.splice(0)) {
+            const target = receiverFor(session);
+            if (target) forwardReceipt(target, key);
+          }
+        }
         answer = config;
       } else if (req.method === 'POST' && req.url === '/mo') {
         answer = sendMo(input);

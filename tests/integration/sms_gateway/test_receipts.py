@@ -103,3 +103,17 @@ def test_receipted_message_id_tlv_is_preferred(make_gw: MakeGw) -> None:  # noqa
     gw.smsc.configure(id_form="hex", dlr_id_form="decimal", dlr_tlv=True)
     message_id = send(gw)
     wait_for(lambda: status_once(gw, message_id, "200"), what="Delivered")
+
+
+def test_a_receipt_after_the_timeout_still_sets_the_status(make_gw: MakeGw) -> None:  # noqa: F811
+    gw = make_gw(service={"receipt_timeout_s": 1.0})
+    gw.smsc.configure(dlr_hold=True)  # the SMSC keeps the receipt until the message has timed out
+    message_id = send(gw)
+    wait_for(lambda: status_once(gw, message_id, "210"), what="the receipt timeout")
+    gw.smsc.configure(dlr_hold=False)
+    final = wait_for(lambda: status_once(gw, message_id, "200"), what="the late receipt")
+    assert final["STATUSTXT"] == "Delivered"
+    message = stored(gw, message_id)
+    assert message.cost == SMS_RATE and [e.kind for e in message.events][-2:] == ["receipt", "delivered"]
+    with gw.gateway.db.read() as session:
+        assert ledger.balance(session, message.account_id) == FUNDS - SMS_RATE  # charged once
