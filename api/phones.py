@@ -38,6 +38,7 @@ _SPLIT = re.compile(r"[,;\r\n]")
 _FORMATTING = frozenset(" -./()\u00a0\t")
 _SENDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .&_-]*")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_SHORT_CODE = re.compile(r"[0-9]{3,8}")
 
 
 @dataclass(frozen=True)
@@ -121,14 +122,36 @@ class ParsedPhones:
         return ",".join(self.numbers)
 
 
+def is_short_code(text: str, region: str) -> bool:
+    """3-8 digits without '+' that are not a valid number of `region`: an SMS short code (sent as TON 3)."""
+    if not _SHORT_CODE.fullmatch(text):
+        return False
+    try:
+        return not phonenumbers.is_valid_number(phonenumbers.parse(text, region))
+    except phonenumbers.NumberParseException:
+        return True
+
+
+def is_sender(text: str) -> bool:
+    """Whether `text` has the form of an SMS sender: E.164, a short code of 3-8 digits, or an alphanumeric
+    sender ID (1-11 ASCII letters, digits, space, `.&_-`, a letter among them)."""
+    if _E164.fullmatch(text) or _SHORT_CODE.fullmatch(text):
+        return True
+    return (any(ch.isalpha() for ch in text) and len(text) <= MAX_SENDER_ID_CHARS and text.isascii()
+            and _SENDER_ID.fullmatch(text) is not None)
+
+
 def parse_caller_id(raw: str, settings: PhoneSettings, *, sms: bool) -> str | None:
     """The caller ID to present: None when not given, an E.164 number, or (SMS only) an alphanumeric
-    sender ID of 1-11 characters (letters, digits, space and `.&_-`, at least one letter).
+    sender ID of 1-11 characters (letters, digits, space and `.&_-`, at least one letter) or a short code
+    (`is_short_code`: 3-8 digits that are no valid number of the default region, kept as written).
 
     Raises InvalidCallerId (500 ERROR: INVALID CALLERID) otherwise."""
     text = raw.strip()
     if not text:
         return None
+    if sms and is_short_code(text, settings.default_region):
+        return text
     if any(ch.isalpha() for ch in text):
         if not sms:
             raise InvalidCallerId(f"a voice caller ID must be a number, not {_clip(text)}")

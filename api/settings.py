@@ -28,7 +28,7 @@ from pydantic_settings import (
 from api.callbacks import CallbackSettings
 from api.credentials import CacheSettings
 from api.forms import FormLimits
-from api.phones import PhoneSettings
+from api.phones import PhoneSettings, is_sender
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from ivr.settings import DialerSettings, FetchSettings, SipSettings
 from sms import keywords
@@ -146,9 +146,14 @@ class SmsSettings:
     max_in_flight: int = 512
     poll_interval_s: float = 1.0
     default_source: str = ""
-    """Source address of SMS submitted without a caller ID (a number or an alphanumeric sender)."""
+    """Source address of SMS submitted without a caller ID: an E.164 number (`+12505550100`), a short code
+    (3-8 digits) or an alphanumeric sender (1-11 characters, a letter among them); empty: the SMSC's own
+    default (sent as an unknown address, TON 0/NPI 0, never as an empty alphanumeric one)."""
     receipt_grace_s: float = 60.0
     """How long a receipt for an SMSC ID not (yet) in the store is retried."""
+    receipt_timeout_s: float = 48 * 3600.0
+    """An SMS the SMSC accepted and whose final receipt has not come this long after ends 210 `Sent, no
+    receipt` (charged, like every accepted SMS); a later receipt still raises it (docs/sms.md)."""
     shutdown_timeout_s: float = 10.0
     orgserver: str = ""
     """The incoming-SMS webhook's `orgserver`; empty: this machine's host name."""
@@ -167,6 +172,11 @@ class SmsSettings:
     def __post_init__(self) -> None:
         if self.lease_s <= 0 or self.poll_interval_s <= 0 or self.batch < 1 or self.max_in_flight < 1:
             raise ValueError("lease_s and poll_interval_s must be > 0, batch and max_in_flight >= 1")
+        if self.receipt_timeout_s <= 0:
+            raise ValueError(f"receipt_timeout_s must be > 0, not {self.receipt_timeout_s}")
+        if self.default_source and not is_sender(self.default_source):
+            raise ValueError(f"default_source {self.default_source!r} is not an E.164 number, a short code "
+                             "(3-8 digits) or an alphanumeric sender (1-11 letters, digits, space, .&_-)")
         for name in ("help_text", "stop_reply", "start_reply"):
             try:
                 keywords.placeholders(getattr(self, name))

@@ -105,7 +105,8 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
         worker_id=_worker_id(settings), lease_s=service.lease_s, batch=service.batch,
         max_in_flight=service.max_in_flight, poll_interval_s=service.poll_interval_s,
         max_parts=smpp.max_parts, use_payload=smpp.use_message_payload, default_source=service.default_source,
-        receipt_grace_s=service.receipt_grace_s, concat_ref_bits=smpp.concat_ref_bits)
+        receipt_grace_s=service.receipt_grace_s, receipt_timeout_s=service.receipt_timeout_s,
+        packed_gsm=smpp.gsm_packed, concat_ref_bits=smpp.concat_ref_bits)
     sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now)
     host = socket.getfqdn()
     replies = service.replies(host)

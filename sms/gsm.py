@@ -6,8 +6,10 @@ sent as UCS-2 (UTF-16 big-endian, surrogate pairs never split). One part holds 1
 units; a concatenated part 153 septets or 67 units after a 6-octet UDH with an 8-bit reference.
 
 GSM-7 short_message bytes are unpacked (one septet per octet), the SMPP convention the SMSC packs for
-the air interface; `packed=True` produces packed septets for SMSCs that want them. Either way a part
-fits the 140 octets of one SMS on the air (`air_octets`).
+the air interface; `packed=True` produces packed septets for SMSCs that want them (and enforce 140
+octets on short_message): `pack_gsm`, with the fill bits that align the septets after a UDH, and a
+carriage return in the last 7 spare bits, so an SMSC that counts septets from octets reads no extra '@'.
+Either way a part fits the 140 octets of one SMS on the air (`air_octets`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ UCS2 = 0x08
 LATIN1 = 0x03
 UDHI = 0x40
 ESCAPE = 0x1B
+CR = 0x0D
+"""Padding of 7 spare bits at the end of packed septets (3GPP TS 23.038 6.1.2.3.1), instead of '@'."""
 
 SINGLE_SEPTETS = 160
 PART_SEPTETS = 153
@@ -140,25 +144,44 @@ def encode(text: str, *, reference: int, max_parts: int = 6, use_payload: bool =
     data_coding, chunks, length = _payload_chunks(text, reference_bits)
     if len(chunks) > max_parts:
         raise TooManyParts(f"the text needs {len(chunks)} SMS parts, at most {max_parts} are allowed")
+    pack = packed and data_coding == GSM7
     if use_payload:
         whole = b"".join(chunks)
-        return Encoded(data_coding, (pack_septets(whole) if packed and data_coding == GSM7 else whole,), 0,
-                       length)
+        return Encoded(data_coding, (pack_gsm(whole) if pack else whole,), 0, length)
     if len(chunks) == 1:
-        only = pack_septets(chunks[0]) if packed and data_coding == GSM7 else chunks[0]
-        return Encoded(data_coding, (only,), 0, length)
+        return Encoded(data_coding, (pack_gsm(chunks[0]) if pack else chunks[0],), 0, length)
     total = len(chunks)
     parts = []
     for seq, chunk in enumerate(chunks, start=1):
         udh = udh_concat(reference, total, seq, reference_bits)
-        body = pack_septets(chunk, _fill_bits(len(udh))) if packed and data_coding == GSM7 else chunk
-        parts.append(udh + body)
+        parts.append(udh + (pack_gsm(chunk, len(udh)) if pack else chunk))
     return Encoded(data_coding, tuple(parts), UDHI, length)
 
 
 def _fill_bits(udh_octets: int) -> int:
     """Bits that align packed septets after a UDH of `udh_octets` octets to a septet boundary."""
     return (7 - (udh_octets * 8) % 7) % 7
+
+
+def pack_gsm(septets: bytes, udh_octets: int = 0) -> bytes:
+    """Septets packed as a short_message after a UDH of `udh_octets` octets (the UDH itself not
+    included): fill bits to the next septet boundary first, and, when the last octet would end in 7
+    spare bits (which read as one more septet, '@', to an SMSC that counts septets from octets), a CR in
+    them. The octets: ceil((fill + 7 × septets) / 8); 160 septets are 140, 153 after a 6-octet UDH 134."""
+    fill = _fill_bits(udh_octets)
+    if (fill + 7 * len(septets)) % 8 == 1:
+        return pack_septets(septets + bytes((CR,)), fill)  # the CR fills exactly the 7 spare bits
+    return pack_septets(septets, fill)
+
+
+def _unpack_gsm(octets: bytes, udh_octets: int) -> bytes:
+    """The inverse of pack_gsm: a CR that ends exactly on the last octet's boundary is its padding
+    (a text that really ends with one there loses it: 23.038 accepts that ambiguity)."""
+    fill = _fill_bits(udh_octets)
+    septets = unpack_septets(octets, fill)
+    if septets.endswith(bytes((CR,))) and (fill + 7 * len(septets)) % 8 == 0:
+        return septets[:-1]
+    return septets
 
 
 def pack_septets(septets: bytes, fill_bits: int = 0) -> bytes:
@@ -248,7 +271,7 @@ def decode(short_message: bytes, data_coding: int, esm_class: int,
         body = short_message[udh_len:]
     alphabet = _alphabet(data_coding)
     if alphabet == "gsm":
-        septets = unpack_septets(body, _fill_bits(udh_len)) if packed else body
+        septets = _unpack_gsm(body, udh_len) if packed else body
         return decode_gsm7(septets), concat
     if alphabet == "ucs2":
         return body[: len(body) // 2 * 2].decode("utf-16-be", "surrogatepass"), concat

@@ -5,6 +5,7 @@ Only bytes in, bytes out: the asyncio session (`sms.link`) owns the socket and t
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,39 @@ TLV_MESSAGE_PAYLOAD = 0x0424
 TLV_MESSAGE_STATE = 0x0427
 
 INTERFACE_VERSION = 0x34
+
+
+MAX_VALIDITY_DAYS = 99
+"""The longest relative validity period written in days (the DD field); months are not used."""
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def relative_validity(value: str) -> str:
+    """A validity period as SMPP 3.4 §7.1.1 writes a relative time, `YYMMDDhhmmss000R`.
+
+    `value` is '' (none: the SMSC's default), a duration in seconds, minutes, hours or days (`3600`,
+    `90m`, `48h`, `2d`), or a relative time string already (16 characters ending in R, checked).
+    Raises ValueError for anything else, for absolute times, and beyond 99 days."""
+    text = value.strip()
+    if not text:
+        return ""
+    if len(text) == 16 and text.endswith("R"):
+        if not text[:15].isdigit() or text[13:15] != "00" or int(text[2:4]) > 11 or int(text[6:8]) > 23 \
+                or int(text[8:10]) > 59 or int(text[10:12]) > 59:
+            raise ValueError(f"validity period {value!r} is not an SMPP relative time YYMMDDhhmmsst00R")
+        return text
+    match = _DURATION.fullmatch(text.lower())
+    if match is None:
+        raise ValueError(f"validity period {value!r}: give a duration such as 48h, 2d, 90m or 3600 "
+                         "(seconds), or an SMPP relative time YYMMDDhhmmss000R")
+    seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
+    days, rest = divmod(seconds, 86400)
+    if seconds < 1 or days > MAX_VALIDITY_DAYS:
+        raise ValueError(f"validity period {value!r} must be 1 second to {MAX_VALIDITY_DAYS} days")
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"0000{days:02d}{hours:02d}{minutes:02d}{secs:02d}000R"
 
 
 def status_name(status: int) -> str:

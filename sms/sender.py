@@ -20,10 +20,14 @@ When every part is answered:
 - any refused: 605 Undeliverable with the SMSC error in `smsc_error`; the accepted parts are charged,
   the rest of the reservation is released.
 
-Receipts are merged per message (`merge_states`): 200 Delivered only when every part is DELIVRD, 605 as
-soon as one part is UNDELIV, REJECTD, DELETED or UNKNOWN, 606 when one EXPIRED; the message is charged
-per part sent. A receipt may overtake the write of its message's SMSC IDs: it is parked in memory until
-that write, and a receipt whose ID is unknown in the store is retried for `receipt_grace_s`.
+Receipts are merged per message (`merge_states`, over each part's state kept by
+`sms.receipts.merge_state`): 200 Delivered only when every part is DELIVRD, 605 as soon as one part is
+UNDELIV, REJECTD, DELETED or UNKNOWN, 606 when one EXPIRED; the message is charged per part sent. A later
+receipt may raise a final status, never lower it (`receipt_outcome`: Sent, no receipt < Delivered <
+Expired < Undeliverable), so the status after the last receipt does not depend on their order. A message
+without a final receipt `receipt_timeout_s` after it was sent ends 210 Sent, no receipt (`sweep`).
+A receipt may overtake the write of its message's SMSC IDs: it is parked in memory until that write, and
+a receipt whose ID is unknown in the store is retried for `receipt_grace_s`.
 
 The `tts=1` fallback (docs/DESIGN.md): when a message asked for it and the SMSC refuses it or reports it
 undeliverable, `fallback` (the service's own submission, passed in, so do-not-call and pricing apply)
@@ -45,13 +49,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sms import gsm
 from sms.errors import SmsError
-from sms.receipts import Receipt
+from sms.receipts import FAILED_STATES, Receipt, merge_state, normalise_smsc_id
 from sms.smpp import OutgoingPart
 from store import concat_refs, queue
 from store.db import Database, retrying
@@ -64,13 +68,18 @@ T = TypeVar("T")
 DELIVERED = (200, "Delivered")
 UNDELIVERABLE = (605, "Undeliverable")
 EXPIRED = (606, "Expired")
-FAILED_STATES = frozenset({"UNDELIV", "REJECTD", "DELETED", "UNKNOWN"})
-"""Receipt states that end a message as 605 Undeliverable (SMPP 3.4 final states other than delivery)."""
+NO_RECEIPT = (210, "Sent, no receipt")
+"""Accepted by the SMSC, and no final receipt within `receipt_timeout_s`: delivery unknown, charged."""
+STATUS_PRECEDENCE = {NO_RECEIPT[0]: 1, DELIVERED[0]: 2, EXPIRED[0]: 3, UNDELIVERABLE[0]: 4}
+"""How receipt outcomes rank: a later receipt may move a message up this order, never down. Any other
+code (110 Sent to SMSC, 100 Queued) ranks 0."""
 SMSC_ERROR_CHARS = 100
 """The width of messages.smsc_error."""
 SMS_KINDS = (MessageKind.SMS.value,)
 CONCAT_REF, CONCAT_REF_BITS = "concat_ref", "concat_ref_bits"
 """Where a message's settings keep its concatenation reference."""
+SWEEP_BATCH = 500
+"""Messages past the receipt timeout ended per transaction."""
 
 
 def utc_now() -> dt.datetime:
@@ -121,6 +130,26 @@ def merge_states(states: Sequence[str]) -> tuple[int, str] | None:
     if states and all(state == "DELIVRD" for state in states):
         return DELIVERED
     return None
+
+
+def status_precedence(code: int) -> int:
+    """Where a status code stands among receipt outcomes (`STATUS_PRECEDENCE`); 0 when not one."""
+    return STATUS_PRECEDENCE.get(code, 0)
+
+
+def receipt_outcome(current_code: int, states: Sequence[str]) -> tuple[int, str] | None:
+    """The status a message moves to after a receipt, given its status code now and its parts' states
+    (each already merged by `sms.receipts.merge_state`); None when it stays as it is.
+
+    An unfinished message (110) moves to `merge_states` as soon as that is final; a finished one only
+    moves up `STATUS_PRECEDENCE` (Expired -> Undeliverable when a late UNDELIV arrives; Sent, no receipt
+    -> whatever a late final receipt says), never down, so Undeliverable is not turned back into
+    Delivered. Part states only rise and the merged status is monotonic in them: the status after the
+    last receipt is the same whatever order the receipts came in."""
+    merged = merge_states(states)
+    if merged is None or status_precedence(merged[0]) <= status_precedence(current_code):
+        return None
+    return merged
 
 
 def smsc_error_text(command_status: int, text: str) -> str:
@@ -186,11 +215,16 @@ class SenderOptions:
     use_payload: bool = False
     """Send long texts as one submit_sm with message_payload instead of concatenated parts."""
     default_source: str = ""
-    """The source address of messages submitted without a caller ID."""
+    """The source address of messages submitted without a caller ID; '' leaves it to the SMSC."""
+    packed_gsm: bool = False
+    """GSM-7 short_message packed 7 bits a septet (sms.gsm_packed) instead of one septet per octet."""
     receipt_grace_s: float = 60.0
     """How long a receipt whose SMSC ID is not (yet) in the store is retried before it is dropped."""
     concat_ref_bits: int = 8
     """Concatenation references of 8 bits (UDH IEI 0x00) or 16 bits (IEI 0x08, one character less a part)."""
+    receipt_timeout_s: float = 48 * 3600.0
+    """A message still without a final receipt this long after the SMSC accepted it ends 210 Sent, no
+    receipt (charged like every accepted message); a later receipt still raises it (`receipt_outcome`)."""
 
     def __post_init__(self) -> None:
         if not self.worker_id or self.lease_s <= 0 or self.poll_interval_s <= 0:
@@ -199,6 +233,13 @@ class SenderOptions:
             raise ValueError(f"sms.concat_ref_bits must be 8 or 16, not {self.concat_ref_bits}")
         if self.batch < 1 or self.max_in_flight < 1 or not 1 <= self.max_parts <= 255:
             raise ValueError("batch and max_in_flight >= 1, max_parts 1..255")
+        if self.receipt_timeout_s <= 0:
+            raise ValueError("receipt_timeout_s must be > 0")
+
+    @property
+    def sweep_interval_s(self) -> float:
+        """How often the sender looks for messages past `receipt_timeout_s`."""
+        return min(60.0, max(0.05, self.receipt_timeout_s / 4))
 
 
 @dataclass(frozen=True)
@@ -291,6 +332,7 @@ class SmsSender:
         self._stopping = False
         self._drain_s = 10.0
         self._done = asyncio.Event()
+        self._next_sweep = 0.0
 
     # --------------------------------------------------------------------------------------- public
 
@@ -324,6 +366,7 @@ class SmsSender:
             while not self._stopping:
                 await self._claim_round()
                 await self._retry_orphans()
+                await self._sweep_if_due()
                 await self._idle()
             if self._tasks:  # let the messages in flight get their answers from the (still running) ESME
                 await asyncio.wait(set(self._tasks), timeout=self._drain_s)
@@ -359,9 +402,10 @@ class SmsSender:
     async def on_receipt(self, receipt: Receipt) -> None:
         """A delivery receipt: merged into its message's status (parked when it overtook the write of
         its SMSC IDs)."""
-        if receipt.smsc_id in self._unrecorded:
-            self._parked.setdefault(receipt.smsc_id, []).append(receipt)
-            return
+        for smsc_id in receipt.match_ids:
+            if smsc_id in self._unrecorded:
+                self._parked.setdefault(smsc_id, []).append(receipt)
+                return
         await self._apply_receipt(receipt, self._now())
 
     # ---------------------------------------------------------------------------------- claiming
@@ -419,6 +463,35 @@ class SmsSender:
             log.error("SMS task %s failed", task.get_name(), exc_info=task.exception())
         self._wake.set()
 
+    async def _sweep_if_due(self) -> None:
+        """End the messages whose receipts did not come within `receipt_timeout_s` (every
+        `sweep_interval_s`; at once again when a sweep found a full batch)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_sweep:
+            return
+        self._next_sweep = loop.time() + self.options.sweep_interval_s
+        try:
+            ended = await self._batch.write(self._sweep)
+        except (StoreError, SQLAlchemyError) as exc:
+            log.error("SMS sender %s: receipt sweep failed: %s", self.options.worker_id, exc)
+            return
+        if ended:
+            log.info("%d SMS without a receipt after %.0f s: %s", ended, self.options.receipt_timeout_s,
+                     NO_RECEIPT[1])
+        if ended >= SWEEP_BATCH:
+            self._next_sweep = 0.0
+            self._wake.set()
+
+    def _sweep(self, session: Session) -> int:
+        now = self._now()
+        cutoff = now - dt.timedelta(seconds=self.options.receipt_timeout_s)
+        messages = queue.awaiting_receipt(session, cutoff, SWEEP_BATCH, kinds=SMS_KINDS)
+        detail = f"no final receipt {self.options.receipt_timeout_s:g} s after sending"
+        for message in messages:
+            queue.finish_message(session, message, now, NO_RECEIPT, sms_cost(message), event="no_receipt",
+                                 detail=detail)
+        return len(messages)
+
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.options.poll_interval_s)
@@ -441,7 +514,7 @@ class SmsSender:
     async def _send(self, sms: ClaimedSms) -> None:
         try:
             encoded = gsm.encode(sms.body, reference=sms.reference, max_parts=self.options.max_parts,
-                                 use_payload=self.options.use_payload,
+                                 use_payload=self.options.use_payload, packed=self.options.packed_gsm,
                                  reference_bits=self.options.concat_ref_bits)
         except SmsError as exc:  # TooManyParts (511)
             await self._unsendable(sms, exc)
@@ -462,7 +535,7 @@ class SmsSender:
 
     async def _submit_parts(self, sms: ClaimedSms, encoded: gsm.Encoded) -> None:
         assert self._transport is not None
-        source = smpp_address(sms.callerid or self.options.default_source)
+        source = sms.callerid or self.options.default_source  # the ESME picks TON/NPI by its form
         for index, data in enumerate(encoded.parts, start=1):
             await self._transport.submit(OutgoingPart(
                 key=part_key(sms.id, index), source=source, destination=smpp_address(sms.phone),
@@ -476,6 +549,7 @@ class SmsSender:
                         error)
             return
         if smsc_id is not None:
+            smsc_id = normalise_smsc_id(smsc_id)
             self._unrecorded[smsc_id] = parsed[0]
         outgoing.record(parsed[1], smsc_id, error)
 
@@ -560,26 +634,24 @@ class SmsSender:
 
     def _record_receipt(self, session: Session, receipt: Receipt) -> bool | _Final | None:
         """Record one receipt; None when its part is unknown, a _Final when the fallback must run first."""
-        part = _receipt_part(session, receipt.smsc_id)
+        part = _receipt_part(session, receipt.match_ids)
         if part is None:
             return None
-        part.state = receipt.state[:16]
+        part.state = merge_state(part.state, receipt.state)[:16]
         message = session.scalar(select(Message).where(Message.id == part.message_id).with_for_update()
                                  .execution_options(populate_existing=True))
-        if message is None or message.finished_at is not None:
+        if message is None or not _receipts_apply(message):
             return True
         now = self._now()
         queue.add_event(session, message.id, "receipt", now, f"part {part.part}: {receipt.state}")
-        status = merge_states([p.state for p in message.sms_parts])
+        status = receipt_outcome(message.status_code, [p.state for p in message.sms_parts])
         if status is None:
             return True
-        cost = message.rate * max(message.parts, len(message.sms_parts))
         error = receipt_error_text(receipt) if status != DELIVERED else ""
         sms = ClaimedSms.of(message)
         if status == UNDELIVERABLE and sms.tts_fallback and self._fallback is not None:
-            return _Final(sms, status, cost, error)
-        fields: dict[str, Any] = {"smsc_error": error} if error else {}
-        queue.finish_message(session, message, now, status, cost, event=status[1].lower(), **fields)
+            return _Final(sms, status, sms_cost(message), error)
+        _conclude(session, message, now, status, sms_cost(message), error)
         return True
 
     async def _finish_with_fallback(self, final: _Final) -> None:
@@ -597,9 +669,8 @@ class SmsSender:
         def finish(session: Session) -> None:
             message = session.scalar(select(Message).where(Message.id == final.sms.id).with_for_update()
                                      .execution_options(populate_existing=True))
-            if message is not None and message.finished_at is None:
-                queue.finish_message(session, message, self._now(), status, final.cost, event="undeliverable",
-                                     smsc_error=final.error)
+            if message is not None and _receipts_apply(message):
+                _conclude(session, message, self._now(), status, final.cost, final.error)
 
         await self._batch.write(finish)
 
@@ -617,14 +688,42 @@ class SmsSender:
             await self._apply_receipt(orphan.receipt, orphan.first_seen)
 
 
-def _receipt_part(session: Session, smsc_id: str) -> SmsPart | None:
-    """The part a receipt belongs to: among parts with that SMSC ID, an unfinished message's part still
-    without a receipt first (an SMSC that restarted may reuse IDs), then the newest."""
+def sms_cost(message: Message) -> int:
+    """What an SMS the SMSC accepted costs, whatever its receipts say: the rate per part sent."""
+    return message.rate * max(message.parts, len(message.sms_parts))
+
+
+def _receipts_apply(message: Message) -> bool:
+    """Whether receipts may still change this message's status: unfinished, or finished by a receipt
+    outcome (not cancelled, refused or unsendable)."""
+    return message.finished_at is None or message.status_code in STATUS_PRECEDENCE
+
+
+def _conclude(session: Session, message: Message, now: dt.datetime, status: tuple[int, str], cost: int,
+              error: str) -> None:
+    """Finish a message with a receipt outcome, or raise the final status of a finished one (the money
+    stays as it was settled: every receipt outcome costs the same)."""
+    fields: dict[str, Any] = {"smsc_error": error} if error else {}
+    event = status[1].split(";")[0].lower()
+    if message.finished_at is None:
+        queue.finish_message(session, message, now, status, cost, event=event, **fields)
+    elif status_precedence(status[0]) > status_precedence(message.status_code):
+        queue.restatus(session, message, now, status, event=event, **fields)
+
+
+def _receipt_part(session: Session, smsc_ids: Sequence[str]) -> SmsPart | None:
+    """The part a receipt belongs to, among parts whose SMSC ID is one of `smsc_ids` (the forms the
+    receipt's ID may take, most likely first): an unfinished message's part still without a receipt first
+    (an SMSC that restarted may reuse IDs), then the likelier form, then the newest."""
+    if not smsc_ids:
+        return None
+    likelihood = case({sid: n for n, sid in enumerate(smsc_ids)}, value=SmsPart.smsc_id, else_=len(smsc_ids))
+    finished = Message.finished_at.is_not(None)
     query = (
         select(SmsPart)
         .join(Message, Message.id == SmsPart.message_id)
-        .where(SmsPart.smsc_id == smsc_id)
-        .order_by(Message.finished_at.is_not(None), SmsPart.state != "", Message.updated_at.desc())
+        .where(SmsPart.smsc_id.in_(list(smsc_ids)))
+        .order_by(finished, SmsPart.state != "", likelihood, Message.updated_at.desc())
         .limit(1)
     )
     return session.scalar(query)

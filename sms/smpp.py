@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sms import gsm, pdu
 from sms.errors import BindFailed, EsmeStopped, PduError
 from sms.link import Link
-from sms.receipts import Incoming, Reassembler, Receipt, is_receipt, parse_receipt
+from sms.receipts import ID_FORMS, Incoming, Reassembler, Receipt, is_receipt, parse_receipt
 
 __all__ = ["Esme", "EsmeStats", "Incoming", "OutgoingPart", "Receipt", "SmppSettings"]
 
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 _RETRY_LATER = frozenset({pdu.ESME_RTHROTTLED, pdu.ESME_RMSGQFUL})
 _NUMBER = re.compile(r"\+?[0-9]+")
+_SHORT_CODE = re.compile(r"[0-9]{3,8}")
+GSM_DATA_CODINGS = (0x00, 0x01, 0xF0)
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,14 @@ class SmppSettings:
     rate_per_s: float = 200.0
     """submit_sm per second at most; 0 = unpaced."""
     enquire_link_s: float = 30.0
-    response_timeout_s: float = 10.0
-    """A request unanswered this long means the connection is dead: reconnect and resubmit."""
+    response_timeout_s: float = 30.0
+    """How long a response is awaited. A bind or enquire_link unanswered this long means the connection is
+    dead (reconnect; unanswered parts are resubmitted). A submit_sm unanswered this long is NOT sent again:
+    an enquire_link probes the link, and while the SMSC answers it the part is waited for (SMPP has no
+    idempotent submit; a resent part the SMSC had taken is a second SMS on the handset)."""
+    stalled_submit_s: float = 300.0
+    """A submit_sm unanswered this long although the SMSC answers enquire_link: the session is taken as
+    broken, rebuilt, and the part resubmitted (at-least-once: it may then reach the handset twice)."""
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     throttle_backoff_s: float = 1.0
@@ -63,20 +71,44 @@ class SmppSettings:
     """Connection losses a part may live through unacknowledged before it is refused."""
     source_ton: int = 1
     source_npi: int = 1
+    """International numbers (a '+' or more than 8 digits) as the sender."""
     alphanumeric_ton: int = 5
     alphanumeric_npi: int = 0
+    short_code_ton: int = 3
+    short_code_npi: int = 0
+    """A sender of 3-8 digits without '+': a short code (TON 3, network specific)."""
     dest_ton: int = 1
     dest_npi: int = 1
+    validity_period: str = ""
+    """How long the SMSC keeps trying: '' (its default), a duration (`48h`, `2d`, `90m`, `3600`) or an SMPP
+    relative time `YYMMDDhhmmss000R`; sent as the relative time (SMPP 3.4 §7.1.1)."""
+    gsm_data_coding: int = 0x00
+    """data_coding of GSM-7 texts: 0x00 (SMSC default alphabet), 0x01 (IA5, which many SMSCs read as
+    GSM-7) or 0xF0 (GSM 03.38 coding group: default alphabet, message class 0, shown at once)."""
+    gsm_packed: bool = False
+    """Pack GSM-7 septets into short_message (7 bits each; 160 septets in 140 octets) for SMSCs that
+    enforce 140 octets; by default one septet per octet, the SMPP convention."""
     mo_timeout_s: float = 300.0
     """How long the parts of a concatenated MO message are awaited."""
     concat_ref_bits: int = 8
     """Concatenation references of long MT messages: 8 bits (UDH IEI 0x00) or 16 bits (IEI 0x08)."""
+    receipt_id_form: str = "auto"
+    """How a receipt's text `id:` relates to the submit_sm_resp message_id: auto, same, hex_to_decimal
+    (response hex, receipt decimal) or decimal_to_hex (sms.receipts.ID_FORMS)."""
 
     def __post_init__(self) -> None:
         if self.concat_ref_bits not in gsm.REFERENCE_BITS:
             raise ValueError(f"concat_ref_bits must be 8 or 16, not {self.concat_ref_bits}")
         if self.mo_timeout_s <= 0:
             raise ValueError(f"mo_timeout_s must be > 0, not {self.mo_timeout_s}")
+        pdu.relative_validity(self.validity_period)  # ValueError names the setting's problem
+        if self.gsm_data_coding not in GSM_DATA_CODINGS:
+            raise ValueError(f"gsm_data_coding must be 0x00, 0x01 or 0xF0, not {self.gsm_data_coding:#04x}")
+        if self.response_timeout_s <= 0 or self.stalled_submit_s < self.response_timeout_s:
+            raise ValueError("response_timeout_s must be > 0, stalled_submit_s at least response_timeout_s")
+        if self.receipt_id_form not in ID_FORMS:
+            raise ValueError(f"receipt_id_form must be one of {', '.join(ID_FORMS)}, "
+                             f"not {self.receipt_id_form!r}")
 
 
 @dataclass(frozen=True)
@@ -179,6 +211,7 @@ class Esme:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._held = 0
+        self._validity = pdu.relative_validity(settings.validity_period)
 
     # --- public surface --------------------------------------------------------------------------------
     @property
@@ -343,15 +376,15 @@ class Esme:
 
     def _submit_body(self, part: OutgoingPart) -> bytes:
         s = self.settings
-        source, source_ton, source_npi = _address(part.source, s.source_ton, s.source_npi,
-                                                  (s.alphanumeric_ton, s.alphanumeric_npi))
-        destination, dest_ton, dest_npi = _address(part.destination, s.dest_ton, s.dest_npi, None)
+        source, source_ton, source_npi = source_address(part.source, s)
+        destination, dest_ton, dest_npi = part.destination.removeprefix("+"), s.dest_ton, s.dest_npi
         text, tlvs = part.short_message, {}
-        if s.use_message_payload or _needs_payload(part):
+        if s.use_message_payload or _needs_payload(part, s.gsm_packed):
             text, tlvs = b"", {pdu.TLV_MESSAGE_PAYLOAD: part.short_message}
+        data_coding = s.gsm_data_coding if part.data_coding == gsm.GSM7 else part.data_coding
         return pdu.ShortMessage(
-            source, destination, text, part.data_coding, part.esm_class, int(part.registered_delivery),
-            source_ton, source_npi, dest_ton, dest_npi, tlvs=tlvs).to_body()
+            source, destination, text, data_coding, part.esm_class, int(part.registered_delivery),
+            source_ton, source_npi, dest_ton, dest_npi, validity_period=self._validity, tlvs=tlvs).to_body()
 
     # --- what the SMSC says (called by Link, synchronously) ---------------------------------------------
     def on_submit_resp(self, link: Link, seq: int, status: int, message_id: str) -> None:
@@ -420,7 +453,7 @@ class Esme:
             sm = pdu.ShortMessage.from_body(event.request.body)
             if is_receipt(sm):
                 self.stats.receipts += 1
-                await self._on_receipt(parse_receipt(sm))
+                await self._on_receipt(parse_receipt(sm, self.settings.receipt_id_form))
             elif self._on_mo_part is not None:  # the caller stores and joins the parts (sms.inbound)
                 self.stats.incoming += 1
                 await self._on_mo_part(sm)
@@ -441,17 +474,24 @@ class Esme:
     async def _watchdog(self) -> None:
         """enquire_link when due, a dead connection when a response is late, stale MO parts handed on."""
         loop = asyncio.get_running_loop()
-        tick = max(0.05, min(1.0, self.settings.response_timeout_s / 4, self.settings.enquire_link_s / 4))
-        last_enquire = loop.time()
+        s = self.settings
+        tick = max(0.05, min(1.0, s.response_timeout_s / 4, s.enquire_link_s / 4))
+        last_enquire = last_probe = loop.time()
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
-            if self._in_flight:
-                oldest = next(iter(self._in_flight.values()))
-                if now - oldest.sent_at > self.settings.response_timeout_s:
-                    log.warning("no submit_sm_resp for %.1f s: reconnecting", now - oldest.sent_at)
-                    self._abort_links()
-            if now - last_enquire >= self.settings.enquire_link_s:
+            waited = now - min(e.sent_at for e in self._in_flight.values()) if self._in_flight else 0.0
+            if waited > s.stalled_submit_s:
+                log.warning("no submit_sm_resp for %.1f s although the SMSC answers enquire_link: rebinding "
+                            "and resubmitting the unanswered parts", waited)
+                self._abort_links()
+            elif waited > s.response_timeout_s and now - last_probe >= s.response_timeout_s:
+                # a late answer is not a lost submit: probe the link, and wait on while it answers
+                log.warning("no submit_sm_resp for %.1f s: SMSC slow, probing the link (parts not resent)",
+                            waited)
+                last_probe = last_enquire = now
+                await self._enquire_all()
+            elif now - last_enquire >= s.enquire_link_s:
                 last_enquire = now
                 await self._enquire_all()
             for incoming in self._mo.expire(dt.datetime.now(dt.UTC)):
@@ -471,14 +511,25 @@ class Esme:
             link.abort()
 
 
-def _needs_payload(part: OutgoingPart) -> bool:
+def _needs_payload(part: OutgoingPart, packed: bool) -> bool:
     """A part longer than one SMS and without a UDH is a whole text for the SMSC to split."""
-    single = gsm.SINGLE_SEPTETS if part.data_coding == gsm.GSM7 else gsm.SINGLE_UNITS * 2
+    if part.data_coding != gsm.GSM7:
+        single = gsm.SINGLE_UNITS * 2
+    else:
+        single = gsm.AIR_OCTETS if packed else gsm.SINGLE_SEPTETS
     return len(part.short_message) > single and not part.esm_class & gsm.UDHI
 
 
-def _address(value: str, ton: int, npi: int, alphanumeric: tuple[int, int] | None) -> tuple[str, int, int]:
-    """(address, ton, npi): '+' stripped from numbers; letters in a sender make it alphanumeric."""
-    if _NUMBER.fullmatch(value) or alphanumeric is None:
-        return value.removeprefix("+"), ton, npi
-    return value, alphanumeric[0], alphanumeric[1]
+def source_address(value: str, settings: SmppSettings) -> tuple[str, int, int]:
+    """(source_addr, ton, npi) of a sender: '' goes as TON 0/NPI 0 (unknown: the SMSC's default sender),
+    never as an empty alphanumeric address; 3-8 digits without '+' are a short code (`short_code_ton`,
+    TON 3); other numbers are international (`source_ton`, TON 1) without their '+'; anything with
+    letters is alphanumeric (`alphanumeric_ton`, TON 5)."""
+    s = settings
+    if not value:
+        return "", 0, 0
+    if _SHORT_CODE.fullmatch(value):
+        return value, s.short_code_ton, s.short_code_npi
+    if _NUMBER.fullmatch(value):
+        return value.removeprefix("+"), s.source_ton, s.source_npi
+    return value, s.alphanumeric_ton, s.alphanumeric_npi

@@ -439,6 +439,33 @@ def finish_message(
     message.lease_owner, message.lease_expires_at, message.next_attempt_at = None, None, None
     ledger.settle(session, message, cost, now)
     add_event(session, message.id, event, now, detail or status[1])
+    _queue_callback(session, message, now)
+    session.flush()
+    return message
+
+
+def restatus(
+    session: Session,
+    message: Message,
+    now: dt.datetime,
+    status: tuple[int, str],
+    event: str = "restatus",
+    detail: str = "",
+    **fields: Any,
+) -> Message:
+    """Change the status of a finished message (an SMS receipt that arrives after its final status and
+    outranks it, sms.sender.receipt_outcome); the money stays as settled, the status callback is queued
+    again with the new status."""
+    if message.finished_at is None:
+        raise ValueError(f"message {message.id} is not finished")
+    _apply(message, status, now, fields)
+    add_event(session, message.id, event, now, detail or status[1])
+    _queue_callback(session, message, now)
+    session.flush()
+    return message
+
+
+def _queue_callback(session: Session, message: Message, now: dt.datetime) -> None:
     if message.callback_url:
         outbox.enqueue(
             session,
@@ -449,8 +476,29 @@ def finish_message(
             secret_ref=f"account:{message.account_id}",
             message_id=message.id,
         )
-    session.flush()
-    return message
+
+
+def awaiting_receipt(
+    session: Session, sent_before: dt.datetime, limit: int, kinds: Sequence[str] = (MessageKind.SMS.value,)
+) -> list[Message]:
+    """SMS accepted by the SMSC (110 Sent to SMSC, no lease) and last updated before `sent_before`:
+    those whose receipts are overdue. Locked (skipping rows another node holds)."""
+    query = (
+        select(Message)
+        .where(
+            Message.finished_at.is_(None),
+            Message.next_attempt_at.is_(None),
+            Message.lease_owner.is_(None),
+            Message.kind.in_(kinds),
+            Message.status_code == SENT_TO_SMSC[0],
+            Message.updated_at < sent_before,
+        )
+        .order_by(Message.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(session.scalars(query))
 
 
 def complete_call(

@@ -7,7 +7,15 @@
 // HTTP:  GET /state             counters, the accepted and held submits, the deliver_sm answers, the
 //                               modes of the bound sessions
 //        POST /config {...}     switches: dlr, dlr_state, dlr_err, dlr_tlv, dlr_delay_ms, throttle_every,
-//                               throttle_next, refuse_next, refuse_status, drop_after, hold, record
+//                               throttle_next, refuse_next, refuse_status, drop_after, hold, record,
+//                               id_form ("base36" | "hex" | "decimal": submit_sm_resp message_id, the
+//                               numeric ones 12 characters with leading zeros),
+//                               dlr_id_form ("same" | "decimal" | "hex" | "unpadded" | "lower" | "upper":
+//                               the id the receipt's text names; the TLV always carries the response's),
+//                               dlr_plan (a list of lists of states: each accepted submit takes the next
+//                               list and gets one receipt per state, in that order; empty: dlr_state),
+//                               resp_delay_ms (every submit_sm_resp and throttling answer sent this late),
+//                               dlr_hold (true: receipts are kept, not sent; false again sends those kept)
 //        POST /mo {source, destination, text, coding: "gsm"|"ucs2", parts, concat: "udh"|"sar", ref,
 //                  source_ton, dest_ton, only}
 //                               sends an MO message as deliver_sm, split by this script into `parts`;
@@ -32,8 +40,10 @@ const ID_PREFIX = (Date.now() % 1e9).toString(36) + process.pid.toString(36);
 
 const config = {dlr: true, dlr_state: 'DELIVRD', dlr_err: '000', dlr_tlv: true, dlr_delay_ms: 0,
                 throttle_every: 0, throttle_next: 0, drop_after: 0, hold: false, record: true,
-                refuse_next: 0, refuse_status: 0x45};
+                refuse_next: 0, refuse_status: 0x45, id_form: 'base36', dlr_id_form: 'same', dlr_plan: [],
+                resp_delay_ms: 0, dlr_hold: false};
 let stats, submits, held, delivers, counter = 0;
+const heldReceipts = [];  // [session, key] of receipts kept while dlr_hold
 const sessions = new Set();
 
 function reset() {
@@ -52,13 +62,15 @@ PDU.prototype.fromBuffer = function (buffer) {
   return fromBuffer.call(this, buffer);
 };
 
-// the short_message octets of a raw submit_sm / deliver_sm
-function rawShortMessage(buf) {
+// the short_message octets and the validity_period text of a raw submit_sm / deliver_sm
+function rawFields(buf) {
   let at = 16;
-  const cstr = () => { while (buf[at] !== 0) at++; at++; };
-  cstr(); at += 2; cstr(); at += 2; cstr(); at += 3; cstr(); cstr(); at += 4;
+  const cstr = () => { const start = at; while (buf[at] !== 0) at++; at++; return buf.toString('latin1', start, at - 1); };
+  cstr(); at += 2; cstr(); at += 2; cstr(); at += 3; cstr();
+  const validity = cstr();
+  at += 4;
   const len = buf[at];
-  return buf.slice(at + 1, at + 1 + len);
+  return {shortMessage: buf.slice(at + 1, at + 1 + len), validity};
 }
 
 function ts(d) {
@@ -69,7 +81,8 @@ function ts(d) {
 
 function describe(pdu, session) {
   const sm = pdu.short_message || {};
-  const raw = pdu._rawCopy ? rawShortMessage(pdu._rawCopy) : Buffer.alloc(0);
+  const fields = pdu._rawCopy ? rawFields(pdu._rawCopy) : {shortMessage: Buffer.alloc(0), validity: ''};
+  const raw = fields.shortMessage;
   let text = typeof sm === 'string' ? sm : sm.message;
   if (Buffer.isBuffer(text)) text = text.toString('latin1');
   let payload = null;
@@ -81,6 +94,7 @@ function describe(pdu, session) {
           source_ton: pdu.source_addr_ton, source_npi: pdu.source_addr_npi, destination: pdu.destination_addr,
           dest_ton: pdu.dest_addr_ton, dest_npi: pdu.dest_addr_npi, esm_class: pdu.esm_class,
           data_coding: pdu.data_coding, registered_delivery: pdu.registered_delivery,
+          validity_period: fields.validity,
           sm_hex: raw.toString('hex'), udh_hex: (sm.udh || []).map(b => b.toString('hex')).join(''),
           text: text === undefined ? null : text, payload,
           sar: pdu.sar_msg_ref_num === undefined ? null :
@@ -138,24 +152,52 @@ function forwardStoredReceipts(target) {
   for (const [id, pending] of pendingReceipts) if (!live.has(pending.session)) forwardReceipt(target, id);
 }
 
-function sendReceipt(session, pdu, id, text) {
+let idBase = (Date.now() % 1e6) * 1e4;  // numeric ids differ between runs too
+
+function newMessageId() {
+  counter++;
+  if (config.id_form === 'hex') return (idBase + counter).toString(16).toUpperCase().padStart(12, '0');
+  if (config.id_form === 'decimal') return String(idBase + counter).padStart(12, '0');
+  return ID_PREFIX + counter.toString(36).padStart(6, '0');
+}
+
+// the id as the receipt's text writes it (an SMSC whose receipts and responses disagree on the form)
+function receiptId(id) {
+  switch (config.dlr_id_form) {
+    case 'decimal': return String(parseInt(id, 16));
+    case 'hex': return parseInt(id, 10).toString(16);
+    case 'unpadded': return id.replace(/^0+(?=.)/, '');
+    case 'lower': return id.toLowerCase();
+    case 'upper': return id.toUpperCase();
+    default: return id;
+  }
+}
+
+function sendReceipt(session, pdu, id, text, state, key) {
   const now = new Date();
-  const body = `id:${id} sub:001 dlvrd:${config.dlr_state === 'DELIVRD' ? '001' : '000'} ` +
-    `submit date:${ts(now)} done date:${ts(now)} stat:${config.dlr_state} err:${config.dlr_err} ` +
+  const body = `id:${receiptId(id)} sub:001 dlvrd:${state === 'DELIVRD' ? '001' : '000'} ` +
+    `submit date:${ts(now)} done date:${ts(now)} stat:${state} err:${config.dlr_err} ` +
     `text:${String(text || '').replace(/[^\x20-\x7e]/g, '?').substr(0, 20)}`;
   const fields = {source_addr: pdu.destination_addr, destination_addr: pdu.source_addr,
                   esm_class: smpp.ESM_CLASS.MC_DELIVERY_RECEIPT, data_coding: 0, short_message: body};
   if (config.dlr_tlv) {
     fields.receipted_message_id = id;
-    fields.message_state = STATES[config.dlr_state] || 7;
+    fields.message_state = STATES[state] || 7;
   }
-  pendingReceipts.set(id, {fields, session: 0});
-  noteReceipt('add', id, fields);
+  pendingReceipts.set(key, {fields, session: 0});
+  noteReceipt('add', key, fields);
   const send = () => {
+    if (config.dlr_hold) { heldReceipts.push([session, key]); return; }
     const target = receiverFor(session);
-    if (target) forwardReceipt(target, id);  // else the next receiving session gets it on its bind
+    if (target) forwardReceipt(target, key);  // else the next receiving session gets it on its bind
   };
   if (config.dlr_delay_ms) setTimeout(send, config.dlr_delay_ms); else setImmediate(send);
+}
+
+function sendReceipts(session, pdu, id, text) {
+  const plan = config.dlr_plan.length ? config.dlr_plan.shift() : [config.dlr_state];
+  // one after another, so they reach the ESME in the planned order
+  plan.forEach((state, n) => sendReceipt(session, pdu, id, text, state, n ? `${id}#${n}` : id));
 }
 
 function onSubmit(session, pdu) {
@@ -165,7 +207,7 @@ function onSubmit(session, pdu) {
   if (config.throttle_next > 0 || (config.throttle_every && stats.received % config.throttle_every === 0)) {
     if (config.throttle_next > 0) config.throttle_next--;
     stats.throttled++;
-    session.send(pdu.response({command_status: smpp.ESME_RTHROTTLED}));
+    respond(session, pdu.response({command_status: smpp.ESME_RTHROTTLED}));
     return;
   }
   if (config.refuse_next > 0) {
@@ -188,7 +230,7 @@ function onSubmit(session, pdu) {
     if (config.record) held.push(describe(pdu, session));
     return;
   }
-  const id = ID_PREFIX + (++counter).toString(36).padStart(6, '0');
+  const id = newMessageId();
   stats.accepted++;
   if (config.record) {
     const entry = describe(pdu, session);
@@ -196,11 +238,25 @@ function onSubmit(session, pdu) {
     submits.push(entry);
     if (RECORD) fs.appendFileSync(RECORD, JSON.stringify(entry) + '\n');
   }
-  session.send(pdu.response({message_id: id}));
-  if (config.dlr && (pdu.registered_delivery & 1)) {
-    const sm = pdu.short_message || {};
-    sendReceipt(session, pdu, id, typeof sm === 'string' ? sm : sm.message);
+  const receipts = () => {
+    if (config.dlr && (pdu.registered_delivery & 1)) {
+      const sm = pdu.short_message || {};
+      sendReceipts(session, pdu, id, typeof sm === 'string' ? sm : sm.message);
+    }
+  };
+  if (config.resp_delay_ms) {
+    setTimeout(() => { if (!session.socket.destroyed) { session.send(pdu.response({message_id: id})); receipts(); } },
+               config.resp_delay_ms);
+    return;
   }
+  session.send(pdu.response({message_id: id}));
+  receipts();
+}
+
+// a slow SMSC answers late (the ESME must not take the wait for a lost submit)
+function respond(session, response) {
+  if (!config.resp_delay_ms) { session.send(response); return; }
+  setTimeout(() => { if (!session.socket.destroyed) session.send(response); }, config.resp_delay_ms);
 }
 
 let sessionIds = 0;
@@ -282,6 +338,12 @@ function control(req, res) {
         const unknown = Object.keys(input).filter(key => !(key in config));
         if (unknown.length) throw new Error('unknown switches: ' + unknown.join(', '));
         Object.assign(config, input);
+        if (!config.dlr_hold) {
+          for (const [session, key] of heldReceipts.splice(0)) {
+            const target = receiverFor(session);
+            if (target) forwardReceipt(target, key);
+          }
+        }
         answer = config;
       } else if (req.method === 'POST' && req.url === '/mo') {
         answer = sendMo(input);

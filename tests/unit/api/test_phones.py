@@ -11,6 +11,8 @@ from api.errors import InvalidCallerId, InvalidPin, InvalidTrunkTemplate, TooMan
 from api.phones import (
     MAX_ENTRY_CHARS,
     PhoneSettings,
+    is_sender,
+    is_short_code,
     parse_caller_id,
     parse_phone,
     parse_recipients,
@@ -193,10 +195,30 @@ def test_bad_sender_ids_are_refused(sender: str) -> None:
         parse_caller_id(sender, US, sms=True)
 
 
-@pytest.mark.parametrize("raw", ["123", "+", "99999999999999999999"])
+@pytest.mark.parametrize("raw", ["12", "+", "99999999999999999999", "123456789"])
 def test_impossible_numeric_caller_ids_are_refused(raw: str) -> None:
     with pytest.raises(InvalidCallerId):
         parse_caller_id(raw, US, sms=True)
+
+
+@pytest.mark.parametrize("raw", ["123", "72345", "898211", "12345678"])
+def test_short_codes_are_sms_senders_as_written(raw: str) -> None:
+    assert parse_caller_id(raw, US, sms=True) == raw
+    assert is_sender(raw)
+    with pytest.raises(InvalidCallerId):
+        parse_caller_id(raw, US, sms=False)
+
+
+def test_a_valid_national_number_is_not_a_short_code() -> None:
+    danish = PhoneSettings(default_region="DK")
+    assert parse_caller_id("32123456", danish, sms=True) == "+4532123456"
+    assert not is_short_code("32123456", "DK") and is_short_code("32123456", "US")
+
+
+@pytest.mark.parametrize(("raw", "ok"), [("+12505550100", True), ("ACME", True), ("ACME Alerts", True),
+                                         ("", False), ("12", False), ("TwelveChars1", False), ("+", False)])
+def test_is_sender(raw: str, ok: bool) -> None:
+    assert is_sender(raw) is ok
 
 
 # --- trunk URIs ----------------------------------------------------------------------------------------

@@ -23,11 +23,12 @@ from tests.unit.sms.conftest import SMS_RATE, T0, Store
 @dataclass
 class StandInEsme:
     """Refuses the parts `refuse` names (part number -> command_status); answers the others with an ID
-    and then a receipt whose state `receipt_state(part)` gives (None: no receipt)."""
+    and then a receipt whose state `receipt_state(part)` gives (None: no receipt; a tuple: one receipt
+    per state, in that order)."""
 
     sender: SmsSender
     refuse: dict[int, int] = field(default_factory=dict)
-    receipt_state: Callable[[int], str | None] = lambda _part: "DELIVRD"
+    receipt_state: Callable[[int], str | tuple[str, ...] | None] = lambda _part: "DELIVRD"
     parts: list[OutgoingPart] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _events: asyncio.Queue[Callable[[], object]] = field(default_factory=asyncio.Queue)
@@ -43,10 +44,14 @@ class StandInEsme:
             return
         smsc_id = f"{next(self._ids):010d}"
         self._events.put_nowait(lambda: self.sender.on_accepted(part.key, smsc_id))
-        state = self.receipt_state(number)
-        if state is not None:
-            receipt = Receipt(smsc_id, state, "000" if state == "DELIVRD" else "001", None, "")
-            self._events.put_nowait(lambda: self.sender.on_receipt(receipt))
+        states = self.receipt_state(number)
+        for state in (states,) if isinstance(states, str) else states or ():
+            self.receipt(smsc_id, state)
+
+    def receipt(self, smsc_id: str, state: str) -> None:
+        """Send a receipt for `smsc_id` after what is queued already."""
+        receipt = Receipt(smsc_id, state, "000" if state == "DELIVRD" else "001", None, "")
+        self._events.put_nowait(lambda: self.sender.on_receipt(receipt))
 
     async def dispatch(self) -> None:
         while True:

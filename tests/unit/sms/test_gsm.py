@@ -51,8 +51,10 @@ def test_packed_gsm7_round_trip(text: str) -> None:
     encoded = gsm.encode(text, reference=1, max_parts=10, packed=True)
     texts = [gsm.decode(p, encoded.data_coding, encoded.esm_class, packed=True)[0] for p in encoded.parts]
     assert all(len(p) <= gsm.AIR_OCTETS for p in encoded.parts)
-    # a trailing '@' can be padding in packed form (23.038); everything before it is exact
-    assert "".join(texts).rstrip("@") == text.rstrip("@")
+    # 7 spare bits carry a CR (not a stray '@'), which decoding drops; only a text that itself ends with
+    # a CR on an octet boundary is ambiguous (23.038)
+    joined = "".join(texts)
+    assert joined == text or joined.rstrip("\r") == text.rstrip("\r")
 
 
 @pytest.mark.parametrize(("text", "coding", "length", "parts"), [

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from sms import gsm, pdu
-from sms.receipts import Reassembler, address, is_receipt, parse_receipt
+from sms.receipts import (
+    ID_FORMS,
+    Reassembler,
+    address,
+    is_receipt,
+    merge_state,
+    normalise_smsc_id,
+    parse_receipt,
+    smsc_id_candidates,
+    state_precedence,
+)
 
 T0 = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 TEXT = ("id:0123456789 sub:001 dlvrd:001 submit date:2611241159 done date:2611241200 stat:DELIVRD err:000"
@@ -85,3 +99,54 @@ def test_stale_partial_handed_on() -> None:
 def test_address() -> None:
     assert address("12505550123", 1) == "+12505550123"
     assert address("IVRGATE", 5) == "IVRGATE" and address("5551234", 0) == "5551234"
+
+
+# --- SMSC message ID forms -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("raw", "normal"), [
+    ("0000012345", "12345"), ("12345", "12345"), ("00ab1F", "AB1F"), (" 0x1 ", "0X1"), ("0000", "0"),
+    ("a1b2c3d4-e5", "A1B2C3D4-E5"), ("abc\x00", "ABC"), ("", ""), ("k9zq01", "K9ZQ01"),
+])
+def test_normalise_smsc_id(raw: str, normal: str) -> None:
+    assert normalise_smsc_id(raw) == normal
+
+
+@given(st.integers(0, 2**64), st.integers(0, 6), st.booleans(), st.sampled_from(ID_FORMS))
+def test_every_form_of_an_id_finds_its_response(number: int, zeros: int, lower: bool, form: str) -> None:
+    """submit_sm_resp in hex or decimal, the receipt in either base, padded or not, any case."""
+    for response, receipt, needs in (
+        (format(number, "X"), format(number, "x" if lower else "X"), {"auto", "same"}),
+        (str(number), str(number), {"auto", "same"}),
+        (format(number, "X"), str(number), {"auto", "hex_to_decimal"}),
+        (str(number), format(number, "x" if lower else "X"), {"auto", "decimal_to_hex"}),
+    ):
+        padded_response = "0" * zeros + response
+        candidates = smsc_id_candidates(receipt, form)
+        if form in needs:
+            assert normalise_smsc_id(padded_response) in candidates
+        assert candidates[0] == normalise_smsc_id(receipt) or form not in ("auto", "same")
+
+
+def test_candidates_put_the_configured_form_first() -> None:
+    assert smsc_id_candidates("6699", "hex_to_decimal") == ("1A2B", "6699")
+    assert smsc_id_candidates("1a2b", "decimal_to_hex") == ("6699", "1A2B")
+    assert smsc_id_candidates("6699", "auto") == ("6699", "1A2B", "26265")
+    assert smsc_id_candidates("00x7", "auto") == ("00X7",)
+    assert smsc_id_candidates("6699", "same") == ("6699",)
+    with pytest.raises(ValueError, match="receipt ID form"):
+        smsc_id_candidates("1", "octal")
+
+
+def test_text_id_read_by_the_configured_form_tlv_by_auto() -> None:
+    text = TEXT.replace("id:0123456789", "id:6699")
+    assert parse_receipt(receipt_sm(text), "hex_to_decimal").match_ids == ("1A2B", "6699")
+    tlv = parse_receipt(receipt_sm(text, rid=b"00001a2b\x00"), "hex_to_decimal")
+    assert tlv.smsc_id == "00001a2b" and tlv.match_ids[0] == "1A2B"  # the TLV is preferred, read as is first
+
+
+def test_precedence_order_is_total() -> None:
+    ranks = [state_precedence(s) for s in ("", "ENROUTE", "ACCEPTD", "DELIVRD", "EXPIRED", "DELETED",
+                                           "UNKNOWN", "UNDELIV", "REJECTD")]
+    assert ranks == sorted(set(ranks))
+    assert merge_state("EXPIRED", "UNDELIV") == merge_state("UNDELIV", "EXPIRED") == "UNDELIV"
+    assert merge_state("UNDELIV", "DELIVRD") == "UNDELIV"

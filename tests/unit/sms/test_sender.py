@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sms import gsm
 from sms.sender import FallbackRequest, SenderOptions, SmsSender
-from store import ledger
+from store import ledger, queue
 from store.errors import InsufficientBalance
 from tests.unit.sms.conftest import FUNDS, SMS_RATE, Store
 from tests.unit.sms.stand_in import StandInEsme, add_sms, read, run_until, utc_now
@@ -35,10 +36,10 @@ def test_multipart_message_is_delivered_and_charged_per_part(store: Store) -> No
     message = read(store.db, message_id)
     assert (message.status_code, message.status_text) == (200, "Delivered")
     assert [p.state for p in message.sms_parts] == ["DELIVRD"] * 3
-    assert message.smsc_ids == ["0000000001", "0000000002", "0000000003"]
+    assert message.smsc_ids == ["1", "2", "3"]  # stored normalised (sms.receipts.normalise_smsc_id)
     assert message.cost == 3 * SMS_RATE and balance(store) == FUNDS - 3 * SMS_RATE
     assert [p.key for p in esme.parts] == [f"{message_id}:{n}" for n in (1, 2, 3)]
-    assert {p.destination for p in esme.parts} == {"12505550123"} and esme.parts[0].source == "12505550100"
+    assert {p.destination for p in esme.parts} == {"12505550123"} and esme.parts[0].source == "+12505550100"
     texts = [gsm.decode(p.short_message, p.data_coding, p.esm_class) for p in esme.parts]
     assert "".join(t for t, _ in texts) == LONG
     assert {c.reference for _, c in texts if c is not None} == {0}  # the first long message to the number
@@ -174,3 +175,61 @@ def test_many_messages_each_get_their_own_status(store: Store) -> None:
     asyncio.run(run_until(sender, esme, lambda: all(finished(store, i) for i in ids)))
     assert {read(store.db, i).status_code for i in ids} == {200}
     assert len(esme.parts) == 40 and balance(store) == FUNDS - 40 * SMS_RATE
+
+
+def test_expired_then_undeliverable_for_one_part_ends_undeliverable(store: Store) -> None:
+    message_id = add_sms(store, "short")
+    sender = SmsSender(store.db, options(), now=utc_now)
+    esme = StandInEsme(sender, receipt_state=lambda _p: ("EXPIRED", "UNDELIV"))
+    asyncio.run(run_until(sender, esme, lambda: read(store.db, message_id).status_code == 605))
+    message = read(store.db, message_id)
+    assert (message.status_text, message.smsc_error, message.cost) == ("Undeliverable", "UNDELIV err:001",
+                                                                      SMS_RATE)
+    assert balance(store) == FUNDS - SMS_RATE  # raised, not charged twice
+    kinds = [e.kind for e in _events(store, message_id) if e.kind != "receipt"]
+    assert kinds[-2:] == ["expired", "undeliverable"]
+
+
+def test_undeliverable_is_not_turned_back_by_a_late_delivered(store: Store) -> None:
+    message_id = add_sms(store, LONG)
+    sender = SmsSender(store.db, options(), now=utc_now)
+    esme = StandInEsme(sender, receipt_state=lambda p: ("UNDELIV", "DELIVRD") if p == 1 else "DELIVRD")
+    asyncio.run(run_until(sender, esme, lambda: [p.state for p in read(store.db, message_id).sms_parts]
+                          == ["UNDELIV", "DELIVRD", "DELIVRD"]))
+    assert read(store.db, message_id).status_code == 605
+
+
+def test_no_receipt_ends_sent_no_receipt_then_a_late_receipt_raises_it(store: Store) -> None:
+    message_id = add_sms(store, LONG)
+    sender = SmsSender(store.db, options(receipt_timeout_s=0.2), now=utc_now)
+    esme = StandInEsme(sender, receipt_state=lambda p: "DELIVRD" if p == 1 else None)
+
+    async def scenario() -> None:
+        await run_until(sender, esme, lambda: finished(store, message_id))
+        message = read(store.db, message_id)
+        assert (message.status_code, message.status_text) == (210, "Sent, no receipt")
+        assert message.cost == 3 * SMS_RATE and balance(store) == FUNDS - 3 * SMS_RATE
+        assert [p.state for p in message.sms_parts] == ["DELIVRD", "", ""]
+        late = SmsSender(store.db, options(receipt_timeout_s=0.2), now=utc_now)
+        again = StandInEsme(late, receipt_state=lambda _p: None)
+        for smsc_id in message.smsc_ids[1:]:
+            again.receipt(smsc_id, "DELIVRD")
+        await run_until(late, again, lambda: read(store.db, message_id).status_code == 200)
+
+    asyncio.run(scenario())
+    assert read(store.db, message_id).status_text == "Delivered" and balance(store) == FUNDS - 3 * SMS_RATE
+
+
+def test_a_message_still_waiting_within_the_timeout_is_left_alone(store: Store) -> None:
+    waiting = add_sms(store, "short")
+    sender = SmsSender(store.db, options(receipt_timeout_s=3600), now=utc_now)
+    asyncio.run(run_until(sender, StandInEsme(sender, receipt_state=lambda _p: None),
+                          lambda: read(store.db, waiting).status_code == 110))
+    assert read(store.db, waiting).finished_at is None
+
+
+def _events(store: Store, message_id: str) -> list[Any]:
+    with store.db.read() as session:
+        events = list(queue.get_message(session, message_id).events)
+        session.expunge_all()
+        return events
