@@ -50,7 +50,7 @@ from api.job_writer import JobWriter, Outcome
 from api.jobs import Caller, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
 from api.settings import Settings
-from audio.decode import decode
+from audio.decode import decode_mono
 from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
 from ivr.prompt import AudioSegment, Fetcher, PromptSpec, TextSegment, UrlSegment
@@ -550,7 +550,7 @@ class Gateway:
         """Decode `data` to prove it is usable audio; (sha256, media type)."""
         if len(data) > self.settings.forms.max_voice_bytes:
             raise VoiceFileTooLarge(f"{name[:60]}: {len(data)} bytes")
-        decoded = decode(data, self.settings.decode)
+        decoded = decode_mono(data, self.settings.decode)
         return blobs.sha256_hex(data), f"audio/{decoded.format}"
 
     def _upload_audio(self, job: Job, data: bytes, name: str) -> str:

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from audio import TELEPHONY_RATE
 from audio.assemble import assemble
-from audio.decode import decode
+from audio.decode import decode_mono
 from audio.errors import AudioTooLarge, EmptyAudio
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from audio.telephony import to_telephony
@@ -285,7 +285,7 @@ class PromptRenderer:
         if isinstance(segment, TextSegment):
             speech = render_speech(segment.text, segment.voice or spec.voice, self._tts, self.segment_cache)
             return to_telephony(speech.pcm, speech.rate, self._telephony)
-        decoded = decode(blobs[index], self._limits)
+        decoded = decode_mono(blobs[index], self._limits)
         return to_telephony(decoded.samples, decoded.rate, self._telephony)
 
 

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
 import struct
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile
+import soxr
 
 from audio import TELEPHONY_RATE
-from audio.decode import Decoded, decode, decode_to_telephony, sniff
+from audio.decode import Decoded, decode, decode_mono, decode_to_telephony, sniff
 from audio.errors import AudioError, AudioTooLarge, AudioTooLong, CorruptAudio, EmptyAudio, UnsupportedFormat
 from audio.settings import DecodeLimits
-from audio.telephony import loudness_lufs
+from audio.telephony import downmix, loudness_lufs
 from audio.wav import wav_bytes
-from tests.fixtures.make_fixtures import AMPLITUDE, TONE_HZ, TONE_SECONDS, WAV_SPECS, tone
+from tests.fixtures.make_fixtures import AMPLITUDE, TONE_HZ, TONE_SECONDS, WAV_SPECS, flac_bomb, tone
 
 from .conftest import dominant_hz
 
@@ -236,3 +240,72 @@ def test_sniff(head: bytes, fmt: str) -> None:
 def test_sniff_refuses_non_audio(head: bytes) -> None:
     with pytest.raises(UnsupportedFormat):
         sniff(head)
+
+
+# --- decompression bombs: the decoded-sample budget and streaming decode ------------------------------
+
+
+def _peak_bytes(work: Callable[[], object]) -> int:
+    """Peak traced allocation (numpy reports its buffers to tracemalloc) while `work` runs or raises."""
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(AudioError):
+            work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """7.1 silence at 384 kHz: 10 s with its length in the header, 30 s with an unknown length."""
+    directory = tmp_path_factory.mktemp("bombs")
+    return {
+        "known": flac_bomb(directory / "known.flac", 10).read_bytes(),
+        "unknown": flac_bomb(directory / "unknown.flac", 30, known_length=False).read_bytes(),
+    }
+
+
+@pytest.mark.parametrize("decoder", [decode, decode_mono])
+def test_a_bomb_is_refused_from_its_header_before_decoding(bombs: dict[str, bytes], decoder: Any) -> None:
+    data = bombs["known"]
+    with pytest.raises(AudioTooLarge, match="8 channels at 384000 Hz") as caught:
+        decoder(data)
+    assert (caught.value.code, caught.value.status_text) == (500, "ERROR: VOICE FILE TOO LARGE")
+    # 10 s of it would be 123 MB of float32; the refusal costs the input and the reader's buffers.
+    assert _peak_bytes(lambda: decoder(data)) < 4 * 1024 * 1024
+
+
+def test_a_bomb_whose_header_hides_its_length_is_stopped_while_decoding(bombs: dict[str, bytes]) -> None:
+    data = bombs["unknown"]
+    with pytest.raises(AudioTooLarge, match="decode to") as caught:
+        decode_mono(data)
+    assert caught.value.status_text == "ERROR: VOICE FILE TOO LARGE"
+    # It stops at the 28.8 million sample budget; mono at 8 kHz, what it holds by then is 0.6 MB.
+    assert _peak_bytes(lambda: decode_mono(data)) < 8 * 1024 * 1024
+
+
+def test_the_sample_budget_is_a_setting(audio_files: dict[str, Path]) -> None:
+    path = audio_files["sine_s16_44100_stereo.wav"]
+    samples = round(44100 * TONE_SECONDS) * 2
+    with pytest.raises(AudioTooLarge, match="2 channels at 44100 Hz"):
+        decode(path, DecodeLimits(max_samples=samples - 1))
+    assert decode(path, DecodeLimits(max_samples=samples)).samples.size == samples
+
+
+def test_decode_mono_is_decode_mixed_down_and_resampled(audio_files: dict[str, Path]) -> None:
+    for name in ("tone.mp3", "tone.flac", "sine_s16_44100_stereo.wav", "sine_s16_8000_3ch.wav"):
+        whole = decode(audio_files[name])
+        mono = decode_mono(audio_files[name])
+        expected = soxr.resample(downmix(whole.samples), whole.rate, TELEPHONY_RATE, quality="VHQ")
+        assert (mono.rate, mono.format, mono.samples.shape[1]) == (TELEPHONY_RATE, whole.format, 1)
+        np.testing.assert_allclose(mono.samples[:, 0], expected, atol=1e-6)
+
+
+def test_decode_mono_holds_its_output_not_the_input(tmp_path: Path) -> None:
+    """20 s of 7.1 at 96 kHz is 61 MB of float32; mixed and resampled block by block it is 0.6 MB."""
+    data = flac_bomb(tmp_path / "wide.flac", 20, rate=96000).read_bytes()
+    limits = DecodeLimits(max_samples=10**9)
+    decoded = decode_mono(data, limits)
+    assert decoded.samples.shape == (20 * TELEPHONY_RATE, 1)
+    assert _peak_bytes(lambda: decode_mono(data, limits)) < 8 * 1024 * 1024
