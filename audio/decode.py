@@ -29,7 +29,7 @@ import numpy.typing as npt
 import soundfile
 import soxr
 
-from audio import TELEPHONY_RATE
+from audio import TELEPHONY_RATE, mpeg
 from audio.errors import AudioTooLarge, AudioTooLong, CorruptAudio, EmptyAudio, UnsupportedFormat
 from audio.settings import DecodeLimits, TelephonySettings
 from audio.telephony import DEFAULT_TELEPHONY, downmix, to_telephony
@@ -40,14 +40,21 @@ DEFAULT_LIMITS = DecodeLimits()
 
 SNDFILE_FORMATS = frozenset({"wav", "rf64", "w64", "aiff", "caf", "au", "flac", "ogg", "mp3"})
 """Formats decoded by libsndfile, in-process."""
-FFMPEG_FORMATS = {"m4a": "mp4", "aac": "aac", "amr": "amr", "wma": "asf", "webm": "matroska"}
-"""Formats decoded by pydub + ffmpeg, with the ffmpeg demuxer each one needs."""
+FFMPEG_FORMATS = {"m4a": "mp4", "aac": "aac", "amr": "amr", "wma": "asf", "webm": "matroska", "mp3": "mp3"}
+"""Formats decoded by pydub + ffmpeg, with the ffmpeg demuxer each one needs (MP3 only when libsndfile
+cannot tell its length)."""
 MAX_FLOAT_MAGNITUDE = 16.0
 """Float samples beyond +-16 (24 dB over full scale) are not audio: the data does not match the header."""
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _WAV_PCM, _WAV_FLOAT, _WAV_EXTENSIBLE = 1, 3, 0xFFFE
 _ROUNDING_MARGIN_FRAMES = 1
+_WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+TRUNCATION_TOLERANCE = 0.005
+"""Audio shorter than its header announces by more than this fraction (and TRUNCATION_MIN_FRAMES) is
+refused as truncated."""
+TRUNCATION_MIN_FRAMES = 2304
+"""Two MPEG layer III frames: encoder delay and padding make a whole MP3 differ from its tag by less."""
 BLOCK_FRAMES = 16384
 """Frames read from libsndfile at a time: 512 KiB of float32 for 8 channels."""
 UNKNOWN_FRAMES = 2**62
@@ -128,24 +135,32 @@ def sniff(data: bytes) -> str:
 
 
 def _check_wav_header(data: bytes) -> None:
-    """Refuse a RIFF/WAVE fmt chunk whose fields contradict each other (CorruptAudio).
+    """Refuse a RIFF/WAVE header whose fmt fields contradict each other, or whose data chunk announces
+    more than the file holds (CorruptAudio).
 
-    libsndfile clamps a data chunk that claims more than the file holds, but it trusts the fmt fields;
-    a width, block size or byte rate that disagree mean the samples cannot be read as the header says.
+    libsndfile trusts the fmt fields, and clamps a data chunk that claims more than the file holds, so a
+    WAV cut short (or one claiming hours over a second of samples) would otherwise play what is left.
+    A data size of 0 or 0xFFFFFFFF is what streaming writers put when the length is not known yet.
     """
-    offset = 12
+    offset, block_align = 12, 0
     while offset + 8 <= len(data):
         chunk_id, size = struct.unpack_from("<4sI", data, offset)
         if chunk_id == b"fmt ":
-            _check_wav_fmt(data[offset + 8 : offset + 8 + size])
-            return
-        if chunk_id == b"data":
+            block_align = _check_wav_fmt(data[offset + 8 : offset + 8 + size])
+        elif chunk_id == b"data":
             break
         offset += 8 + size + (size & 1)
-    raise CorruptAudio("WAV file without a fmt chunk before its data")
+    if not block_align:
+        raise CorruptAudio("WAV file without a fmt chunk before its data")
+    if offset + 8 > len(data) or size in _WAV_UNKNOWN_SIZES:
+        return
+    held = len(data) - offset - 8
+    if truncated(held // block_align, size // block_align):
+        raise CorruptAudio(f"WAV data chunk announces {size} bytes, the file holds {held}: it is truncated")
 
 
-def _check_wav_fmt(fmt: bytes) -> None:
+def _check_wav_fmt(fmt: bytes) -> int:
+    """The block size of a consistent fmt chunk (CorruptAudio for any other)."""
     if len(fmt) < 16:
         raise CorruptAudio("WAV fmt chunk is too short")
     tag, channels, rate, byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
@@ -154,7 +169,7 @@ def _check_wav_fmt(fmt: bytes) -> None:
     if channels == 0 or rate == 0:
         raise CorruptAudio("WAV header with no channels or a zero sample rate")
     if tag not in (_WAV_PCM, _WAV_FLOAT):
-        return
+        return max(1, int(block_align))
     widths = (8, 16, 24, 32) if tag == _WAV_PCM else (32, 64)
     consistent = (
         bits in widths and block_align == channels * bits // 8 and byte_rate == rate * block_align
@@ -163,6 +178,12 @@ def _check_wav_fmt(fmt: bytes) -> None:
         raise CorruptAudio(
             f"inconsistent WAV header: {bits} bit, {channels} ch, block {block_align}, {byte_rate} B/s"
         )
+    return int(block_align)
+
+
+def truncated(held: int, announced: int) -> bool:
+    """Whether `held` frames fall short of `announced` by more than encoders' slack (TRUNCATION_*)."""
+    return announced - held > max(TRUNCATION_MIN_FRAMES, announced * TRUNCATION_TOLERANCE)
 
 
 class _Sink(Protocol):
@@ -251,17 +272,42 @@ def _decode_sndfile(data: bytes, fmt: str, limits: DecodeLimits, make_sink: Sink
             rate, channels, frames = int(handle.samplerate), int(handle.channels), int(handle.frames)
             if rate <= 0 or channels <= 0:
                 raise CorruptAudio("header with no channels or a zero sample rate")
-            if frames < UNKNOWN_FRAMES:
-                check_budget(frames, channels, rate, limits)
+            announced = _announced_frames(data, fmt, frames)
+            if announced is not None:
+                check_budget(announced, channels, rate, limits)
             sink = make_sink(rate)
             decoded = _pump(handle, channels, rate, limits, sink)
     except soundfile.LibsndfileError as exc:
         raise CorruptAudio(f"cannot decode {fmt}: {exc.error_string}") from exc
     if decoded == 0:
         raise EmptyAudio("the audio holds no samples")
-    if decoded < frames * 0.9 and frames < UNKNOWN_FRAMES:
-        log.warning("%s decoded to %d of the %d frames its header announces", fmt, decoded, frames)
+    if announced is not None and truncated(decoded, announced):
+        if fmt == "mp3" and not _mp3_length_tagged(data):
+            # libsndfile decodes an MP3 without a length tag no further than its estimate (wrong for VBR).
+            if not ffmpeg_available():
+                raise CorruptAudio(f"MP3 without a length tag: libsndfile decodes {decoded} of its "
+                                   f"{announced} frames (install ffmpeg, or re-encode it with a Xing tag)")
+            log.info("MP3 without a length tag: %d of %d frames from libsndfile, decoding with ffmpeg",
+                     decoded, announced)
+            return _decode_ffmpeg(data, fmt, limits, make_sink)
+        raise CorruptAudio(f"{fmt} is truncated: {decoded} of the {announced} frames its header announces")
     return Decoded(sink.finish(channels), sink.rate, fmt)
+
+
+def _mp3_length_tagged(data: bytes) -> bool:
+    return mpeg.has_length_tag(data, _skip_id3(data))
+
+
+def _announced_frames(data: bytes, fmt: str, frames: int) -> int | None:
+    """How many frames the file says it holds; None when it does not say. An MP3 is its length tag's
+    count, or else the count its frame headers add up to (CorruptAudio when its last frame is cut)."""
+    if fmt != "mp3":
+        return frames if frames < UNKNOWN_FRAMES else None
+    start = _skip_id3(data)
+    walk = mpeg.walk_frames(data, start)
+    if walk.cut_short:
+        raise CorruptAudio(f"MP3 truncated inside frame {walk.frames + 1}")
+    return frames if mpeg.has_length_tag(data, start) else walk.samples
 
 
 def _pump(handle: soundfile.SoundFile, channels: int, rate: int, limits: DecodeLimits, sink: _Sink) -> int:

@@ -19,6 +19,7 @@ import soxr
 from audio import TELEPHONY_RATE
 from audio.decode import Decoded, decode, decode_mono, decode_to_telephony, sniff
 from audio.errors import AudioError, AudioTooLarge, AudioTooLong, CorruptAudio, EmptyAudio, UnsupportedFormat
+from audio.mpeg import parse_header
 from audio.settings import DecodeLimits
 from audio.telephony import downmix, loudness_lufs
 from audio.wav import wav_bytes
@@ -96,22 +97,70 @@ def test_a_wav_without_samples_is_empty() -> None:
         decode(wav_bytes(np.zeros(0, dtype=np.int16)))
 
 
-def test_truncated_mp3_fails_cleanly_at_any_cut(audio_files: dict[str, Path]) -> None:
+def test_truncated_mp3_is_corrupt_at_any_cut(audio_files: dict[str, Path]) -> None:
     with pytest.raises(CorruptAudio):
         decode(audio_files["truncated.mp3"])
     whole = audio_files["tone.mp3"].read_bytes()
     for cut in range(10, len(whole), max(1, len(whole) // 25)):
-        try:
-            decoded = decode(whole[:cut])
-        except AudioError:
-            continue
-        assert np.isfinite(decoded.samples).all()
-        assert decoded.samples.shape[0] <= 44100 * TONE_SECONDS + 2000
+        with pytest.raises(CorruptAudio):
+            decode_mono(whole[:cut])
 
 
-def test_wav_whose_data_size_lies_gives_the_real_data(audio_files: dict[str, Path]) -> None:
-    decoded = decode(audio_files["lying_size.wav"])
-    np.testing.assert_allclose(decoded.samples[:, 0], tone(8000, 1)[:, 0], atol=1e-4)
+def _ten_second_mp3(rate: int = 44100) -> bytes:
+    t = np.arange(rate * 10) / rate
+    buffer = io.BytesIO()
+    soundfile.write(buffer, 0.5 * np.sin(2 * np.pi * 440 * t), rate, format="MP3", subtype="MPEG_LAYER_III")
+    return buffer.getvalue()
+
+
+def test_half_an_mp3_is_corrupt_by_its_length_tag() -> None:
+    data = _ten_second_mp3()
+    assert decode_mono(data).seconds == pytest.approx(10.0, abs=0.01)
+    lengths = mpeg_frame_lengths(data)
+    middle = sum(lengths[: len(lengths) // 2])  # a frame boundary: only the length tag shows the cut
+    with pytest.raises(CorruptAudio, match="truncated") as caught:
+        decode_mono(data[:middle])
+    assert caught.value.status_text == "ERROR: CORRUPT AUDIO FILE"
+
+
+def mpeg_frame_lengths(data: bytes) -> list[int]:
+    """The length of every frame of an MP3 without ID3 tags, from its headers."""
+    lengths, offset = [], 0
+    while (header := parse_header(data[offset : offset + 4])) is not None:
+        lengths.append(header.length)
+        offset += header.length
+    return lengths
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_an_mp3_without_length_tag_is_decoded_whole_and_refused_when_cut_inside_a_frame() -> None:
+    tagged = _ten_second_mp3()
+    untagged = tagged[mpeg_frame_lengths(tagged)[0] :]  # the first frame holds the Xing tag
+    # libsndfile estimates this VBR file at 1.5 s and stops there; ffmpeg decodes all of it.
+    assert decode_mono(untagged).seconds == pytest.approx(10.0, abs=0.05)
+    with pytest.raises(CorruptAudio, match="inside frame"):
+        decode_mono(untagged[: len(untagged) // 2 + 7])
+
+
+def test_wav_whose_data_size_lies_is_corrupt(audio_files: dict[str, Path]) -> None:
+    with pytest.raises(CorruptAudio, match="announces 32000 bytes, the file holds 3200"):
+        decode(audio_files["lying_size.wav"])
+
+
+def test_wav_cut_at_100_bytes_or_claiming_ten_hours_is_corrupt() -> None:
+    whole = wav_bytes(np.full(8000, 1000, dtype=np.int16))
+    ten_hours = whole[:40] + struct.pack("<I", 10 * 3600 * 8000 * 2) + whole[44:]
+    for data in (whole[:100], ten_hours):
+        with pytest.raises(CorruptAudio, match="truncated"):
+            decode_mono(data)
+    assert decode_mono(whole[:-2]).samples.size == 7999  # one frame short is within the slack
+
+
+def test_truncated_flac_is_corrupt(audio_files: dict[str, Path]) -> None:
+    data = audio_files["tone.flac"].read_bytes()
+    for cut in (len(data) // 2, len(data) - 10):
+        with pytest.raises(CorruptAudio):
+            decode_mono(data[:cut])
 
 
 @pytest.mark.parametrize("name", ["lying_format.wav", "inconsistent_fmt.wav"])
