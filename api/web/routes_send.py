@@ -144,7 +144,7 @@ def renderer(request: Request, gateway: Gateway) -> PromptRenderer:
         return found
     s = gateway.settings
     built = PromptRenderer(s.cache_dir, fetcher=UrlFetcher(s.fetch), decode_limits=s.decode,
-                           telephony=s.telephony, assemble_settings=s.assemble, tts=s.tts)
+                           telephony=s.telephony, assemble_settings=s.assemble, tts=s.tts, prompt=s.prompt)
     request.app.state.web_renderer = built
     return built
 
