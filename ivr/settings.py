@@ -30,10 +30,15 @@ class PromptSettings:
     """Longest prompt: checked from its texts (and known audio) before rendering, and after assembly."""
     cache_max_bytes: int = 1024 * 1024 * 1024
     """Size cap of <cache_dir>/prompts; least recently used prompts are evicted past it."""
+    listen_per_minute: float = 30.0
+    """Listen renders a user may ask for per minute (each HTTP process), after a burst of listen_burst."""
+    listen_burst: int = 10
 
     def __post_init__(self) -> None:
         if self.max_seconds <= 0:
             raise ValueError("prompt.max_seconds must be > 0")
+        if self.listen_per_minute <= 0 or self.listen_burst < 1:
+            raise ValueError("prompt.listen_per_minute must be > 0 and prompt.listen_burst >= 1")
         longest = int(self.max_seconds * TELEPHONY_RATE) * 2 + 44
         if self.cache_max_bytes < longest:
             raise ValueError(f"prompt.cache_max_bytes must hold the longest prompt: at least {longest}")

@@ -1,8 +1,10 @@
-"""prompt.max_seconds at the edges: a v1 vtts submission and a Listen of the same 64-minute prompt (32
-texts of 2,000 characters) are refused with ERROR: PROMPT TOO LONG before anything is rendered or queued."""
+"""Prompt limits at the edges: a v1 vtts submission and a Listen of the same 64-minute prompt (32 texts
+of 2,000 characters) are refused with ERROR: PROMPT TOO LONG before anything is rendered or queued, and
+Listen is limited per user."""
 
 from __future__ import annotations
 
+from api.web.routes_send import ListenLimits
 from tests.integration.v1.conftest import Api
 
 from .conftest import Browser
@@ -26,3 +28,13 @@ def test_listen_over_the_prompt_limit_is_refused_without_rendering(owner: Browse
     answer = owner.get("/ui/send/listen", kind="vtts", segments="\n".join([LONG_TEXT] * 32))
     assert answer.status_code != 200 and "PROMPT TOO LONG" in answer.text, answer.text
     assert not list((api.data_dir / "cache" / "prompts").rglob("*.wav"))
+
+
+def test_listen_is_limited_per_user(owner: Browser, browser: Browser, api: Api) -> None:
+    api.client.app.state.listen_limits = ListenLimits(per_minute=0.01, burst=2)  # type: ignore[attr-defined]
+    for _ in range(2):
+        assert owner.get("/ui/send/listen", kind="tts", text="Press one").status_code == 200
+    refused = owner.get("/ui/send/listen", kind="tts", text="Press one")
+    assert refused.status_code != 200 and "TOO MANY LISTEN REQUESTS" in refused.text, refused.text
+    browser.login(api.other)  # another user has a bucket of its own
+    assert browser.get("/ui/send/listen", kind="tts", text="Press one").status_code == 200

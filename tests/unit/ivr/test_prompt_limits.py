@@ -105,3 +105,4 @@ def test_check_prompt_seconds_and_settings() -> None:
         PromptSettings(max_seconds=600, cache_max_bytes=1_000_000)
     with pytest.raises(ValueError):
         PromptSettings(max_seconds=0)
+
