@@ -284,12 +284,14 @@ class CallbackSender:
         while started < most and slots.free > 0:
             with self._db.transaction() as session:
                 items = outbox.claim_due(session, now, self.settings.lease_s, 1, exclude=slots.busy())
-                if items and not slots.take(outbox.destination(items[0].url)):
-                    outbox.release(session, items[0].id, now)  # a spelling the SQL filter did not catch
-                    return started
             if not items:
                 return started
-            in_flight[self._pool.submit(self._deliver, items[0])] = outbox.destination(items[0].url)
+            dest = outbox.destination(items[0].url)
+            if not slots.take(dest):  # a spelling of a busy destination the SQL filter did not catch
+                with self._db.transaction() as session:
+                    outbox.release(session, items[0].id, now)
+                return started
+            in_flight[self._pool.submit(self._deliver, items[0])] = dest
             started += 1
         return started
 
