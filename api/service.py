@@ -377,8 +377,7 @@ class Gateway:
         """A text-to-speech call per recipient; the prompt is rendered by the worker at dial time."""
         body = check_txt(text, self.settings.forms.max_tts_chars)
         spec = self._tts_settings(body, language, gender, repeat, response)
-        check_prompt_seconds(min_prompt_seconds(PromptSpec((TextSegment(body),)), self.settings.assemble),
-                             self.settings.prompt, estimated=True)
+        self._check_prompt_length(PromptSpec((TextSegment(body),)))
         draft = Draft("tts", body, spec, self._voice_callerid(callerid))
         return self._job(caller, phones, group, draft, callback_url)
 
@@ -439,12 +438,12 @@ class Gateway:
         options = self._voice_options(repeat, response)
         cid = self._voice_callerid(callerid)
         job = self._job(caller, phones, group, Draft("vtts", "", {}, cid), callback_url)
-        self._check_prompt_length(spec, job)  # from the texts alone, before fetching or decoding
+        self._check_prompt_length(spec)  # from the texts alone, before fetching or decoding
         segments: list[dict[str, str]] = []
         fetched: dict[str, str] = {}
         for segment in spec.segments:
             segments.append(self._vtts_segment(segment, job, fetched))
-        self._check_prompt_length(spec, job)
+        self._check_prompt_length(spec, job.audio_seconds)
         texts = [item["text"] for item in segments if "text" in item]
         voice = {"language": spec.voice.language, "gender": spec.voice.gender}
         settings = {"segments": segments, **voice, **options}
@@ -600,9 +599,9 @@ class Gateway:
         job.draft = fixed(Draft("voice", body, {"blob": digest, **options}, cid, blob=digest))
         return job
 
-    def _check_prompt_length(self, spec: PromptSpec, job: Job) -> None:
+    def _check_prompt_length(self, spec: PromptSpec, audio_seconds: float = 0.0) -> None:
         """PromptTooLong when the texts, gaps and audio decoded so far already pass prompt.max_seconds."""
-        seconds = min_prompt_seconds(spec, self.settings.assemble, job.audio_seconds)
+        seconds = min_prompt_seconds(spec, self.settings.assemble, self.settings.tts, audio_seconds)
         check_prompt_seconds(seconds, self.settings.prompt, estimated=True)
 
     def _vtts_segment(self, segment: object, job: Job, fetched: dict[str, str]) -> dict[str, str]:

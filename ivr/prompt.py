@@ -1,7 +1,7 @@
 """Prompts: an ordered list of segments (text to speak, a voice URL, an uploaded file) -> one telephony WAV.
 
-Every voice job plays one WAV: 16-bit 8 kHz mono, as the seed promises. A prompt is rendered once and kept
-under `<cache_dir>/prompts/<sha256>.wav`, where the hash covers everything that shapes the audio: each text
+Every voice job plays one WAV: 16-bit 8 kHz mono, as the seed promises. A prompt is rendered once and
+kept under `<cache_dir>/prompts/`, named by a sha256 that covers everything that shapes the audio: each text
 with its voice, the sha256 of each fetched or uploaded file, and the TTS, telephony and assembly settings.
 Any node can rebuild a prompt from the same inputs, and a repeated prompt costs a hash and a stat. The
 prompt cache is the TTS segment cache's mechanism (tts.cache.SegmentCache: capped in bytes, least recently
@@ -55,8 +55,10 @@ MAX_SEGMENTS = 32
 """Segments in one prompt; the seed's examples use three."""
 
 MAX_CHARS_PER_SECOND = 30.0
-"""Faster than any voice speaks at the configured rates (espeak at 160 wpm speaks about 15 characters a
-second), so text / MAX_CHARS_PER_SECOND is a lower bound of its spoken length."""
+"""Faster than any voice speaks at the default rate (espeak at 160 wpm speaks about 15 characters a
+second), so text / MAX_CHARS_PER_SECOND is a lower bound of its spoken length; scaled up for a faster
+tts.rate_wpm."""
+_DEFAULT_RATE_WPM = TTSSettings().rate_wpm
 
 DEFAULT_VOICE = Voice()
 """The seed's default voice: English (us), female."""
@@ -213,14 +215,16 @@ def prompt_key(
 
 
 def min_prompt_seconds(
-    spec: PromptSpec, assemble_settings: AssembleSettings, audio_seconds: float = 0.0
+    spec: PromptSpec, assemble_settings: AssembleSettings, tts: TTSSettings, audio_seconds: float = 0.0
 ) -> float:
-    """A lower bound of the rendered length of `spec`: its texts at MAX_CHARS_PER_SECOND, the lead, tail
-    and gaps, and `audio_seconds` (the length of its audio segments, as far as the caller knows it)."""
+    """A lower bound of the rendered length of `spec`: its texts at MAX_CHARS_PER_SECOND (more when
+    tts.rate_wpm is faster than the default), the lead, tail and gaps, and `audio_seconds` (the length of
+    its audio segments, as far as the caller knows it)."""
     text_chars = sum(len(segment.text) for segment in spec.segments if isinstance(segment, TextSegment))
+    chars_per_second = MAX_CHARS_PER_SECOND * max(1.0, tts.rate_wpm / _DEFAULT_RATE_WPM)
     gaps_ms = assemble_settings.lead_ms + assemble_settings.tail_ms
     gaps_ms += assemble_settings.gap_ms * (len(spec.segments) - 1)
-    return text_chars / MAX_CHARS_PER_SECOND + gaps_ms / 1000 + audio_seconds
+    return text_chars / chars_per_second + gaps_ms / 1000 + audio_seconds
 
 
 def check_prompt_seconds(seconds: float, settings: PromptSettings, *, estimated: bool = False) -> None:
@@ -280,7 +284,8 @@ class PromptRenderer:
         for segment in spec.segments:  # refuse bad text before fetching anything
             if isinstance(segment, TextSegment):
                 validate_text(segment.text, self._tts.max_text_chars)
-        check_prompt_seconds(min_prompt_seconds(spec, self._assemble), self._prompt, estimated=True)
+        estimate = min_prompt_seconds(spec, self._assemble, self._tts)
+        check_prompt_seconds(estimate, self._prompt, estimated=True)
         blobs = self._load_audio(spec)
         key = self.key(spec, {i: sha256_hex(data) for i, data in blobs.items()})
         path = self.prompt_cache.lookup(key)

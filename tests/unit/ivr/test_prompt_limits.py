@@ -22,6 +22,7 @@ from ivr.prompt import (
     min_prompt_seconds,
 )
 from ivr.settings import PromptSettings
+from tts.settings import TTSSettings
 
 from .test_prompt_render import spoken
 
@@ -92,9 +93,14 @@ def test_the_estimate_is_a_lower_bound_of_real_speech(tmp_path: Path) -> None:
     text = (Path(__file__).resolve().parents[3] / "samples" / "prompts" / "dentist_us.txt").read_text()
     spec = PromptSpec((TextSegment(text.strip()),))
     rendered = renderer(tmp_path, PromptSettings()).render(spec)
-    estimate = min_prompt_seconds(spec, GAPS)
+    estimate = min_prompt_seconds(spec, GAPS, TTSSettings())
     assert estimate < rendered.duration_s
     assert len(text.strip()) / rendered.duration_s < MAX_CHARS_PER_SECOND / 1.5  # room for faster voices
+    fast = TTSSettings(rate_wpm=320)  # twice as fast: the bound halves
+    assert min_prompt_seconds(spec, GAPS, fast) == pytest.approx(
+        (estimate - 0.2) / 2 + 0.2)
+    fast_render = PromptRenderer(tmp_path / "cache", assemble_settings=GAPS, tts=fast).render(spec)
+    assert min_prompt_seconds(spec, GAPS, fast) < fast_render.duration_s
 
 
 def test_check_prompt_seconds_and_settings() -> None:
