@@ -41,6 +41,8 @@ from .conftest import (
     wait_healthy,
 )
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 PEAK_BOUND_KIB = 300 * 1024
 """The CLI's whole peak (Python, numpy, scipy and the TTS libraries included)."""
 GROWTH_BOUND_KIB = 100 * 1024

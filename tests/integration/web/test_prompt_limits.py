@@ -4,10 +4,14 @@ Listen is limited per user."""
 
 from __future__ import annotations
 
+import pytest
+
 from api.web.routes_send import ListenLimits
 from tests.integration.v1.conftest import Api
 
 from .conftest import Browser
+
+pytestmark = pytest.mark.integration
 
 LONG_TEXT = "Press one to confirm your appointment. " * 51  # 1,989 characters
 PHONE = "12125551234"
