@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.callbacks import KEY_FILE, CallbackSecrets, CallbackSettings, Slots, account_ref, sign, verify
@@ -115,6 +115,7 @@ def test_slots_keep_both_limits() -> None:
     assert slots.busy() == frozenset() and slots.take("c") and slots.in_flight == 3
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a busy CI machine
 @given(st.lists(st.tuples(st.booleans(), st.sampled_from("abcd")), max_size=200),
        st.integers(1, 6), st.integers(1, 3))
 def test_slots_never_pass_a_limit(steps: list[tuple[bool, str]], total: int, per_destination: int) -> None:

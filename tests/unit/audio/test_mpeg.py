@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 import soundfile
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audio.mpeg import has_length_tag, parse_header, walk_frames
@@ -54,6 +54,7 @@ def test_trailing_tags_end_the_walk_cleanly() -> None:
     assert walk_frames(data + b"TAG" + bytes(125), 0) == walk_frames(data, 0)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a busy CI machine
 @given(st.binary(max_size=600))
 def test_any_bytes_walk_without_error(data: bytes) -> None:
     walk = walk_frames(data, 0)
