@@ -7,6 +7,10 @@ that produced it; this sender delivers it at least once:
 2. Each row is POSTed outside any transaction: the exact stored body, `Content-Type: application/json`
    (status callbacks) or `application/x-www-form-urlencoded` (incoming-SMS webhooks, the seed's form),
    and `X-Ivrgate-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body under the account's secret.
+   Rows are posted concurrently: at most `max_concurrent` at once, and at most `max_per_destination` to
+   one destination (scheme, host and port), so a receiver that hangs holds only its own callbacks back.
+   A row is claimed only when a slot for its destination is free (rows to busy destinations are left
+   in the store, due), so nothing waits in memory while its lease runs out.
 3. A 2xx answer marks the row delivered; anything else (another status, a refused address, a timeout,
    a connection error) records the error and schedules the next try by `store.outbox.backoff()`; after
    `max_attempts` the row stays undelivered, with its last error, and is never due again. Redirects are
@@ -33,6 +37,7 @@ import os
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +82,10 @@ class CallbackSettings:
     lease_s: float = 120.0
     """How long a claimed row stays hidden from other senders (longer than a batch takes)."""
     poll_interval_s: float = 2.0
+    max_concurrent: int = 16
+    """Callbacks in flight at once, over all destinations (each holds one sender thread)."""
+    max_per_destination: int = 2
+    """Callbacks in flight at once to one destination (scheme, host and port)."""
     allow_private: bool = False
     """Allow private, loopback and link-local callback addresses (tests; an intranet receiver)."""
     allowed_networks: tuple[str, ...] = field(default_factory=tuple)
@@ -85,8 +94,8 @@ class CallbackSettings:
     def __post_init__(self) -> None:
         if self.connect_timeout_s <= 0 or self.total_timeout_s <= 0 or self.poll_interval_s <= 0:
             raise ValueError("callback timeouts and poll interval must be positive")
-        if self.max_attempts < 1 or self.batch < 1:
-            raise ValueError("max_attempts and batch must be at least 1")
+        if min(self.max_attempts, self.batch, self.max_concurrent, self.max_per_destination) < 1:
+            raise ValueError("max_attempts, batch, max_concurrent and max_per_destination must be at least 1")
         if self.secret and len(self.secret) < 32:
             raise ValueError("the callback master secret needs at least 32 characters")
 
@@ -164,13 +173,54 @@ class SendReport:
     def attempted(self) -> int:
         return self.delivered + self.retrying + self.gave_up
 
+    def add(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+class Slots:
+    """How many callbacks are in flight, in all and per destination, against the two limits (pure)."""
+
+    def __init__(self, total: int, per_destination: int) -> None:
+        self.total = total
+        self.per_destination = per_destination
+        self._in_flight: dict[str, int] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return sum(self._in_flight.values())
+
+    @property
+    def free(self) -> int:
+        """Callbacks that may start now (to destinations that are not busy)."""
+        return self.total - self.in_flight
+
+    def busy(self) -> frozenset[str]:
+        """The destinations at their limit: no callback to them may start now."""
+        return frozenset(dest for dest, count in self._in_flight.items() if count >= self.per_destination)
+
+    def take(self, dest: str) -> bool:
+        """Start one callback to `dest` if both limits allow it."""
+        if self.free <= 0 or self._in_flight.get(dest, 0) >= self.per_destination:
+            return False
+        self._in_flight[dest] = self._in_flight.get(dest, 0) + 1
+        return True
+
+    def give_back(self, dest: str) -> None:
+        """One callback to `dest` has ended."""
+        left = self._in_flight.get(dest, 0) - 1
+        if left > 0:
+            self._in_flight[dest] = left
+        else:
+            self._in_flight.pop(dest, None)
+
 
 class PermanentFailure(Exception):
     """A callback that can never succeed as it stands (a malformed or refused URL): not retried."""
 
 
 class CallbackSender:
-    """Delivers due outbox rows (module docstring). One instance per process; `run()` in one thread."""
+    """Delivers due outbox rows (module docstring), concurrently within the limits of its settings.
+    One instance per process; `run()` in one thread, which hands the POSTs to a pool of threads."""
 
     def __init__(
         self,
@@ -196,9 +246,12 @@ class CallbackSender:
             trust_env=False,
             timeout=httpx.Timeout(self.settings.total_timeout_s, connect=self.settings.connect_timeout_s),
             headers={"User-Agent": self.settings.user_agent},
+            limits=httpx.Limits(max_connections=self.settings.max_concurrent),
         )
+        self._pool = ThreadPoolExecutor(self.settings.max_concurrent, thread_name_prefix="callback-post")
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self._client.close()
 
     def __enter__(self) -> CallbackSender:
@@ -208,21 +261,54 @@ class CallbackSender:
         self.close()
 
     def send_due(self, now: dt.datetime | None = None, *, stop: threading.Event | None = None) -> SendReport:
-        """Claim the rows due at `now` (default: the clock), POST each, record each result.
+        """Claim the rows due at `now` (default: the clock), up to `batch`, POST them concurrently within
+        the limits and record each result; returns when all of them have ended.
 
-        Once `stop` is set no further row of the batch is tried: those stay claimed until their lease
-        ends and are then due again (delivery is at least once, so nothing is lost)."""
+        Once `stop` is set no further row is claimed; the POSTs in flight finish."""
         now = now or self._now()
-        with self._db.transaction() as session:
-            items = outbox.claim_due(session, now, self.settings.lease_s, self.settings.batch)
         report = SendReport()
-        for item in items:
-            if stop is not None and stop.is_set():
-                log.info("callback sender stopping; %d claimed callbacks wait for their lease",
-                         len(items) - report.attempted)
-                break
-            self._record(item, self._attempt(item), report)
-        return report
+        slots = Slots(self.settings.max_concurrent, self.settings.max_per_destination)
+        in_flight: dict[Future[str], str] = {}
+        claimed = 0
+        while True:
+            if stop is None or not stop.is_set():
+                claimed += self._start_due(now, slots, in_flight, self.settings.batch - claimed)
+            if not in_flight:
+                return report
+            self._collect(in_flight, slots, report, timeout=None)
+
+    def _start_due(self, now: dt.datetime, slots: Slots, in_flight: dict[Future[str], str], most: int) -> int:
+        """Claim and start due rows while slots are free, one claim each (so rows to busy destinations
+        stay in the store); how many were started."""
+        started = 0
+        while started < most and slots.free > 0:
+            with self._db.transaction() as session:
+                items = outbox.claim_due(session, now, self.settings.lease_s, 1, exclude=slots.busy())
+            if not items:
+                return started
+            dest = outbox.destination(items[0].url)
+            if not slots.take(dest):  # a spelling of a busy destination the SQL filter did not catch
+                with self._db.transaction() as session:
+                    outbox.release(session, items[0].id, now)
+                return started
+            in_flight[self._pool.submit(self._deliver, items[0])] = dest
+            started += 1
+        return started
+
+    def _collect(self, in_flight: dict[Future[str], str], slots: Slots, report: SendReport,
+                 timeout: float | None) -> None:
+        """Wait up to `timeout` for a POST to end; count every ended one and free its slot."""
+        done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            slots.give_back(in_flight.pop(future))
+            try:
+                report.add(future.result())
+            except Exception:
+                log.exception("recording a callback failed (it comes due again after its lease)")
+
+    def _deliver(self, item: OutboxItem) -> str:
+        """POST one row and record the result (in this pool thread); the SendReport field to count."""
+        return self._record(item, self._attempt(item))
 
     def _attempt(self, item: OutboxItem) -> str | PermanentFailure | None:
         """None when delivered; else the error (a PermanentFailure is not retried)."""
@@ -255,31 +341,36 @@ class CallbackSender:
             if not response.is_success:
                 raise _HttpStatus(f"HTTP {response.status_code} {response.reason_phrase}"[:MAX_ERROR_CHARS])
 
-    def _record(self, item: OutboxItem, error: str | PermanentFailure | None, report: SendReport) -> None:
+    def _record(self, item: OutboxItem, error: str | PermanentFailure | None) -> str:
         now = self._now()
         with self._db.transaction() as session:
             if error is None:
                 outbox.delivered(session, item.id, now)
-                report.delivered += 1
-                return
+                return "delivered"
             limit = item.attempts if isinstance(error, PermanentFailure) else self.settings.max_attempts
             if outbox.failed(session, item.id, now, str(error), max_attempts=limit):
-                report.retrying += 1
                 log.info("callback %d to %s failed (attempt %d): %s", item.id, item.url, item.attempts, error)
-            else:
-                report.gave_up += 1
-                log.warning("callback %d to %s given up: %s", item.id, item.url, error)
+                return "retrying"
+            log.warning("callback %d to %s given up: %s", item.id, item.url, error)
+            return "gave_up"
 
     def run(self, stop: threading.Event) -> None:
-        """Send due callbacks until `stop` is set; a full batch is followed at once by the next."""
+        """Send due callbacks until `stop` is set: a row is started as soon as it is due and a slot for its
+        destination is free, whatever else is in flight. At the end the POSTs in flight finish."""
+        slots = Slots(self.settings.max_concurrent, self.settings.max_per_destination)
+        in_flight: dict[Future[str], str] = {}
+        report = SendReport()
         while not stop.is_set():
             try:
-                report = self.send_due(stop=stop)
+                self._start_due(self._now(), slots, in_flight, self.settings.max_concurrent)
             except Exception:
-                log.exception("callback pass failed")
-                report = SendReport()
-            if report.attempted < self.settings.batch:
+                log.exception("claiming callbacks failed")
+            if in_flight:
+                self._collect(in_flight, slots, report, timeout=self.settings.poll_interval_s)
+            else:
                 stop.wait(self.settings.poll_interval_s)
+        while in_flight:
+            self._collect(in_flight, slots, report, timeout=None)
 
 
 class _HttpStatus(Exception):
@@ -303,7 +394,7 @@ class CallbackThread:
         sender = CallbackThread(db, settings.callbacks, settings.data_dir)
         sender.start()
         ...
-        sender.stop()          # after the POST in flight (at most total_timeout_s); joins the thread
+        sender.stop()          # after the POSTs in flight (at most total_timeout_s); joins the thread
 
     Every node may run one: rows are claimed with a lease, so two senders never post the same row at
     the same time."""

@@ -73,6 +73,8 @@ class Job:
     callback_url: str
     audio: list[tuple[bytes, str, str]] = field(default_factory=list)
     """(bytes, media type, origin) to store as blobs in the submission's transaction."""
+    audio_seconds: float = 0.0
+    """The length of the audio decoded for this job (the prompt length check of vtts)."""
 
 
 def fixed(draft: Draft) -> Callable[[str], Draft]:

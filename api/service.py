@@ -50,10 +50,18 @@ from api.job_writer import JobWriter, Outcome
 from api.jobs import Caller, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
 from api.settings import Settings
-from audio.decode import decode
+from audio.decode import decode_mono
 from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
-from ivr.prompt import AudioSegment, Fetcher, PromptSpec, TextSegment, UrlSegment
+from ivr.prompt import (
+    AudioSegment,
+    Fetcher,
+    PromptSpec,
+    TextSegment,
+    UrlSegment,
+    check_prompt_seconds,
+    min_prompt_seconds,
+)
 from sms import gsm
 from store import accounts, blobs, ledger, queue, rating
 from store.db import Database
@@ -369,6 +377,7 @@ class Gateway:
         """A text-to-speech call per recipient; the prompt is rendered by the worker at dial time."""
         body = check_txt(text, self.settings.forms.max_tts_chars)
         spec = self._tts_settings(body, language, gender, repeat, response)
+        self._check_prompt_length(PromptSpec((TextSegment(body),)))
         draft = Draft("tts", body, spec, self._voice_callerid(callerid))
         return self._job(caller, phones, group, draft, callback_url)
 
@@ -429,10 +438,12 @@ class Gateway:
         options = self._voice_options(repeat, response)
         cid = self._voice_callerid(callerid)
         job = self._job(caller, phones, group, Draft("vtts", "", {}, cid), callback_url)
+        self._check_prompt_length(spec)  # from the texts alone, before fetching or decoding
         segments: list[dict[str, str]] = []
         fetched: dict[str, str] = {}
         for segment in spec.segments:
             segments.append(self._vtts_segment(segment, job, fetched))
+        self._check_prompt_length(spec, job.audio_seconds)
         texts = [item["text"] for item in segments if "text" in item]
         voice = {"language": spec.voice.language, "gender": spec.voice.gender}
         settings = {"segments": segments, **voice, **options}
@@ -546,16 +557,17 @@ class Gateway:
         options = self._voice_options(repeat, response)
         return {"text": text, "language": language, "gender": gender, **options}
 
-    def _check_audio(self, data: bytes, name: str) -> tuple[str, str]:
-        """Decode `data` to prove it is usable audio; (sha256, media type)."""
+    def _check_audio(self, job: Job, data: bytes, name: str) -> tuple[str, str]:
+        """Decode `data` to prove it is usable audio, adding its length to the job's; (sha256, media type)."""
         if len(data) > self.settings.forms.max_voice_bytes:
             raise VoiceFileTooLarge(f"{name[:60]}: {len(data)} bytes")
-        decoded = decode(data, self.settings.decode)
+        decoded = decode_mono(data, self.settings.decode)
+        job.audio_seconds += decoded.seconds
         return blobs.sha256_hex(data), f"audio/{decoded.format}"
 
     def _upload_audio(self, job: Job, data: bytes, name: str) -> str:
         """Check uploaded audio and add it to the job's blobs; its sha256."""
-        digest, media = self._check_audio(data, name or "upload")
+        digest, media = self._check_audio(job, data, name or "upload")
         job.audio.append((data, media, f"upload:{name[:200]}"))
         return digest
 
@@ -563,7 +575,7 @@ class Gateway:
         """Check `url`, fetch it now, check the audio and add it to the job's blobs; (the url, its sha256)."""
         url = check_url(url, self.settings.forms.max_url_chars)
         data = self.fetcher.fetch(url).data
-        digest, media = self._check_audio(data, url)
+        digest, media = self._check_audio(job, data, url)
         job.audio.append((data, media, url))
         return url, digest
 
@@ -586,6 +598,11 @@ class Gateway:
         body, digest = load(job)
         job.draft = fixed(Draft("voice", body, {"blob": digest, **options}, cid, blob=digest))
         return job
+
+    def _check_prompt_length(self, spec: PromptSpec, audio_seconds: float = 0.0) -> None:
+        """PromptTooLong when the texts, gaps and audio decoded so far already pass prompt.max_seconds."""
+        seconds = min_prompt_seconds(spec, self.settings.assemble, self.settings.tts, audio_seconds)
+        check_prompt_seconds(seconds, self.settings.prompt, estimated=True)
 
     def _vtts_segment(self, segment: object, job: Job, fetched: dict[str, str]) -> dict[str, str]:
         if isinstance(segment, TextSegment):

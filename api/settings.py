@@ -30,7 +30,7 @@ from api.credentials import CacheSettings
 from api.forms import FormLimits
 from api.phones import PhoneSettings, is_sender
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
-from ivr.settings import DialerSettings, FetchSettings, SipSettings
+from ivr.settings import DialerSettings, FetchSettings, PromptSettings, SipSettings
 from sms import keywords
 from sms.smpp import SmppSettings
 from store.settings import StoreSettings
@@ -204,6 +204,7 @@ class Settings(BaseSettings):
     telephony: TelephonySettings = TelephonySettings()
     assemble: AssembleSettings = AssembleSettings()
     tts: TTSSettings = TTSSettings()
+    prompt: PromptSettings = PromptSettings()
     fetch: FetchSettings = FetchSettings()
     sip: SipSettings = SipSettings()
     dialer: DialerSettings = DialerSettings()

@@ -448,7 +448,7 @@ def renderer_for(settings: Settings) -> PromptRenderer:
     """The prompt renderer of a worker: the data directory's cache, the configured audio and TTS."""
     return PromptRenderer(settings.cache_dir, fetcher=UrlFetcher(settings.fetch),
                           decode_limits=settings.decode, telephony=settings.telephony,
-                          assemble_settings=settings.assemble, tts=settings.tts)
+                          assemble_settings=settings.assemble, tts=settings.tts, prompt=settings.prompt)
 
 
 @dataclass

@@ -5,8 +5,11 @@ reads WAV (any PCM width, float, A-law/mu-law), RF64, W64, AIFF, CAF, AU, FLAC, 
 MPEG audio (MP3) without any external program. Containers libsndfile cannot read (MP4/M4A, raw AAC,
 AMR, WMA, Matroska/WebM) go through pydub and ffmpeg, only when ffmpeg and ffprobe are on PATH.
 
-Limits are enforced before work is done: the byte size before reading or decoding, the duration from
-the header's frame count before decoding, and the decoded length again while decoding (headers lie).
+Limits are enforced before work is done: the byte size before reading or decoding, the duration and the
+decoded-sample count (frames x channels, so rate x channels x seconds) from the header before decoding,
+and both again while decoding (headers lie, or say "unknown length"). libsndfile formats are decoded in
+blocks of BLOCK_FRAMES: decode_mono() mixes each block to mono and resamples it as it arrives (soxr's
+streaming resampler), so its memory follows the 8 kHz mono output, not the input's rate and channels.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ import os
 import shutil
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import soundfile
+import soxr
 
+from audio import TELEPHONY_RATE, mpeg
 from audio.errors import AudioTooLarge, AudioTooLong, CorruptAudio, EmptyAudio, UnsupportedFormat
 from audio.settings import DecodeLimits, TelephonySettings
-from audio.telephony import DEFAULT_TELEPHONY, to_telephony
+from audio.telephony import DEFAULT_TELEPHONY, downmix, to_telephony
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +40,25 @@ DEFAULT_LIMITS = DecodeLimits()
 
 SNDFILE_FORMATS = frozenset({"wav", "rf64", "w64", "aiff", "caf", "au", "flac", "ogg", "mp3"})
 """Formats decoded by libsndfile, in-process."""
-FFMPEG_FORMATS = {"m4a": "mp4", "aac": "aac", "amr": "amr", "wma": "asf", "webm": "matroska"}
-"""Formats decoded by pydub + ffmpeg, with the ffmpeg demuxer each one needs."""
+FFMPEG_FORMATS = {"m4a": "mp4", "aac": "aac", "amr": "amr", "wma": "asf", "webm": "matroska", "mp3": "mp3"}
+"""Formats decoded by pydub + ffmpeg, with the ffmpeg demuxer each one needs (MP3 only when libsndfile
+cannot tell its length)."""
 MAX_FLOAT_MAGNITUDE = 16.0
 """Float samples beyond +-16 (24 dB over full scale) are not audio: the data does not match the header."""
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _WAV_PCM, _WAV_FLOAT, _WAV_EXTENSIBLE = 1, 3, 0xFFFE
 _ROUNDING_MARGIN_FRAMES = 1
+_WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+TRUNCATION_TOLERANCE = 0.005
+"""Audio shorter than its header announces by more than this fraction (and TRUNCATION_MIN_FRAMES) is
+refused as truncated."""
+TRUNCATION_MIN_FRAMES = 2304
+"""Two MPEG layer III frames: encoder delay and padding make a whole MP3 differ from its tag by less."""
+BLOCK_FRAMES = 16384
+"""Frames read from libsndfile at a time: 512 KiB of float32 for 8 channels."""
+UNKNOWN_FRAMES = 2**62
+"""libsndfile reports SF_COUNT_MAX frames for a stream of unknown length (a FLAC header with no total)."""
 
 
 @dataclass(frozen=True)
@@ -118,24 +135,32 @@ def sniff(data: bytes) -> str:
 
 
 def _check_wav_header(data: bytes) -> None:
-    """Refuse a RIFF/WAVE fmt chunk whose fields contradict each other (CorruptAudio).
+    """Refuse a RIFF/WAVE header whose fmt fields contradict each other, or whose data chunk announces
+    more than the file holds (CorruptAudio).
 
-    libsndfile clamps a data chunk that claims more than the file holds, but it trusts the fmt fields;
-    a width, block size or byte rate that disagree mean the samples cannot be read as the header says.
+    libsndfile trusts the fmt fields, and clamps a data chunk that claims more than the file holds, so a
+    WAV cut short (or one claiming hours over a second of samples) would otherwise play what is left.
+    A data size of 0 or 0xFFFFFFFF is what streaming writers put when the length is not known yet.
     """
-    offset = 12
+    offset, block_align = 12, 0
     while offset + 8 <= len(data):
         chunk_id, size = struct.unpack_from("<4sI", data, offset)
         if chunk_id == b"fmt ":
-            _check_wav_fmt(data[offset + 8 : offset + 8 + size])
-            return
-        if chunk_id == b"data":
+            block_align = _check_wav_fmt(data[offset + 8 : offset + 8 + size])
+        elif chunk_id == b"data":
             break
         offset += 8 + size + (size & 1)
-    raise CorruptAudio("WAV file without a fmt chunk before its data")
+    if not block_align:
+        raise CorruptAudio("WAV file without a fmt chunk before its data")
+    if offset + 8 > len(data) or size in _WAV_UNKNOWN_SIZES:
+        return
+    held = len(data) - offset - 8
+    if truncated(held // block_align, size // block_align):
+        raise CorruptAudio(f"WAV data chunk announces {size} bytes, the file holds {held}: it is truncated")
 
 
-def _check_wav_fmt(fmt: bytes) -> None:
+def _check_wav_fmt(fmt: bytes) -> int:
+    """The block size of a consistent fmt chunk (CorruptAudio for any other)."""
     if len(fmt) < 16:
         raise CorruptAudio("WAV fmt chunk is too short")
     tag, channels, rate, byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
@@ -144,7 +169,7 @@ def _check_wav_fmt(fmt: bytes) -> None:
     if channels == 0 or rate == 0:
         raise CorruptAudio("WAV header with no channels or a zero sample rate")
     if tag not in (_WAV_PCM, _WAV_FLOAT):
-        return
+        return max(1, int(block_align))
     widths = (8, 16, 24, 32) if tag == _WAV_PCM else (32, 64)
     consistent = (
         bits in widths and block_align == channels * bits // 8 and byte_rate == rate * block_align
@@ -153,15 +178,82 @@ def _check_wav_fmt(fmt: bytes) -> None:
         raise CorruptAudio(
             f"inconsistent WAV header: {bits} bit, {channels} ch, block {block_align}, {byte_rate} B/s"
         )
+    return int(block_align)
 
 
-def _check_samples(samples: npt.NDArray[np.float32]) -> None:
-    if samples.shape[0] == 0:
-        raise EmptyAudio("the audio holds no samples")
-    if not np.isfinite(samples).all():
+def truncated(held: int, announced: int) -> bool:
+    """Whether `held` frames fall short of `announced` by more than encoders' slack (TRUNCATION_*)."""
+    return announced - held > max(TRUNCATION_MIN_FRAMES, announced * TRUNCATION_TOLERANCE)
+
+
+class _Sink(Protocol):
+    """Where decoded blocks go: kept as they are (decode) or mixed and resampled on the fly (decode_mono)."""
+
+    rate: int
+
+    def add(self, block: npt.NDArray[np.float32]) -> None: ...
+
+    def finish(self, channels: int) -> npt.NDArray[np.float32]: ...
+
+
+SinkFactory = Callable[[int], _Sink]
+"""Makes the sink for audio at the given input rate."""
+
+
+class _KeepAll:
+    """Every block, as decoded: (frames, channels) at the input rate."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._blocks: list[npt.NDArray[np.float32]] = []
+
+    def add(self, block: npt.NDArray[np.float32]) -> None:
+        self._blocks.append(block)
+
+    def finish(self, channels: int) -> npt.NDArray[np.float32]:
+        if not self._blocks:
+            return np.zeros((0, channels), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(self._blocks), dtype=np.float32)
+
+
+class _MonoAt:
+    """Each block mixed to mono and resampled to `rate` as it arrives: memory follows the output."""
+
+    def __init__(self, in_rate: int, rate: int) -> None:
+        self.rate = rate
+        self._stream = (
+            soxr.ResampleStream(in_rate, rate, 1, dtype="float32", quality="VHQ") if in_rate != rate else None
+        )
+        self._parts: list[npt.NDArray[np.float32]] = []
+
+    def add(self, block: npt.NDArray[np.float32]) -> None:
+        mono = downmix(block)
+        self._parts.append(mono if self._stream is None else self._stream.resample_chunk(mono))
+
+    def finish(self, channels: int) -> npt.NDArray[np.float32]:
+        if self._stream is not None:
+            self._parts.append(self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        mono = np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.float32)
+        return np.asarray(mono, dtype=np.float32)[:, None]
+
+
+def _check_block(block: npt.NDArray[np.float32]) -> None:
+    if not np.isfinite(block).all():
         raise CorruptAudio("audio contains NaN or infinite samples")
-    if float(np.max(np.abs(samples))) > MAX_FLOAT_MAGNITUDE:
+    if block.size and float(np.max(np.abs(block))) > MAX_FLOAT_MAGNITUDE:
         raise CorruptAudio("sample values far outside full scale: the data does not match its header")
+
+
+def check_budget(frames: int, channels: int, rate: int, limits: DecodeLimits) -> None:
+    """Refuse `frames` of `channels` at `rate` when over limits.max_seconds (AudioTooLong) or when they
+    decode to more than limits.max_samples samples, frames x channels (AudioTooLarge)."""
+    if frames > _max_frames(rate, limits):
+        raise _too_long(frames, rate, limits)
+    if frames * channels > limits.max_samples:
+        raise AudioTooLarge(
+            f"{frames / rate:.1f} s of {channels} channels at {rate} Hz decode to {frames * channels} "
+            f"samples, more than the {limits.max_samples} allowed"
+        )
 
 
 def _max_frames(rate: int, limits: DecodeLimits) -> int:
@@ -172,26 +264,63 @@ def _too_long(frames: int, rate: int, limits: DecodeLimits) -> AudioTooLong:
     return AudioTooLong(f"audio lasts {frames / rate:.1f} s, more than the {limits.max_seconds:g} s allowed")
 
 
-def _decode_sndfile(data: bytes, fmt: str, limits: DecodeLimits) -> Decoded:
+def _decode_sndfile(data: bytes, fmt: str, limits: DecodeLimits, make_sink: SinkFactory) -> Decoded:
     if fmt == "wav" and data[:4] == b"RIFF":
         _check_wav_header(data)
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as handle:
-            rate, frames = int(handle.samplerate), int(handle.frames)
-            if rate <= 0 or handle.channels <= 0:
+            rate, channels, frames = int(handle.samplerate), int(handle.channels), int(handle.frames)
+            if rate <= 0 or channels <= 0:
                 raise CorruptAudio("header with no channels or a zero sample rate")
-            limit = _max_frames(rate, limits)
-            if frames > limit:
-                raise _too_long(frames, rate, limits)
-            samples = handle.read(frames=limit + 1, dtype="float32", always_2d=True)
+            announced = _announced_frames(data, fmt, frames)
+            if announced is not None:
+                check_budget(announced, channels, rate, limits)
+            sink = make_sink(rate)
+            decoded = _pump(handle, channels, rate, limits, sink)
     except soundfile.LibsndfileError as exc:
         raise CorruptAudio(f"cannot decode {fmt}: {exc.error_string}") from exc
-    if samples.shape[0] > limit:
-        raise _too_long(samples.shape[0], rate, limits)
-    if samples.shape[0] < frames * 0.9:
-        log.warning("%s decoded to %d of the %d frames its header announces (truncated?)",
-                    fmt, samples.shape[0], frames)
-    return Decoded(np.ascontiguousarray(samples), rate, fmt)
+    if decoded == 0:
+        raise EmptyAudio("the audio holds no samples")
+    if announced is not None and truncated(decoded, announced):
+        if fmt == "mp3" and not _mp3_length_tagged(data):
+            # libsndfile decodes an MP3 without a length tag no further than its estimate (wrong for VBR).
+            if not ffmpeg_available():
+                raise CorruptAudio(f"MP3 without a length tag: libsndfile decodes {decoded} of its "
+                                   f"{announced} frames (install ffmpeg, or re-encode it with a Xing tag)")
+            log.info("MP3 without a length tag: %d of %d frames from libsndfile, decoding with ffmpeg",
+                     decoded, announced)
+            return _decode_ffmpeg(data, fmt, limits, make_sink)
+        raise CorruptAudio(f"{fmt} is truncated: {decoded} of the {announced} frames its header announces")
+    return Decoded(sink.finish(channels), sink.rate, fmt)
+
+
+def _mp3_length_tagged(data: bytes) -> bool:
+    return mpeg.has_length_tag(data, _skip_id3(data))
+
+
+def _announced_frames(data: bytes, fmt: str, frames: int) -> int | None:
+    """How many frames the file says it holds; None when it does not say. An MP3 is its length tag's
+    count, or else the count its frame headers add up to (CorruptAudio when its last frame is cut)."""
+    if fmt != "mp3":
+        return frames if frames < UNKNOWN_FRAMES else None
+    start = _skip_id3(data)
+    walk = mpeg.walk_frames(data, start)
+    if walk.cut_short:
+        raise CorruptAudio(f"MP3 truncated inside frame {walk.frames + 1}")
+    return frames if mpeg.has_length_tag(data, start) else walk.samples
+
+
+def _pump(handle: soundfile.SoundFile, channels: int, rate: int, limits: DecodeLimits, sink: _Sink) -> int:
+    """Read `handle` block by block into `sink`, holding every block to the limits; the frames read."""
+    decoded = 0
+    while True:
+        block = handle.read(frames=BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if block.shape[0] == 0:
+            return decoded
+        decoded += block.shape[0]
+        check_budget(decoded, channels, rate, limits)
+        _check_block(block)
+        sink.add(block)
 
 
 def ffmpeg_available() -> bool:
@@ -199,7 +328,7 @@ def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
 
-def _decode_ffmpeg(data: bytes, fmt: str, limits: DecodeLimits) -> Decoded:
+def _decode_ffmpeg(data: bytes, fmt: str, limits: DecodeLimits, make_sink: SinkFactory) -> Decoded:
     if not ffmpeg_available():
         raise UnsupportedFormat(f"unsupported audio format ({fmt} needs ffmpeg, which is not installed)")
     try:
@@ -207,22 +336,50 @@ def _decode_ffmpeg(data: bytes, fmt: str, limits: DecodeLimits) -> Decoded:
             warnings.simplefilter("ignore", DeprecationWarning)
             from pydub import AudioSegment
             from pydub.exceptions import CouldntDecodeError
+            from pydub.utils import mediainfo_json
     except ImportError as exc:
         detail = f"unsupported audio format ({fmt} needs pydub, which is not installed)"
         raise UnsupportedFormat(detail) from exc
-    # Decode at most a little past the limit, so a long file costs no more than an acceptable one.
+    channels, rate, seconds = _probe(mediainfo_json, data, fmt)
+    if seconds is not None:
+        check_budget(int(seconds * rate), channels, rate, limits)
+    # Decode at most a little past both limits, so a long or wide file costs no more than an acceptable one.
+    cap_s = min(limits.max_seconds, limits.max_samples / (channels * rate)) + 1.0
     try:
-        segment: Any = AudioSegment.from_file(
-            io.BytesIO(data), format=FFMPEG_FORMATS[fmt], duration=limits.max_seconds + 1.0
-        )
+        segment: Any = AudioSegment.from_file(io.BytesIO(data), format=FFMPEG_FORMATS[fmt], duration=cap_s)
     except (CouldntDecodeError, KeyError, IndexError, ValueError) as exc:
         raise CorruptAudio(f"cannot decode {fmt}") from exc
     width, channels, rate = int(segment.sample_width), int(segment.channels), int(segment.frame_rate)
-    raw = np.array(segment.get_array_of_samples())
-    samples = (raw.reshape(-1, channels) / float(1 << (8 * width - 1))).astype(np.float32)
-    if samples.shape[0] > _max_frames(rate, limits):
-        raise _too_long(samples.shape[0], rate, limits)
-    return Decoded(samples, rate, fmt)
+    raw = np.array(segment.get_array_of_samples()).reshape(-1, channels)
+    del segment
+    check_budget(raw.shape[0], channels, rate, limits)
+    if raw.shape[0] == 0:
+        raise EmptyAudio("the audio holds no samples")
+    sink = make_sink(rate)
+    scale = float(1 << (8 * width - 1))
+    for start in range(0, raw.shape[0], BLOCK_FRAMES):
+        block = (raw[start : start + BLOCK_FRAMES] / scale).astype(np.float32)
+        _check_block(block)
+        sink.add(block)
+    return Decoded(sink.finish(channels), sink.rate, fmt)
+
+
+def _probe(mediainfo_json: Callable[..., Any], data: bytes, fmt: str) -> tuple[int, int, float | None]:
+    """(channels, rate, seconds or None) of the first audio stream, as ffprobe reads them."""
+    try:
+        info = mediainfo_json(io.BytesIO(data))
+        stream = next(s for s in info.get("streams", []) if s.get("codec_type") == "audio")
+        channels, rate = int(stream["channels"]), int(stream["sample_rate"])
+    except (StopIteration, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptAudio(f"cannot decode {fmt}: no audio stream") from exc
+    if channels <= 0 or rate <= 0:
+        raise CorruptAudio(f"cannot decode {fmt}: no channels or a zero sample rate")
+    duration = stream.get("duration") or info.get("format", {}).get("duration")
+    try:
+        seconds = float(duration) if duration not in (None, "N/A") else None
+    except ValueError:
+        seconds = None
+    return channels, rate, seconds
 
 
 def _read_source(source: str | os.PathLike[str] | bytes, limits: DecodeLimits) -> bytes:
@@ -242,18 +399,31 @@ def _read_source(source: str | os.PathLike[str] | bytes, limits: DecodeLimits) -
     return data
 
 
-def decode(source: str | os.PathLike[str] | bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Decoded:
-    """Decode a file path or in-memory bytes to float samples.
-
-    Raises EmptyAudio, AudioTooLarge, AudioTooLong, UnsupportedFormat or CorruptAudio (all AudioError).
-    """
+def _decode(source: str | os.PathLike[str] | bytes, limits: DecodeLimits, make_sink: SinkFactory) -> Decoded:
     data = _read_source(source, limits)
     fmt = sniff(data)
     decoder = _decode_sndfile if fmt in SNDFILE_FORMATS else _decode_ffmpeg
-    decoded = decoder(data, fmt, limits)
-    _check_samples(decoded.samples)
+    decoded = decoder(data, fmt, limits, make_sink)
     log.debug("decoded %s: %d frames, %d ch, %d Hz", fmt, *decoded.samples.shape, decoded.rate)
     return decoded
+
+
+def decode(source: str | os.PathLike[str] | bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Decoded:
+    """Decode a file path or in-memory bytes to float samples at their own rate and channel count.
+
+    Its memory is the decoded audio, at most limits.max_samples float32 values; use decode_mono() for audio
+    that is mixed down and resampled anyway. Raises EmptyAudio, AudioTooLarge, AudioTooLong,
+    UnsupportedFormat or CorruptAudio (all AudioError).
+    """
+    return _decode(source, limits, _KeepAll)
+
+
+def decode_mono(
+    source: str | os.PathLike[str] | bytes, limits: DecodeLimits = DEFAULT_LIMITS, rate: int = TELEPHONY_RATE
+) -> Decoded:
+    """Decode to mono at `rate` (samples of shape (frames, 1)), mixing and resampling block by block while
+    decoding, so memory follows the output whatever the input's rate and channels. Errors as decode()."""
+    return _decode(source, limits, lambda in_rate: _MonoAt(in_rate, rate))
 
 
 def decode_to_telephony(
@@ -261,6 +431,6 @@ def decode_to_telephony(
     limits: DecodeLimits = DEFAULT_LIMITS,
     settings: TelephonySettings = DEFAULT_TELEPHONY,
 ) -> npt.NDArray[np.int16]:
-    """Decode `source` and convert it to telephony audio (8 kHz mono int16): decode() then to_telephony()."""
-    decoded = decode(source, limits)
+    """Decode `source` to telephony audio (8 kHz mono int16): decode_mono() then to_telephony()."""
+    decoded = decode_mono(source, limits)
     return to_telephony(decoded.samples, decoded.rate, settings)

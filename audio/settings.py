@@ -7,10 +7,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """What decode() accepts: input size in bytes and duration in seconds."""
+    """What decode() accepts: input size in bytes, duration in seconds and decoded samples."""
 
     max_bytes: int = 10 * 1024 * 1024
     max_seconds: float = 300.0
+    max_samples: int = 300 * 48000 * 2
+    """Decoded samples (frames x channels, that is rate x channels x seconds): 300 s of 48 kHz stereo.
+    A few KB of FLAC can announce hours of 8 channels at 384 kHz; this refuses them from the header."""
 
 
 @dataclass(frozen=True)

@@ -45,3 +45,15 @@ class FetchTooLarge(FetchError):
 class InvalidPromptSpec(IvrError):
     code = 520
     status_text = "ERROR PARSING XML"
+
+
+class PromptTooLong(IvrError):
+    """A prompt over prompt.max_seconds, known from its texts before rendering or from its assembled audio."""
+
+    status_text = "ERROR: PROMPT TOO LONG"
+
+
+class ListenThrottled(IvrError):
+    """More Listen renders than prompt.listen_per_minute allows one user."""
+
+    status_text = "ERROR: TOO MANY LISTEN REQUESTS"

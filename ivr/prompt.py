@@ -1,9 +1,15 @@
 """Prompts: an ordered list of segments (text to speak, a voice URL, an uploaded file) -> one telephony WAV.
 
-Every voice job plays one WAV: 16-bit 8 kHz mono, as the seed promises. A prompt is rendered once and kept
-under `<cache_dir>/prompts/<sha256>.wav`, where the hash covers everything that shapes the audio: each text
+Every voice job plays one WAV: 16-bit 8 kHz mono, as the seed promises. A prompt is rendered once and
+kept under `<cache_dir>/prompts/`, named by a sha256 that covers everything that shapes the audio: each text
 with its voice, the sha256 of each fetched or uploaded file, and the TTS, telephony and assembly settings.
-Any node can rebuild a prompt from the same inputs, and a repeated prompt costs a hash and a stat.
+Any node can rebuild a prompt from the same inputs, and a repeated prompt costs a hash and a stat. The
+prompt cache is the TTS segment cache's mechanism (tts.cache.SegmentCache: capped in bytes, least recently
+used evicted) under `<cache_dir>/prompts/ab/cdef....wav`, capped by prompt.cache_max_bytes.
+
+A prompt lasts at most prompt.max_seconds: a lower bound of its length (its texts spoken at
+MAX_CHARS_PER_SECOND, the gaps, the audio whose length is known) is checked before anything is rendered,
+the running length while segments are rendered, and the assembled audio always.
 
 URL segments are fetched on every render (once per distinct URL), because their bytes are part of the key;
 the service fetches at submission and hands the stored bytes in as AudioSegment, so calls never refetch.
@@ -26,14 +32,14 @@ import numpy.typing as npt
 
 from audio import TELEPHONY_RATE
 from audio.assemble import assemble
-from audio.decode import decode
+from audio.decode import decode_mono
 from audio.errors import AudioTooLarge, EmptyAudio
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from audio.telephony import to_telephony
-from audio.wav import write_wav
-from ivr.errors import InvalidPromptSpec, UrlRefused
+from audio.wav import wav_bytes
+from ivr.errors import InvalidPromptSpec, PromptTooLong, UrlRefused
 from ivr.fetch import Fetched, UrlFetcher
-from ivr.settings import FetchSettings
+from ivr.settings import FetchSettings, PromptSettings
 from tts.base import GENDERS, LANGUAGES, Voice
 from tts.cache import SegmentCache
 from tts.normalize import validate_text
@@ -47,6 +53,12 @@ KEY_VERSION = 1
 """Bumped whenever rendering changes in a way the settings do not capture, so old cached prompts retire."""
 MAX_SEGMENTS = 32
 """Segments in one prompt; the seed's examples use three."""
+
+MAX_CHARS_PER_SECOND = 30.0
+"""Faster than any voice speaks at the default rate (espeak at 160 wpm speaks about 15 characters a
+second), so text / MAX_CHARS_PER_SECOND is a lower bound of its spoken length; scaled up for a faster
+tts.rate_wpm."""
+_DEFAULT_RATE_WPM = TTSSettings().rate_wpm
 
 DEFAULT_VOICE = Voice()
 """The seed's default voice: English (us), female."""
@@ -199,13 +211,38 @@ def prompt_key(
     return sha256_hex(json.dumps(document, sort_keys=True, ensure_ascii=False).encode())
 
 
+# --- length ------------------------------------------------------------------------------------------
+
+
+def min_prompt_seconds(
+    spec: PromptSpec, assemble_settings: AssembleSettings, tts: TTSSettings, audio_seconds: float = 0.0
+) -> float:
+    """A lower bound of the rendered length of `spec`: its texts at MAX_CHARS_PER_SECOND (more when
+    tts.rate_wpm is faster than the default), the lead, tail and gaps, and `audio_seconds` (the length of
+    its audio segments, as far as the caller knows it)."""
+    text_chars = sum(len(segment.text) for segment in spec.segments if isinstance(segment, TextSegment))
+    chars_per_second = MAX_CHARS_PER_SECOND * max(1.0, tts.rate_wpm / _DEFAULT_RATE_WPM)
+    gaps_ms = assemble_settings.lead_ms + assemble_settings.tail_ms
+    gaps_ms += assemble_settings.gap_ms * (len(spec.segments) - 1)
+    return text_chars / chars_per_second + gaps_ms / 1000 + audio_seconds
+
+
+def check_prompt_seconds(seconds: float, settings: PromptSettings, *, estimated: bool = False) -> None:
+    """PromptTooLong when `seconds` (a lower bound when `estimated`) passes settings.max_seconds."""
+    if seconds > settings.max_seconds:
+        what = "would last at least" if estimated else "lasts"
+        limit = settings.max_seconds
+        raise PromptTooLong(f"the prompt {what} {seconds:.0f} s, more than the {limit:g} s allowed")
+
+
 # --- rendering -----------------------------------------------------------------------------------------
 
 
 class PromptRenderer:
     """Renders PromptSpecs to telephony WAVs under `<cache_dir>/prompts`, TTS segments cached under
-    `<cache_dir>/tts`. Safe to share between threads; several processes may share one cache_dir
-    (files are written atomically, and the same key always holds the same audio)."""
+    `<cache_dir>/tts`, both capped in size (least recently used evicted). Safe to share between threads;
+    several processes may share one cache_dir (files are written atomically, the caps are kept under a
+    lock, and the same key always holds the same audio)."""
 
     def __init__(
         self,
@@ -216,10 +253,12 @@ class PromptRenderer:
         telephony: TelephonySettings | None = None,
         assemble_settings: AssembleSettings | None = None,
         tts: TTSSettings | None = None,
+        prompt: PromptSettings | None = None,
     ) -> None:
         tts = tts or TTSSettings()
+        self._prompt = prompt or PromptSettings()
         self.prompt_dir = Path(cache_dir) / "prompts"
-        self.prompt_dir.mkdir(parents=True, exist_ok=True)
+        self.prompt_cache = SegmentCache(self.prompt_dir, self._prompt.cache_max_bytes)
         self.segment_cache = SegmentCache(Path(cache_dir) / "tts", tts.cache_max_bytes)
         self._fetcher = fetcher if fetcher is not None else UrlFetcher(FetchSettings())
         self._limits = decode_limits or DecodeLimits()
@@ -240,21 +279,35 @@ class PromptRenderer:
 
     def render(self, spec: PromptSpec) -> RenderedPrompt:
         """The prompt's WAV, rendered now or found in the cache. Raises the audio, TTS and fetch errors
-        of its segments unchanged (each carries its status code and text)."""
+        of its segments unchanged (each carries its status code and text), PromptTooLong past
+        prompt.max_seconds (before rendering when its texts already say so)."""
         for segment in spec.segments:  # refuse bad text before fetching anything
             if isinstance(segment, TextSegment):
                 validate_text(segment.text, self._tts.max_text_chars)
+        estimate = min_prompt_seconds(spec, self._assemble, self._tts)
+        check_prompt_seconds(estimate, self._prompt, estimated=True)
         blobs = self._load_audio(spec)
         key = self.key(spec, {i: sha256_hex(data) for i, data in blobs.items()})
-        path = self.prompt_dir / f"{key}.wav"
-        duration = _wav_seconds(path)
-        if duration is not None:
+        path = self.prompt_cache.lookup(key)
+        duration = _wav_seconds(path) if path is not None else None
+        if path is not None and duration is not None:
             return RenderedPrompt(path=path, duration_s=duration, sha256=key, cached=True)
-        pcm = assemble([self._segment_pcm(spec, i, blobs) for i in range(len(spec.segments))], self._assemble)
-        write_wav(path, pcm, TELEPHONY_RATE)
+        pcm = assemble(self._segments_pcm(spec, blobs), self._assemble)
         duration = len(pcm) / TELEPHONY_RATE
+        check_prompt_seconds(duration, self._prompt)
+        path = self.prompt_cache.put(key, wav_bytes(pcm, TELEPHONY_RATE))
         log.info("rendered prompt %s: %d segments, %.2f s", key[:12], len(spec.segments), duration)
         return RenderedPrompt(path=path, duration_s=duration, sha256=key, cached=False)
+
+    def _segments_pcm(self, spec: PromptSpec, blobs: Mapping[int, bytes]) -> list[npt.NDArray[np.int16]]:
+        """Every segment as telephony audio, refusing the prompt as soon as they pass max_seconds."""
+        pcms: list[npt.NDArray[np.int16]] = []
+        samples = 0
+        for index in range(len(spec.segments)):
+            pcms.append(self._segment_pcm(spec, index, blobs))
+            samples += len(pcms[-1])
+            check_prompt_seconds(samples / TELEPHONY_RATE, self._prompt)
+        return pcms
 
     def _load_audio(self, spec: PromptSpec) -> dict[int, bytes]:
         """The bytes behind every URL and audio segment, fetching each distinct URL once."""
@@ -285,7 +338,7 @@ class PromptRenderer:
         if isinstance(segment, TextSegment):
             speech = render_speech(segment.text, segment.voice or spec.voice, self._tts, self.segment_cache)
             return to_telephony(speech.pcm, speech.rate, self._telephony)
-        decoded = decode(blobs[index], self._limits)
+        decoded = decode_mono(blobs[index], self._limits)
         return to_telephony(decoded.samples, decoded.rate, self._telephony)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from audio import TELEPHONY_RATE
+
 
 @dataclass(frozen=True)
 class FetchSettings:
@@ -18,6 +20,28 @@ class FetchSettings:
     allowed_networks: tuple[str, ...] = field(default_factory=tuple)
     """CIDRs allowed even when private addresses are refused, e.g. ('127.0.0.1/32',)."""
     user_agent: str = "ivrgate/0.1"
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """Limits of rendered prompts (docs/prompts.md, "Limits")."""
+
+    max_seconds: float = 600.0
+    """Longest prompt: checked from its texts (and known audio) before rendering, and after assembly."""
+    cache_max_bytes: int = 1024 * 1024 * 1024
+    """Size cap of <cache_dir>/prompts; least recently used prompts are evicted past it."""
+    listen_per_minute: float = 30.0
+    """Listen renders a user may ask for per minute (each HTTP process), after a burst of listen_burst."""
+    listen_burst: int = 10
+
+    def __post_init__(self) -> None:
+        if self.max_seconds <= 0:
+            raise ValueError("prompt.max_seconds must be > 0")
+        if self.listen_per_minute <= 0 or self.listen_burst < 1:
+            raise ValueError("prompt.listen_per_minute must be > 0 and prompt.listen_burst >= 1")
+        longest = int(self.max_seconds * TELEPHONY_RATE) * 2 + 44
+        if self.cache_max_bytes < longest:
+            raise ValueError(f"prompt.cache_max_bytes must hold the longest prompt: at least {longest}")
 
 
 @dataclass(frozen=True)

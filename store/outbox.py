@@ -9,9 +9,9 @@ row's `next_attempt_at` forward by the lease, so a sender that dies leaves the r
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import OutboxItem
@@ -53,11 +53,36 @@ def enqueue(
     return item
 
 
-def claim_due(session: Session, now: dt.datetime, lease_s: float = 60.0, limit: int = 50) -> list[OutboxItem]:
-    """Take up to `limit` undelivered rows due now; each is hidden from other senders for `lease_s`."""
+def destination(url: str) -> str:
+    """The destination a callback URL names, `scheme://host[:port]` lowercased: the key of the sender's
+    per-destination limit. A URL without `://` is its own destination."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep:
+        return url.strip().lower()
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}://{netloc}".lower()
+
+
+def _to_destination(dest: str) -> ColumnElement[bool]:
+    """Rows whose URL names `dest` (as destination() computes it, compared without case)."""
+    url = func.lower(func.trim(OutboxItem.url))
+    return or_(url == dest, *(url.startswith(dest + tail, autoescape=True) for tail in ("/", "?", "#")))
+
+
+def claim_due(
+    session: Session,
+    now: dt.datetime,
+    lease_s: float = 60.0,
+    limit: int = 50,
+    *,
+    exclude: Collection[str] = (),
+) -> list[OutboxItem]:
+    """Take up to `limit` undelivered rows due now; each is hidden from other senders for `lease_s`.
+    Rows to the destinations in `exclude` (see destination()) are left for later."""
     due = (
         select(OutboxItem.id)
-        .where(OutboxItem.delivered_at.is_(None), OutboxItem.next_attempt_at <= now)
+        .where(OutboxItem.delivered_at.is_(None), OutboxItem.next_attempt_at <= now,
+               *(not_(_to_destination(dest)) for dest in exclude))
         .order_by(OutboxItem.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -70,6 +95,15 @@ def claim_due(session: Session, now: dt.datetime, lease_s: float = 60.0, limit: 
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     return list(session.scalars(statement))
+
+
+def release(session: Session, item_id: int, now: dt.datetime) -> None:
+    """Undo a claim that was not tried: the row is due again at `now`, the claim not counted as an attempt."""
+    session.execute(
+        update(OutboxItem)
+        .where(OutboxItem.id == item_id, OutboxItem.attempts > 0)
+        .values(next_attempt_at=now, attempts=OutboxItem.attempts - 1)
+    )
 
 
 def delivered(session: Session, item_id: int, now: dt.datetime) -> None:

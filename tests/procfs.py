@@ -134,3 +134,8 @@ def write_tone(path: Path, seconds: float, amplitude: int = 8000, rate: int = 80
     t = np.arange(int(rate * seconds)) / rate
     write_wav(path, (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.int16), rate)
     return path
+
+
+def peak_kib(pid: int) -> int:
+    """The peak resident memory (VmHWM) of a running process, KiB; 0 when it is gone."""
+    return _kib(pid, "status", "VmHWM")

@@ -79,6 +79,15 @@ class SegmentCache:
         self._touch(path)
         return data
 
+    def lookup(self, key: str) -> Path | None:
+        """The entry's path, marking it most recently used, for callers that hand the file on (a prompt
+        to play); None when absent."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        self._touch(path)
+        return path
+
     def put(self, key: str, data: bytes) -> Path:
         """Store `data` under `key` atomically, then evict if the cache is over its cap.
 

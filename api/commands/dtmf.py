@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from api.settings import Settings
-from audio.decode import decode
+from audio.decode import decode_mono
 from audio.dtmf import detect
 from audio.telephony import to_telephony
 
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 
 def telephony_pcm(path: str, settings: Settings) -> npt.NDArray[np.int16]:
     """The file as 8 kHz mono int16 at its own level (no normalisation, no trimming)."""
-    decoded = decode(path, settings.decode)
+    decoded = decode_mono(path, settings.decode)
     analysis = dataclasses.replace(settings.telephony, normalize=False, trim_silence=False)
     return to_telephony(decoded.samples, decoded.rate, analysis)
 

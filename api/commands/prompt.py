@@ -131,6 +131,7 @@ def make_renderer(settings: Settings, allow_private: bool = False) -> PromptRend
         telephony=settings.telephony,
         assemble_settings=settings.assemble,
         tts=settings.tts,
+        prompt=settings.prompt,
     )
 
 

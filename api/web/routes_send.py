@@ -8,6 +8,9 @@ renderer, same settings, same cache) and answers the WAV, so what the browser pl
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -21,6 +24,8 @@ from api.errors import InvalidParameter, NoVoiceFile, VoiceFileTooLarge
 from api.jobs import Submitted
 from api.service import Gateway
 from api.web.core import PREFIX, Posted, User, WebContext, WebRoute, check_csrf
+from ivr.dialer import RateLimiter
+from ivr.errors import ListenThrottled
 from ivr.fetch import UrlFetcher
 from ivr.prompt import (
     AudioSegment,
@@ -144,9 +149,45 @@ def renderer(request: Request, gateway: Gateway) -> PromptRenderer:
         return found
     s = gateway.settings
     built = PromptRenderer(s.cache_dir, fetcher=UrlFetcher(s.fetch), decode_limits=s.decode,
-                           telephony=s.telephony, assemble_settings=s.assemble, tts=s.tts)
+                           telephony=s.telephony, assemble_settings=s.assemble, tts=s.tts, prompt=s.prompt)
     request.app.state.web_renderer = built
     return built
+
+
+class ListenLimits:
+    """A token bucket per user (ivr.dialer.RateLimiter, the dialer's own rule) for Listen renders; it
+    forgets the least recently seen users past MAX_USERS. Pure: time is an argument."""
+
+    MAX_USERS = 10_000
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.rate, self.burst = per_minute / 60.0, burst
+        self._buckets: OrderedDict[int, RateLimiter] = OrderedDict()
+
+    def check(self, user_id: int, now: float) -> None:
+        """Take one render from `user_id`'s bucket, or raise ListenThrottled (with the wait)."""
+        bucket = self._buckets.pop(user_id, None) or RateLimiter(self.rate, self.burst)
+        self._buckets[user_id] = bucket
+        if len(self._buckets) > self.MAX_USERS:
+            self._buckets.popitem(last=False)
+        wait = bucket.delay(now)
+        if wait > 0:
+            raise ListenThrottled(f"try again in {math.ceil(wait)} s")
+
+
+def listen_limits(request: Request, gateway: Gateway) -> ListenLimits:
+    """The app's Listen limiter, built on first use."""
+    found = getattr(request.app.state, "listen_limits", None)
+    if isinstance(found, ListenLimits):
+        return found
+    settings = gateway.settings.prompt
+    built = ListenLimits(settings.listen_per_minute, settings.listen_burst)
+    request.app.state.listen_limits = built
+    return built
+
+
+def _throttle_listen(ctx: WebContext) -> None:
+    listen_limits(ctx.request, ctx.gateway).check(ctx.user.user_id, time.monotonic())
 
 
 def listen_spec(kind: str, text: str, language: str, gender: str, url: str, segments: str) -> PromptSpec:
@@ -173,6 +214,7 @@ def listen(ctx: User, kind: str = "tts", text: str = "", language: str = "us", g
            voiceurl: str = "", segments: str = "") -> Response:
     """The rendered prompt as 16-bit 8 kHz mono WAV, for the <audio> element of the send form."""
     spec = listen_spec(kind, text, language, gender, voiceurl, segments)
+    _throttle_listen(ctx)
     return _wav(renderer(ctx.request, ctx.gateway).render(spec).path)
 
 
@@ -180,6 +222,7 @@ def listen(ctx: User, kind: str = "tts", text: str = "", language: str = "us", g
 async def listen_upload(ctx: User, voicefile: Annotated[UploadFile | None, File()] = None) -> Response:
     """An uploaded file rendered for the telephone (the form's JavaScript sends X-CSRF-Token)."""
     await check_csrf(ctx)
+    _throttle_listen(ctx)
     data, name = await _upload(ctx.gateway, voicefile)
     spec = PromptSpec((AudioSegment(data=data, name=name),))
     rendered = await _in_thread(lambda: renderer(ctx.request, ctx.gateway).render(spec))

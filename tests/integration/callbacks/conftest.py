@@ -18,6 +18,8 @@ from tests.integration.store.conftest import migrated_database, pg_cluster, pg_t
 __all__ = ["pg_cluster", "pg_template", "sqlite_template"]
 
 pytestmark = pytest.mark.integration
+HOLD_LIMIT_S = 120.0
+"""A held request answers after this long even if the test never releases it."""
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Receiver:
     url: str
     statuses: list[int] = field(default_factory=list)
     delay_s: float = 0.0
+    hold: threading.Event | None = None
+    """When given, every request hangs (after it is recorded) until the event is set."""
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,6 +60,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 code = receiver.statuses.pop(0) if receiver.statuses else 200
             if receiver.delay_s:
                 time.sleep(receiver.delay_s)
+            if receiver.hold is not None:
+                receiver.hold.wait(HOLD_LIMIT_S)
             self.send_response(code)
             self.send_header("Content-Length", "2")
             self.end_headers()
@@ -69,6 +75,16 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
+    yield from _serve()
+
+
+@pytest.fixture
+def other_receiver() -> Iterator[Receiver]:
+    """A second receiver on another port: another destination."""
+    yield from _serve()
+
+
+def _serve() -> Iterator[Receiver]:
     receiver = Receiver(url="")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True

@@ -62,7 +62,7 @@ def test_bad_urls_fail_the_render(tmp_path: Path, server: Server, path: str, err
     spec = PromptSpec((TextSegment("Hello"), UrlSegment(server.url(path))))
     with pytest.raises(error):
         renderer(tmp_path).render(spec)
-    assert not list((tmp_path / "cache" / "prompts").glob("*.wav"))
+    assert not list((tmp_path / "cache" / "prompts").rglob("*.wav"))
 
 
 def test_default_settings_refuse_the_local_server(tmp_path: Path, server: Server) -> None:
@@ -96,7 +96,7 @@ def test_cli_json_sample_prints_cache_path(tmp_path: Path, capsys: pytest.Captur
     assert cli(["--json", str(SAMPLES / "vtts_sample.json")], tmp_path) == 0
     printed = capsys.readouterr().out.strip()
     written = Path(printed.rsplit("written to ", 1)[1])
-    assert written.parent == tmp_path / "data" / "cache" / "prompts"
+    assert written.parent.parent == tmp_path / "data" / "cache" / "prompts"
     assert written.is_file()
 
 

@@ -1,4 +1,5 @@
-"""Pure parts of the callback sender: signatures, per-account secrets, the master key file, settings."""
+"""Pure parts of the callback sender: signatures, per-account secrets, the master key file, settings,
+destinations and the concurrency limits."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from api.callbacks import KEY_FILE, CallbackSecrets, CallbackSettings, account_ref, sign, verify
+from api.callbacks import KEY_FILE, CallbackSecrets, CallbackSettings, Slots, account_ref, sign, verify
+from store import outbox
 
 BODY = b'{"ID": "0123456789abcdef0123456789abcdef", "STATUSCODE": 200}'
 
@@ -76,8 +80,54 @@ def test_a_truncated_key_file_is_refused(tmp_path: Path) -> None:
         {"max_attempts": 0},
         {"batch": 0},
         {"poll_interval_s": 0},
+        {"max_concurrent": 0},
+        {"max_per_destination": 0},
     ],
 )
 def test_settings_refuse_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CallbackSettings(**kwargs)  # type: ignore[arg-type]
+
+
+# --- concurrency limits (pure) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "dest"),
+    [
+        ("https://Hooks.Example:8443/a/b?c#d", "https://hooks.example:8443"),
+        ("http://h.example?x=1", "http://h.example"),
+        ("http://h.example#f", "http://h.example"),
+        (" http://h.example ", "http://h.example"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_destination_is_scheme_host_and_port(url: str, dest: str) -> None:
+    assert outbox.destination(url) == dest
+
+
+def test_slots_keep_both_limits() -> None:
+    slots = Slots(total=3, per_destination=2)
+    assert slots.take("a") and slots.take("a") and not slots.take("a")
+    assert slots.busy() == {"a"} and slots.free == 1
+    assert slots.take("b") and not slots.take("c") and slots.free == 0
+    slots.give_back("a")
+    assert slots.busy() == frozenset() and slots.take("c") and slots.in_flight == 3
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a busy CI machine
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from("abcd")), max_size=200),
+       st.integers(1, 6), st.integers(1, 3))
+def test_slots_never_pass_a_limit(steps: list[tuple[bool, str]], total: int, per_destination: int) -> None:
+    slots = Slots(total, per_destination)
+    held: list[str] = []
+    for start, dest in steps:
+        if start:
+            allowed = len(held) < total and held.count(dest) < per_destination
+            assert slots.take(dest) == allowed
+            held += [dest] if allowed else []
+        elif dest in held:
+            held.remove(dest)
+            slots.give_back(dest)
+        assert slots.in_flight == len(held) <= total
+        assert slots.busy() == {d for d in held if held.count(d) >= per_destination}

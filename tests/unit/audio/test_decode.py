@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
 import struct
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile
+import soxr
 
 from audio import TELEPHONY_RATE
-from audio.decode import Decoded, decode, decode_to_telephony, sniff
+from audio.decode import Decoded, decode, decode_mono, decode_to_telephony, sniff
 from audio.errors import AudioError, AudioTooLarge, AudioTooLong, CorruptAudio, EmptyAudio, UnsupportedFormat
+from audio.mpeg import parse_header
 from audio.settings import DecodeLimits
-from audio.telephony import loudness_lufs
+from audio.telephony import downmix, loudness_lufs
 from audio.wav import wav_bytes
-from tests.fixtures.make_fixtures import AMPLITUDE, TONE_HZ, TONE_SECONDS, WAV_SPECS, tone
+from tests.fixtures.make_fixtures import AMPLITUDE, TONE_HZ, TONE_SECONDS, WAV_SPECS, flac_bomb, tone
 
 from .conftest import dominant_hz
 
@@ -92,22 +97,70 @@ def test_a_wav_without_samples_is_empty() -> None:
         decode(wav_bytes(np.zeros(0, dtype=np.int16)))
 
 
-def test_truncated_mp3_fails_cleanly_at_any_cut(audio_files: dict[str, Path]) -> None:
+def test_truncated_mp3_is_corrupt_at_any_cut(audio_files: dict[str, Path]) -> None:
     with pytest.raises(CorruptAudio):
         decode(audio_files["truncated.mp3"])
     whole = audio_files["tone.mp3"].read_bytes()
     for cut in range(10, len(whole), max(1, len(whole) // 25)):
-        try:
-            decoded = decode(whole[:cut])
-        except AudioError:
-            continue
-        assert np.isfinite(decoded.samples).all()
-        assert decoded.samples.shape[0] <= 44100 * TONE_SECONDS + 2000
+        with pytest.raises(CorruptAudio):
+            decode_mono(whole[:cut])
 
 
-def test_wav_whose_data_size_lies_gives_the_real_data(audio_files: dict[str, Path]) -> None:
-    decoded = decode(audio_files["lying_size.wav"])
-    np.testing.assert_allclose(decoded.samples[:, 0], tone(8000, 1)[:, 0], atol=1e-4)
+def _ten_second_mp3(rate: int = 44100) -> bytes:
+    t = np.arange(rate * 10) / rate
+    buffer = io.BytesIO()
+    soundfile.write(buffer, 0.5 * np.sin(2 * np.pi * 440 * t), rate, format="MP3", subtype="MPEG_LAYER_III")
+    return buffer.getvalue()
+
+
+def test_half_an_mp3_is_corrupt_by_its_length_tag() -> None:
+    data = _ten_second_mp3()
+    assert decode_mono(data).seconds == pytest.approx(10.0, abs=0.01)
+    lengths = mpeg_frame_lengths(data)
+    middle = sum(lengths[: len(lengths) // 2])  # a frame boundary: only the length tag shows the cut
+    with pytest.raises(CorruptAudio, match="truncated") as caught:
+        decode_mono(data[:middle])
+    assert caught.value.status_text == "ERROR: CORRUPT AUDIO FILE"
+
+
+def mpeg_frame_lengths(data: bytes) -> list[int]:
+    """The length of every frame of an MP3 without ID3 tags, from its headers."""
+    lengths, offset = [], 0
+    while (header := parse_header(data[offset : offset + 4])) is not None:
+        lengths.append(header.length)
+        offset += header.length
+    return lengths
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_an_mp3_without_length_tag_is_decoded_whole_and_refused_when_cut_inside_a_frame() -> None:
+    tagged = _ten_second_mp3()
+    untagged = tagged[mpeg_frame_lengths(tagged)[0] :]  # the first frame holds the Xing tag
+    # libsndfile estimates this VBR file at 1.5 s and stops there; ffmpeg decodes all of it.
+    assert decode_mono(untagged).seconds == pytest.approx(10.0, abs=0.05)
+    with pytest.raises(CorruptAudio, match="inside frame"):
+        decode_mono(untagged[: len(untagged) // 2 + 7])
+
+
+def test_wav_whose_data_size_lies_is_corrupt(audio_files: dict[str, Path]) -> None:
+    with pytest.raises(CorruptAudio, match="announces 32000 bytes, the file holds 3200"):
+        decode(audio_files["lying_size.wav"])
+
+
+def test_wav_cut_at_100_bytes_or_claiming_ten_hours_is_corrupt() -> None:
+    whole = wav_bytes(np.full(8000, 1000, dtype=np.int16))
+    ten_hours = whole[:40] + struct.pack("<I", 10 * 3600 * 8000 * 2) + whole[44:]
+    for data in (whole[:100], ten_hours):
+        with pytest.raises(CorruptAudio, match="truncated"):
+            decode_mono(data)
+    assert decode_mono(whole[:-2]).samples.size == 7999  # one frame short is within the slack
+
+
+def test_truncated_flac_is_corrupt(audio_files: dict[str, Path]) -> None:
+    data = audio_files["tone.flac"].read_bytes()
+    for cut in (len(data) // 2, len(data) - 10):
+        with pytest.raises(CorruptAudio):
+            decode_mono(data[:cut])
 
 
 @pytest.mark.parametrize("name", ["lying_format.wav", "inconsistent_fmt.wav"])
@@ -236,3 +289,72 @@ def test_sniff(head: bytes, fmt: str) -> None:
 def test_sniff_refuses_non_audio(head: bytes) -> None:
     with pytest.raises(UnsupportedFormat):
         sniff(head)
+
+
+# --- decompression bombs: the decoded-sample budget and streaming decode ------------------------------
+
+
+def _peak_bytes(work: Callable[[], object]) -> int:
+    """Peak traced allocation (numpy reports its buffers to tracemalloc) while `work` runs or raises."""
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(AudioError):
+            work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """7.1 silence at 384 kHz: 10 s with its length in the header, 30 s with an unknown length."""
+    directory = tmp_path_factory.mktemp("bombs")
+    return {
+        "known": flac_bomb(directory / "known.flac", 10).read_bytes(),
+        "unknown": flac_bomb(directory / "unknown.flac", 30, known_length=False).read_bytes(),
+    }
+
+
+@pytest.mark.parametrize("decoder", [decode, decode_mono])
+def test_a_bomb_is_refused_from_its_header_before_decoding(bombs: dict[str, bytes], decoder: Any) -> None:
+    data = bombs["known"]
+    with pytest.raises(AudioTooLarge, match="8 channels at 384000 Hz") as caught:
+        decoder(data)
+    assert (caught.value.code, caught.value.status_text) == (500, "ERROR: VOICE FILE TOO LARGE")
+    # 10 s of it would be 123 MB of float32; the refusal costs the input and the reader's buffers.
+    assert _peak_bytes(lambda: decoder(data)) < 4 * 1024 * 1024
+
+
+def test_a_bomb_whose_header_hides_its_length_is_stopped_while_decoding(bombs: dict[str, bytes]) -> None:
+    data = bombs["unknown"]
+    with pytest.raises(AudioTooLarge, match="decode to") as caught:
+        decode_mono(data)
+    assert caught.value.status_text == "ERROR: VOICE FILE TOO LARGE"
+    # It stops at the 28.8 million sample budget; mono at 8 kHz, what it holds by then is 0.6 MB.
+    assert _peak_bytes(lambda: decode_mono(data)) < 8 * 1024 * 1024
+
+
+def test_the_sample_budget_is_a_setting(audio_files: dict[str, Path]) -> None:
+    path = audio_files["sine_s16_44100_stereo.wav"]
+    samples = round(44100 * TONE_SECONDS) * 2
+    with pytest.raises(AudioTooLarge, match="2 channels at 44100 Hz"):
+        decode(path, DecodeLimits(max_samples=samples - 1))
+    assert decode(path, DecodeLimits(max_samples=samples)).samples.size == samples
+
+
+def test_decode_mono_is_decode_mixed_down_and_resampled(audio_files: dict[str, Path]) -> None:
+    for name in ("tone.mp3", "tone.flac", "sine_s16_44100_stereo.wav", "sine_s16_8000_3ch.wav"):
+        whole = decode(audio_files[name])
+        mono = decode_mono(audio_files[name])
+        expected = soxr.resample(downmix(whole.samples), whole.rate, TELEPHONY_RATE, quality="VHQ")
+        assert (mono.rate, mono.format, mono.samples.shape[1]) == (TELEPHONY_RATE, whole.format, 1)
+        np.testing.assert_allclose(mono.samples[:, 0], expected, atol=1e-6)
+
+
+def test_decode_mono_holds_its_output_not_the_input(tmp_path: Path) -> None:
+    """20 s of 7.1 at 96 kHz is 61 MB of float32; mixed and resampled block by block it is 0.6 MB."""
+    data = flac_bomb(tmp_path / "wide.flac", 20, rate=96000).read_bytes()
+    limits = DecodeLimits(max_samples=10**9)
+    decoded = decode_mono(data, limits)
+    assert decoded.samples.shape == (20 * TELEPHONY_RATE, 1)
+    assert _peak_bytes(lambda: decode_mono(data, limits)) < 8 * 1024 * 1024

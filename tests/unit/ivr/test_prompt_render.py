@@ -71,7 +71,7 @@ def test_text_prompt_is_telephony_wav(tmp_path: Path) -> None:
     assert rate == TELEPHONY_RATE
     assert result.duration_s == pytest.approx(len(pcm) / 8000)
     assert 5.0 < result.duration_s < 20.0
-    assert result.path.name == f"{result.sha256}.wav"
+    assert result.path == tmp_path / "cache" / "prompts" / result.sha256[:2] / f"{result.sha256[2:]}.wav"
     assert not result.cached
     assert np.abs(pcm.astype(np.int32)).max() > 3000  # speech, not silence
 
@@ -82,13 +82,13 @@ def test_second_render_is_a_cache_hit_without_tts(tmp_path: Path, spoken: list[s
     )
     first = renderer(tmp_path).render(spec)
     assert spoken == ["Press 1 to confirm.", "Press 2 to cancel."]
-    stamp = first.path.stat().st_mtime_ns
+    inode = first.path.stat().st_ino
     second = renderer(tmp_path).render(spec)
     assert second.cached
     assert spoken == ["Press 1 to confirm.", "Press 2 to cancel."]
     assert (second.path, second.sha256, second.duration_s) == (first.path, first.sha256, first.duration_s)
-    assert second.path.stat().st_mtime_ns == stamp
-    assert len(list((tmp_path / "cache" / "prompts").glob("*.wav"))) == 1
+    assert second.path.stat().st_ino == inode  # not written again (its time is touched: the LRU order)
+    assert len(list((tmp_path / "cache" / "prompts").rglob("*.wav"))) == 1
 
 
 def test_segments_reuse_the_tts_cache_in_new_prompts(tmp_path: Path, spoken: list[str]) -> None:
@@ -182,7 +182,7 @@ def test_bad_audio_errors_keep_their_codes(
     with pytest.raises(error) as info:
         renderer(tmp_path).render(spec)
     assert info.value.code == code  # type: ignore[attr-defined]
-    assert not list((tmp_path / "cache" / "prompts").glob("*.wav"))
+    assert not list((tmp_path / "cache" / "prompts").rglob("*.wav"))
 
 
 def test_one_hour_file_is_too_long(tmp_path: Path) -> None:
