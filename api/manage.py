@@ -33,7 +33,18 @@ from api.errors import GatewayError, GroupNotFound, InvalidParameter
 from api.phones import PhoneSettings, parse_phone
 from store import accounts, ledger, lists, queue
 from store.errors import DuplicateEntry
-from store.models import Account, ApiKey, DoNotCall, EntryKind, Group, GroupMember, LedgerEntry, Message, Role
+from store.models import (
+    MAX_MICROS,
+    Account,
+    ApiKey,
+    DoNotCall,
+    EntryKind,
+    Group,
+    GroupMember,
+    LedgerEntry,
+    Message,
+    Role,
+)
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -257,8 +268,8 @@ def create_subuser(
 
 
 def _check_limit(spending_limit: int | None) -> None:
-    if spending_limit is not None and spending_limit < 0:
-        raise InvalidParameter("spending_limit", "a spending limit cannot be negative")
+    if spending_limit is not None and not 0 <= spending_limit <= MAX_MICROS:
+        raise InvalidParameter("spending_limit", f"a spending limit is 0 to {MAX_MICROS} micro-units")
 
 
 def update_subuser(
@@ -543,8 +554,8 @@ def top_up(
     target = session.get(Account, account_id)
     if target is None or target.role != Role.OWNER:
         raise NotFound(f"no owner account {account_id}")
-    if amount <= 0:
-        raise InvalidParameter("amount", "a top-up must be positive")
+    if not 0 < amount <= MAX_MICROS:
+        raise InvalidParameter("amount", f"a top-up is 1 to {MAX_MICROS} micro-units")
     ref = _name(reference, "reference")
     seen = session.scalar(
         select(LedgerEntry.id).where(

@@ -31,6 +31,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 MICROS = 1_000_000
 """Micro-units per currency unit: every money column counts these."""
+INT4_MAX = 2**31 - 1
+"""The largest value of an Integer column on PostgreSQL (int4): account, group, do-not-call ids."""
+INT8_MAX = 2**63 - 1
+"""The largest value of a BigInteger column on PostgreSQL and of any SQLite integer: ledger ids, money."""
+MAX_MICROS = 10**15
+"""The largest amount of money a request may name (a billion currency units): sums of many such
+amounts stay far inside BigInteger."""
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

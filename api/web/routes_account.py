@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from api import manage
 from api.errors import InvalidParameter
+from api.v1.schemas import BigRowId, RowId
 from api.web import payments
 from api.web.core import PREFIX, Posted, User, WebRoute
 from store import ledger, rating
@@ -54,7 +55,7 @@ def add_subuser(ctx: Posted, username: Text, password: Text, spending_limit: Tex
 
 
 @router.get("/subusers/{subuser_id}")
-def subuser(ctx: User, subuser_id: int) -> Response:
+def subuser(ctx: User, subuser_id: RowId) -> Response:
     with ctx.read() as session:
         account = manage.get_subuser(session, ctx.user, subuser_id)
         used = manage.spent(session, account)
@@ -63,7 +64,7 @@ def subuser(ctx: User, subuser_id: int) -> Response:
 
 
 @router.post("/subusers/{subuser_id}/active")
-def set_active(ctx: Posted, subuser_id: int, active: Text) -> Response:
+def set_active(ctx: Posted, subuser_id: RowId, active: Text) -> Response:
     with ctx.write() as session:
         account = manage.update_subuser(session, ctx.user, subuser_id, active=active == "true")
         text = f"{account.username} {'enabled' if account.active else 'disabled'}."
@@ -71,7 +72,7 @@ def set_active(ctx: Posted, subuser_id: int, active: Text) -> Response:
 
 
 @router.post("/subusers/{subuser_id}/limit")
-def set_limit(ctx: Posted, subuser_id: int, spending_limit: Text = "") -> Response:
+def set_limit(ctx: Posted, subuser_id: RowId, spending_limit: Text = "") -> Response:
     limit = _limit(spending_limit)
     with ctx.write() as session:
         manage.update_subuser(session, ctx.user, subuser_id, spending_limit=limit, clear_limit=limit is None)
@@ -79,7 +80,7 @@ def set_limit(ctx: Posted, subuser_id: int, spending_limit: Text = "") -> Respon
 
 
 @router.post("/subusers/{subuser_id}/password")
-def reset_password(ctx: Posted, subuser_id: int, password: Text) -> Response:
+def reset_password(ctx: Posted, subuser_id: RowId, password: Text) -> Response:
     with ctx.write() as session:
         account = manage.reset_subuser_password(session, ctx.user, subuser_id, password)
         name = account.username
@@ -90,7 +91,7 @@ def reset_password(ctx: Posted, subuser_id: int, password: Text) -> Response:
 
 
 @router.get("/balance")
-def balance(ctx: User, before: int | None = None) -> Response:
+def balance(ctx: User, before: BigRowId | None = None) -> Response:
     caller = ctx.user
     with ctx.read() as session:
         owner = session.get(Account, caller.owner_id)
