@@ -30,6 +30,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from api import manage
 from api.carrier import CarrierInfo, CarrierProvider, PhonenumbersCarrierProvider, can_take_sms
 from api.credentials import CredentialCache
 from api.errors import (
@@ -55,7 +56,7 @@ from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
 from ivr.prompt import AudioSegment, Fetcher, PromptSpec, TextSegment, UrlSegment
 from sms import gsm
-from store import accounts, blobs, ledger, queue, rating
+from store import accounts, blobs, queue, rating
 from store.db import Database
 from store.errors import LeaseLost, StoreError
 from store.models import Account, Message
@@ -465,12 +466,18 @@ class Gateway:
             raise MessageInProgress(exc.detail) from None
 
     def balance(self, caller: Caller) -> tuple[int, str]:
-        """The paying account's balance in micro-units (open reservations deducted) and its currency."""
+        """What the caller may still spend, in micro-units, and the currency (api.manage.funds: the
+        owner's balance, open reservations deducted; for a sub-user with a limit, what is left of it)."""
+        found = self.funds(caller)
+        return found.balance, found.currency
+
+    def funds(self, caller: Caller) -> manage.Funds:
+        """api.manage.funds() of the caller (AccountNotFound when its account is gone)."""
         with self._read() as session:
-            owner = session.get(Account, caller.owner_id)
-            if owner is None:
-                raise AccountNotFound(f"account {caller.owner_id} is gone")
-            return ledger.balance(session, owner.id), owner.currency
+            try:
+                return manage.funds(session, caller)
+            except manage.NotFound as exc:
+                raise AccountNotFound(exc.detail) from None
 
     def rate(self, phone: str, kind: str = "sms") -> tuple[str, int, str]:
         """(E.164, unit price in micro-units, currency) for one number: per SMS part or per call minute.

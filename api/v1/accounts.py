@@ -94,9 +94,9 @@ def update_subuser(
 
 @router.post("/subusers/{subuser_id}/password", status_code=status.HTTP_204_NO_CONTENT)
 def reset_password(subuser_id: RowId, body: PasswordReset, store: StoreDep, caller: OwnerDep) -> None:
-    """Give a sub-user a new password."""
+    """Give a sub-user a new password; every API key of that sub-user is revoked with the old password."""
     with store.write() as session:
-        manage.reset_subuser_password(session, caller, subuser_id, body.password)
+        manage.reset_subuser_password(session, caller, subuser_id, body.password, store.now())
 
 
 @router.get("/keys", response_model=list[KeyPublic])

@@ -25,9 +25,11 @@ router = APIRouter(tags=["balance"], route_class=V1Route)
 
 @router.get("/balance", response_model=BalancePublic)
 def balance(gateway: GatewayDep, caller: CallerDep) -> BalancePublic:
-    """The paying account's balance, open reservations already deducted."""
-    micros, currency = gateway.balance(caller)
-    return BalancePublic(balance_micros=micros, balance=money(micros), currency=currency)
+    """What the caller may spend: the account's balance, open reservations already deducted; for a
+    sub-user with a spending limit, what is left of its limit (and the limit and its spending)."""
+    funds = gateway.funds(caller)
+    return BalancePublic(balance_micros=funds.balance, balance=money(funds.balance), currency=funds.currency,
+                         spending_limit_micros=funds.spending_limit, spent_micros=funds.spent)
 
 
 @router.get("/ledger", response_model=LedgerPage)

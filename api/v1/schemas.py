@@ -260,9 +260,14 @@ class CallbackSecretPublic(BaseModel):
 
 
 class BalancePublic(BaseModel):
-    balance_micros: int
+    balance_micros: int = Field(
+        description="What this login may still spend: the owner's balance (open reservations deducted), or, "
+        "for a sub-user with a limit, what is left of it."
+    )
     balance: str = Field(description="The same, in currency units.")
     currency: str
+    spending_limit_micros: int | None = Field(default=None, description="A sub-user's spending limit.")
+    spent_micros: int | None = Field(default=None, description="A sub-user's spending so far.")
 
 
 class LedgerEntryPublic(BaseModel):

@@ -14,7 +14,7 @@ from api.errors import InvalidParameter
 from api.v1.schemas import BigRowId, RowId
 from api.web import payments
 from api.web.core import PREFIX, Posted, User, WebRoute
-from store import ledger, rating
+from store import rating
 from store.models import Account, Role
 
 router = APIRouter(route_class=WebRoute)
@@ -82,9 +82,10 @@ def set_limit(ctx: Posted, subuser_id: RowId, spending_limit: Text = "") -> Resp
 @router.post("/subusers/{subuser_id}/password")
 def reset_password(ctx: Posted, subuser_id: RowId, password: Text) -> Response:
     with ctx.write() as session:
-        account = manage.reset_subuser_password(session, ctx.user, subuser_id, password)
+        account = manage.reset_subuser_password(session, ctx.user, subuser_id, password, ctx.now())
         name = account.username
-    return ctx.redirect(f"{PREFIX}/subusers/{subuser_id}", "ok", f"New password set for {name}.")
+    text = f"New password set for {name}; its API keys are revoked."
+    return ctx.redirect(f"{PREFIX}/subusers/{subuser_id}", "ok", text)
 
 
 # --- balance, ledger, top-ups, rates -------------------------------------------------------------------
@@ -94,15 +95,14 @@ def reset_password(ctx: Posted, subuser_id: RowId, password: Text) -> Response:
 def balance(ctx: User, before: BigRowId | None = None) -> Response:
     caller = ctx.user
     with ctx.read() as session:
-        owner = session.get(Account, caller.owner_id)
-        amount = ledger.balance(session, caller.owner_id) if caller.role != Role.ADMINISTRATOR else None
+        funds = manage.funds(session, caller)
         entries = manage.list_ledger(session, caller, limit=LEDGER_PAGE, before_id=before)
         owners = _owners(session) if caller.role == Role.ADMINISTRATOR else []
         session.expunge_all()
-    currency = owner.currency if owner is not None else "USD"
+    amount = funds.balance if caller.role != Role.ADMINISTRATOR else None
     older = entries[-1].id if len(entries) == LEDGER_PAGE else None
-    return ctx.render("balance.html", balance=amount, currency=currency, entries=entries, older=older,
-                      providers=payments.available(caller), owners=owners)
+    return ctx.render("balance.html", balance=amount, currency=funds.currency, funds=funds, entries=entries,
+                      older=older, providers=payments.available(caller), owners=owners)
 
 
 def _owners(session: Session) -> list[str]:
