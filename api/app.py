@@ -142,7 +142,9 @@ def error_response(exc: BaseException, path: str, timestamp: int) -> Response:
     as_json = legacy.wants_json(path)
     text = legacy_format.render_error(status[0], status[1], timestamp, as_json=as_json)
     media = legacy_format.JSON_MEDIA_TYPE if as_json else legacy_format.TEXT_MEDIA_TYPE
-    return Response(text, status_code=http_status_of(exc), media_type=media)
+    retry_after = getattr(exc, "retry_after_s", None)  # the login throttle's delay (api.throttle)
+    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
+    return Response(text, status_code=http_status_of(exc), media_type=media, headers=headers)
 
 
 def v1_error_response(exc: BaseException) -> Response:

@@ -31,7 +31,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from api import legacy_format as fmt
-from api.errors import ParseError, VoiceFileTooLarge
+from api.errors import ParseError, VoiceFileTooLarge, WrongCredentials
 from api.forms import (
     AccountForm,
     CarrierForm,
@@ -49,7 +49,7 @@ from api.forms import (
 )
 from api.jobs import Caller, Job, Submitted
 from api.phones import ParsedPhones
-from api.service import Gateway, NeedsThread, inline
+from api.service import Gateway, NeedsThread, from_address, inline
 from store.models import MICROS
 
 log = logging.getLogger(__name__)
@@ -359,6 +359,8 @@ async def _run(name: str, gateway: Gateway, data: Inputs, as_json: bool) -> str:
         return await _call(HANDLERS[name], gateway, query_inline, data, as_json)
     try:
         job = await _call(build, gateway, name in INLINE_ROUTES, data)
+    except WrongCredentials:
+        raise  # already the answer of a fresh read (and counted once by the login throttle)
     except Exception:
         # the job was built on a recent read of the login (Gateway.login, rechecked): before its own
         # refusal, the credentials on a fresh read, so 505/506/404 still answer first
@@ -377,7 +379,8 @@ async def answer(request: Request, gateway: Gateway) -> Response:
         data = await read_json_object(request)
     else:
         data = await read_inputs(request, gateway.settings.forms)
-    body = await _run(name, gateway, data, as_json)
+    with from_address(request.client.host if request.client is not None else None):
+        body = await _run(name, gateway, data, as_json)
     return Response(body, media_type=fmt.JSON_MEDIA_TYPE if as_json else fmt.TEXT_MEDIA_TYPE)
 
 

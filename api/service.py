@@ -51,6 +51,7 @@ from api.job_writer import JobWriter, Outcome
 from api.jobs import Caller, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
 from api.settings import Settings
+from api.throttle import LoginThrottle
 from audio.decode import decode
 from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
@@ -89,6 +90,18 @@ class NeedsThread(Exception):
 
 
 _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("ivrgate_inline", default=False)
+_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("ivrgate_source", default=None)
+
+
+@contextmanager
+def from_address(address: str | None) -> Iterator[None]:
+    """Logins in this block come from `address` (the request's client), for the login throttle: the
+    legacy routes set it once per request instead of passing it through every form handler."""
+    token = _SOURCE.set(address)
+    try:
+        yield
+    finally:
+        _SOURCE.reset(token)
 
 
 @contextmanager
@@ -252,6 +265,7 @@ class Gateway:
             _WriteLock(db.url.database) if db.dialect == "sqlite" else nullcontext()
         )
         self._snapshots = _Snapshots(LOGIN_SNAPSHOT_TTL_S, settings.credentials.max_entries)
+        self.throttle = LoginThrottle(settings.login_throttle, self._read, self._write, now, self._io_allowed)
         # SQLite has one writer; PostgreSQL overlaps one batch's reads with another's locked part
         writers = 1 if db.dialect == "sqlite" else POSTGRESQL_WRITERS
         self._writer = JobWriter(settings, self._write, now, wake)
@@ -280,14 +294,37 @@ class Gateway:
         with self._write_lock, _db_errors(writing=True), self.db.transaction() as session:
             yield session
 
-    def login(self, username: str, password: str, *, rechecked: bool = False) -> Caller:
-        """The caller these legacy credentials belong to: argon2 once, then the credential cache.
-        WrongCredentials (505) for an unknown user or a wrong password, AccountNotActive (506),
-        AccountNotFound (404) when the account a sub-user acts for is gone.
+    def _io_allowed(self) -> None:
+        """NeedsThread when the store may not be touched here (on the event loop, PostgreSQL)."""
+        if _INLINE.get() and not self.runs_inline:
+            raise NeedsThread("store access")
 
-        `rechecked`: the caller will only submit a job, and write_jobs() reads the account row again in
-        its transaction before writing anything, so a recent read of the row (LOGIN_SNAPSHOT_TTL_S) may
-        stand in for a fresh one; a refusal is always confirmed on a fresh read."""
+    def login(
+        self, username: str, password: str, *, rechecked: bool = False, source: str | None = None
+    ) -> Caller:
+        """The caller these credentials belong to: the one password login of every front (legacy, v1
+        Basic, GUI, SMTP). The login throttle first (api.throttle: LoginThrottled, 505 with a delay,
+        while the username or the source address is locked, before any argon2), then argon2 once and
+        the credential cache. WrongCredentials (505) for an unknown user or a wrong password (counted
+        by the throttle), AccountNotActive (506), AccountNotFound (404) when the account a sub-user acts
+        for is gone.
+
+        `source`: the client's address (default: the one `from_address` set). `rechecked`: the caller
+        will only submit a job, and write_jobs() reads the account row again in its transaction before
+        writing anything, so a recent read of the row (LOGIN_SNAPSHOT_TTL_S) may stand in for a fresh
+        one; a refusal is always confirmed on a fresh read."""
+        keys = self.throttle.keys(username, source if source is not None else _SOURCE.get())
+        self.throttle.check(keys)
+        try:
+            caller = self._verified(username, password, rechecked)
+        except WrongCredentials:
+            self.throttle.failed(keys)
+            raise
+        self.throttle.succeeded(keys)
+        return caller
+
+    def _verified(self, username: str, password: str, rechecked: bool) -> Caller:
+        """login() without the throttle."""
         if rechecked:
             snapshot = self._snapshots.get(username, self.now().timestamp())
             if snapshot is not None:

@@ -29,6 +29,7 @@ from api.callbacks import CallbackSettings
 from api.credentials import CacheSettings
 from api.forms import FormLimits
 from api.phones import PhoneSettings
+from api.throttle import ThrottleSettings
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from ivr.settings import DialerSettings, FetchSettings, SipSettings
 from sms.smpp import SmppSettings
@@ -182,6 +183,7 @@ class Settings(BaseSettings):
     phones: PhoneSettings = PhoneSettings()
     forms: FormLimits = FormLimits()
     credentials: CacheSettings = CacheSettings()
+    login_throttle: ThrottleSettings = ThrottleSettings()
     callbacks: CallbackSettings = CallbackSettings()
     store: StoreSettings = StoreSettings()
     """The database: IVRGATE_DATABASE_URL (read by store.db.resolve_url) or IVRGATE_STORE__DATABASE_URL."""

@@ -372,3 +372,17 @@ class VirtualNumber(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     webhook_url: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime]
+
+
+class LoginFailure(Base):
+    """Failed password logins of one username (`user:<name>`) or source address (`addr:<ip>`), and the
+    lock they earned (api.throttle): shared by every process of the gateway."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Failures in a row (forgotten after the throttle's forget_after_s without one)."""
+    last_failure_at: Mapped[dt.datetime]
+    locked_until: Mapped[dt.datetime | None]
+    """No password login for this key before then (NULL: not locked)."""

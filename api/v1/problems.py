@@ -74,6 +74,10 @@ def error_response(exc: BaseException) -> JSONResponse | None:
         return None
     code, text = status
     detail = getattr(exc, "detail", None) or str(exc)
+    retry_after = getattr(exc, "retry_after_s", None)
+    if isinstance(retry_after, int):  # the login throttle: 505 all the same, and when to come back
+        return JSONResponse(error_body(code, text, detail), status_code=429,
+                            headers={"Retry-After": str(retry_after)})
     headers = {"WWW-Authenticate": "Bearer"} if code == 505 else None
     return JSONResponse(error_body(code, text, detail), status_code=http_status(code, text), headers=headers)
 

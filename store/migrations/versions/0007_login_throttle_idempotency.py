@@ -1,0 +1,33 @@
+"""The login throttle's failures (login_failures) and v1/legacy idempotency keys (idempotency_keys).
+
+Revision ID: 0007
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "login_failures",
+        sa.Column("key", sa.String(length=300), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("last_failure_at", sa.DateTime(), nullable=False),
+        sa.Column("locked_until", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_login_failures")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("login_failures")
