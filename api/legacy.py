@@ -47,7 +47,8 @@ from api.forms import (
     Upload,
     parse_form,
 )
-from api.jobs import Caller, Job, Submitted
+from api.idempotency import check_key, request_hash
+from api.jobs import Caller, Claim, Job, Submitted
 from api.phones import ParsedPhones
 from api.service import Gateway, NeedsThread, from_address, inline
 from store.models import MICROS
@@ -74,6 +75,9 @@ read moves to the thread pool), and on SQLite their queries run there too."""
 MAX_FIELDS = 200
 """Form fields read from one request (a legacy form has a dozen)."""
 JSON_SUFFIX = ".json"
+IDEMPOTENCY_FIELD = "idempotency_key"
+"""Our own optional field of the submission routes: a retry with the same key (per login) gets the first
+answer and writes nothing (api.idempotency; docs/api-legacy.md, "Retries")."""
 QUEUED = 100
 """A queued recipient: the legacy answer says 200 OK."""
 
@@ -357,8 +361,12 @@ async def _run(name: str, gateway: Gateway, data: Inputs, as_json: bool) -> str:
     query_inline = name in INLINE_ROUTES and gateway.runs_inline
     if build is None:
         return await _call(HANDLERS[name], gateway, query_inline, data, as_json)
+    key = data.pop(IDEMPOTENCY_FIELD, None)
     try:
         job = await _call(build, gateway, name in INLINE_ROUTES, data)
+        if key is not None:  # after the credentials, so 505/506/404 keep answering first
+            job.idempotency = Claim(check_key(key if isinstance(key, str) else str(key)),
+                                    request_hash(name, data))
     except WrongCredentials:
         raise  # already the answer of a fresh read (and counted once by the login throttle)
     except Exception:

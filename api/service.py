@@ -30,7 +30,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from api import manage
+from api import idempotency, manage
 from api.carrier import CarrierInfo, CarrierProvider, PhonenumbersCarrierProvider, can_take_sms
 from api.credentials import CredentialCache
 from api.errors import (
@@ -48,7 +48,7 @@ from api.errors import (
 from api.forms import check_txt, check_url
 from api.group_commit import GroupCommit
 from api.job_writer import JobWriter, Outcome
-from api.jobs import Caller, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
+from api.jobs import Caller, Claim, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
 from api.settings import Settings
 from api.throttle import LoginThrottle
@@ -655,6 +655,16 @@ class Gateway:
         """Write `jobs` in ONE transaction, each all or nothing: an outcome per job, in order
         (api.job_writer.JobWriter.write_jobs)."""
         return self._writer.write_jobs(jobs)
+
+    def replay(self, caller: Caller, claim: Claim) -> idempotency.Replayed | None:
+        """The answer kept for this login's idempotency key (None: not seen, or expired), read before a
+        job is built so a retry costs no fetch or decode; IdempotencyConflict for another request with
+        the key. The write claims the key again in its transaction (api.idempotency), so two retries
+        racing past this read still write once."""
+        if _INLINE.get() and not self.runs_inline:
+            raise NeedsThread("idempotency read")
+        with self._read() as session:
+            return idempotency.find(session.connection(), caller.user_id, claim, self.now())
 
     def submit(self, job: Job) -> list[Submitted]:
         """Write one job in its own transaction (write_jobs); raises its refusal."""

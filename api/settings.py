@@ -28,6 +28,7 @@ from pydantic_settings import (
 from api.callbacks import CallbackSettings
 from api.credentials import CacheSettings
 from api.forms import FormLimits
+from api.idempotency import IdempotencySettings
 from api.phones import PhoneSettings
 from api.throttle import ThrottleSettings
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
@@ -184,6 +185,7 @@ class Settings(BaseSettings):
     forms: FormLimits = FormLimits()
     credentials: CacheSettings = CacheSettings()
     login_throttle: ThrottleSettings = ThrottleSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
     callbacks: CallbackSettings = CallbackSettings()
     store: StoreSettings = StoreSettings()
     """The database: IVRGATE_DATABASE_URL (read by store.db.resolve_url) or IVRGATE_STORE__DATABASE_URL."""

@@ -386,3 +386,22 @@ class LoginFailure(Base):
     last_failure_at: Mapped[dt.datetime]
     locked_until: Mapped[dt.datetime | None]
     """No password login for this key before then (NULL: not locked)."""
+
+
+class IdempotencyKey(Base):
+    """A submission's idempotency key (v1 `Idempotency-Key`, legacy `idempotency_key`) and the answer it
+    got, so a retry is answered the same without writing again (api.idempotency)."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    """The login that sent it: keys are per login."""
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of what was asked (never the password): the same key with another request is refused."""
+    response: Mapped[list[Any] | None] = mapped_column(JSON)
+    """The recipients' answers ({id, phone, code, text}); NULL only inside the claiming transaction."""
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
