@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from api import legacy, legacy_format, ops, sms_node
 from api.callbacks import sending_callbacks
 from api.errors import GatewayError, VoiceFileTooLarge, http_status_of, status_of
+from api.headers import SecurityHeaders
 from api.service import Gateway
 from api.settings import Settings
 from audio.errors import AudioError
@@ -291,7 +292,9 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
     app.include_router(importlib.import_module("api.web").router)  # the GUI under /ui (api/web)
     max_voice = settings.forms.max_voice_bytes
     app.add_middleware(BodyLimit, limit_for=lambda path: body_limit_for(path, max_voice))
-    app.legacy_front = BodyLimit(_legacy_front(gw), lambda path: body_limit_for(path, max_voice))
+    app.add_middleware(SecurityHeaders)  # outermost: BodyLimit's own refusals get the headers too
+    limited = BodyLimit(_legacy_front(gw), lambda path: body_limit_for(path, max_voice))
+    app.legacy_front = SecurityHeaders(limited)
     return app
 
 
