@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from api import legacy, legacy_format, ops, sms_node
 from api.callbacks import sending_callbacks
 from api.errors import GatewayError, VoiceFileTooLarge, http_status_of, status_of
+from api.headers import SecurityHeaders
 from api.service import Gateway
 from api.settings import Settings
 from audio.errors import AudioError
@@ -142,7 +143,9 @@ def error_response(exc: BaseException, path: str, timestamp: int) -> Response:
     as_json = legacy.wants_json(path)
     text = legacy_format.render_error(status[0], status[1], timestamp, as_json=as_json)
     media = legacy_format.JSON_MEDIA_TYPE if as_json else legacy_format.TEXT_MEDIA_TYPE
-    return Response(text, status_code=http_status_of(exc), media_type=media)
+    retry_after = getattr(exc, "retry_after_s", None)  # the login throttle's delay (api.throttle)
+    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
+    return Response(text, status_code=http_status_of(exc), media_type=media, headers=headers)
 
 
 def v1_error_response(exc: BaseException) -> Response:
@@ -289,7 +292,9 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
     app.include_router(importlib.import_module("api.web").router)  # the GUI under /ui (api/web)
     max_voice = settings.forms.max_voice_bytes
     app.add_middleware(BodyLimit, limit_for=lambda path: body_limit_for(path, max_voice))
-    app.legacy_front = BodyLimit(_legacy_front(gw), lambda path: body_limit_for(path, max_voice))
+    app.add_middleware(SecurityHeaders)  # outermost: BodyLimit's own refusals get the headers too
+    limited = BodyLimit(_legacy_front(gw), lambda path: body_limit_for(path, max_voice))
+    app.legacy_front = SecurityHeaders(limited)
     return app
 
 

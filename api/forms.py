@@ -196,10 +196,11 @@ class _Reader:
         value = (self.text("repeat", _invalid("repeat")) or "").strip()
         if not value:
             return 0
-        if not (value.isascii() and value.isdigit()) or int(value) > self.limits.max_repeat:
-            limit = self.limits.max_repeat
+        digits = value.lstrip("0") or "0"  # int() of more than 4,300 digits raises: count them first
+        limit = self.limits.max_repeat
+        if not (value.isascii() and value.isdigit()) or len(digits) > len(str(limit)) or int(digits) > limit:
             raise InvalidParameter("repeat", f"repeat must be 0..{limit}, not {value[:20]!r}")
-        return int(value)
+        return int(digits)
 
     def language(self) -> Language:
         return _choice(self, "language", LANGUAGES, "us")

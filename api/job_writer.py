@@ -7,8 +7,10 @@ in a few statements; a PostgreSQL deadlock victim runs again; the worker is woke
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -16,8 +18,9 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
+from api import idempotency
 from api.errors import AccountNotFound, GatewayError, GroupNotFound, TooManyRecipients, WrongCredentials
-from api.jobs import ACCOUNTS, LOGIN_ROWS_BY_ID, Caller, Draft, Job, Submitted, row_caller
+from api.jobs import ACCOUNTS, LOGIN_ROWS_BY_ID, Caller, Claim, Draft, Job, Submitted, row_caller
 from api.settings import Settings
 from store import blobs, ledger, lists, queue, rating
 from store.db import retrying
@@ -28,6 +31,8 @@ from store.models import MessageKind
 log = logging.getLogger(__name__)
 
 DO_NOT_CALL = (502, "PIN IN DO NOT CALL DATABASE")
+PRUNE_KEYS_EVERY_S = 3600.0
+"""How often (at most) a writer deletes expired idempotency keys."""
 Outcome = list[Submitted] | GatewayError | StoreError
 """A job's outcome: its recipients' answers, or its refusal."""
 
@@ -47,6 +52,7 @@ class JobWriter:
         self._write = write
         self.now = now
         self._wake = wake
+        self._pruned_at = time.monotonic()
 
     def _recipients(self, session: Session, job: Job) -> list[str]:
         phones = list(job.phones)
@@ -91,6 +97,7 @@ class JobWriter:
                 except (GatewayError, StoreError) as exc:
                     outcomes[index] = _refusal(exc)
                     recipients[index] = []
+            repeats = self._claim_keys(conn, jobs, outcomes, now)
             blocked = self._blocked(conn, jobs, recipients)
             priced = self._prices(conn, drafts)
             # the owner locks as late as possible (with POSTGRESQL_WRITERS > 1 the reads above overlap
@@ -98,7 +105,7 @@ class JobWriter:
             owners = self._lock_owners(conn, jobs)
             batch = _Batch(conn, owners, blocked, priced, now)
             for index, job in enumerate(jobs):
-                if outcomes[index] is not None:
+                if outcomes[index] is not None or repeats.get(index, index) != index:
                     continue
                 try:
                     rows = self._rows(batch, job, recipients[index], drafts[index])
@@ -107,6 +114,7 @@ class JobWriter:
                     continue
                 accepted.append((job, rows))
                 outcomes[index] = _submitted(rows)
+            self._settle_keys(conn, jobs, outcomes, repeats)
             for job, _ in accepted:
                 for data, media, origin in job.audio:
                     blobs.put_blob(session, data, now, media, origin)
@@ -117,6 +125,64 @@ class JobWriter:
         done = [outcome for outcome in outcomes if outcome is not None]
         assert len(done) == len(jobs), "every job has an outcome"
         return accepted, done
+
+    def _claim_keys(
+        self, conn: Connection, jobs: Sequence[Job], outcomes: list[Outcome | None], now: dt.datetime
+    ) -> dict[int, int]:
+        """Claim the idempotency key of every keyed job still standing (api.idempotency.claim, in key
+        order so two writers lock alike); a key answered before sets the job's outcome (Replayed, or
+        IdempotencyConflict). Returns {index: index of the job that claimed it} for every job whose key
+        this write holds (a claiming job maps to itself, a repeat within the batch to the first)."""
+        first: dict[tuple[int, str], int] = {}
+        repeats: dict[int, int] = {}
+        keyed = [i for i, job in enumerate(jobs) if job.idempotency is not None and outcomes[i] is None]
+        keyed.sort(key=lambda i: (jobs[i].caller.user_id, _claim_of(jobs[i]).key))
+        ttl = self.settings.idempotency.ttl_s
+        for index in keyed:
+            job, claim = jobs[index], _claim_of(jobs[index])
+            ident = (job.caller.user_id, claim.key)
+            if ident in first:
+                repeats[index] = first[ident]
+                continue
+            repeats[index] = index
+            try:
+                earlier = idempotency.claim(conn, job.caller.user_id, claim, now, ttl)
+            except idempotency.IdempotencyConflict as exc:
+                outcomes[index] = exc
+                continue
+            if earlier is not None:
+                outcomes[index] = earlier
+                continue
+            first[ident] = index
+        for index in [i for i, holder in repeats.items() if i == holder and i not in first.values()]:
+            del repeats[index]  # answered by an earlier submission: this write holds no claim for it
+        if keyed and time.monotonic() - self._pruned_at > PRUNE_KEYS_EVERY_S:
+            self._pruned_at = time.monotonic()
+            idempotency.prune(conn, now)
+        return repeats
+
+    def _settle_keys(
+        self, conn: Connection, jobs: Sequence[Job], outcomes: list[Outcome | None], repeats: dict[int, int]
+    ) -> None:
+        """Keep the answer of every key this write claimed (or release the claim of a refused job), and
+        answer the batch's repeats as the job that claimed their key was answered."""
+        for index in {holder for holder in repeats.values()}:
+            job, outcome = jobs[index], outcomes[index]
+            if isinstance(outcome, list):
+                idempotency.keep(conn, job.caller.user_id, _claim_of(job), outcome)
+            else:
+                idempotency.release(conn, job.caller.user_id, _claim_of(job))
+        for index, first in repeats.items():
+            if index == first:
+                continue
+            outcome = outcomes[first]
+            if _claim_of(jobs[index]).request_hash != _claim_of(jobs[first]).request_hash:
+                outcomes[index] = idempotency.IdempotencyConflict("the idempotency key was used for another "
+                                                                  "request")
+            elif isinstance(outcome, list):
+                outcomes[index] = idempotency.Replayed(outcome)
+            else:
+                outcomes[index] = copy.copy(outcome)  # its own instance: one raised in many requests
 
     def _after_commit(self, accepted: Sequence[tuple[Job, queue.MessageRows]]) -> None:
         """Log the committed jobs and wake the worker: what fails here is logged, never raised (the jobs
@@ -266,6 +332,11 @@ def _still_valid(caller: Caller, current: dict[int, Caller | GatewayError]) -> N
         raise WrongCredentials(f"the login of {caller.username[:60]!r} changed")
     if (now.owner_id, now.role) != (caller.owner_id, caller.role):
         raise AccountNotFound(f"account {caller.user_id} changed hands")
+
+
+def _claim_of(job: Job) -> Claim:
+    assert job.idempotency is not None
+    return job.idempotency
 
 
 def _submitted(rows: queue.MessageRows) -> list[Submitted]:

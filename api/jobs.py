@@ -60,6 +60,14 @@ class Draft:
     parts: int = 1
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A submission's idempotency key and the hash of its request (api.idempotency)."""
+
+    key: str
+    request_hash: str
+
+
 @dataclass
 class Job:
     """A validated submission, ready to write: who submits, the recipients (raw list and/or group) and
@@ -75,6 +83,8 @@ class Job:
     """(bytes, media type, origin) to store as blobs in the submission's transaction."""
     audio_seconds: float = 0.0
     """The length of the audio decoded for this job (the prompt length check of vtts)."""
+    idempotency: Claim | None = None
+    """Written at most once per key and login (api.idempotency): claimed in the write's transaction."""
 
 
 def fixed(draft: Draft) -> Callable[[str], Draft]:

@@ -31,7 +31,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from api import legacy_format as fmt
-from api.errors import ParseError, VoiceFileTooLarge
+from api.errors import ParseError, VoiceFileTooLarge, WrongCredentials
 from api.forms import (
     AccountForm,
     CarrierForm,
@@ -47,9 +47,10 @@ from api.forms import (
     Upload,
     parse_form,
 )
-from api.jobs import Caller, Job, Submitted
+from api.idempotency import check_key, request_hash
+from api.jobs import Caller, Claim, Job, Submitted
 from api.phones import ParsedPhones
-from api.service import Gateway, NeedsThread, inline
+from api.service import Gateway, NeedsThread, from_address, inline
 from store.models import MICROS
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ read moves to the thread pool), and on SQLite their queries run there too."""
 MAX_FIELDS = 200
 """Form fields read from one request (a legacy form has a dozen)."""
 JSON_SUFFIX = ".json"
+IDEMPOTENCY_FIELD = "idempotency_key"
+"""Our own optional field of the submission routes: a retry with the same key (per login) gets the first
+answer and writes nothing (api.idempotency; docs/api-legacy.md, "Retries")."""
 QUEUED = 100
 """A queued recipient: the legacy answer says 200 OK."""
 
@@ -357,8 +361,14 @@ async def _run(name: str, gateway: Gateway, data: Inputs, as_json: bool) -> str:
     query_inline = name in INLINE_ROUTES and gateway.runs_inline
     if build is None:
         return await _call(HANDLERS[name], gateway, query_inline, data, as_json)
+    key = data.pop(IDEMPOTENCY_FIELD, None)
     try:
         job = await _call(build, gateway, name in INLINE_ROUTES, data)
+        if key is not None:  # after the credentials, so 505/506/404 keep answering first
+            job.idempotency = Claim(check_key(key if isinstance(key, str) else str(key)),
+                                    request_hash(name, data))
+    except WrongCredentials:
+        raise  # already the answer of a fresh read (and counted once by the login throttle)
     except Exception:
         # the job was built on a recent read of the login (Gateway.login, rechecked): before its own
         # refusal, the credentials on a fresh read, so 505/506/404 still answer first
@@ -377,7 +387,8 @@ async def answer(request: Request, gateway: Gateway) -> Response:
         data = await read_json_object(request)
     else:
         data = await read_inputs(request, gateway.settings.forms)
-    body = await _run(name, gateway, data, as_json)
+    with from_address(request.client.host if request.client is not None else None):
+        body = await _run(name, gateway, data, as_json)
     return Response(body, media_type=fmt.JSON_MEDIA_TYPE if as_json else fmt.TEXT_MEDIA_TYPE)
 
 

@@ -8,8 +8,13 @@ who may see or change what:
 - administrators see every message and top up any account; they manage the global do-not-call list;
 - owners manage their sub-users, their account's groups and do-not-call entries, and see every message
   and ledger entry of their account;
-- sub-users see their own messages and ledger entries, use and edit their account's groups, and may add
-  (never remove) do-not-call entries.
+- sub-users see their own messages and ledger entries, their own spending limit and what is left of it
+  (never the owner's balance when they have a limit), use and edit their account's groups (create,
+  rename, add and remove members, but never delete a group), and may add (never remove) do-not-call
+  entries; an owner's reset of a sub-user's password revokes that sub-user's API keys.
+
+docs/api-v1.md, "Roles", has the whole table; every front (v1, the legacy `balance`, the GUI) asks these
+functions, so a rule is written once.
 
 Money is in micro-units (store.models.MICROS); time is always an argument.
 """
@@ -33,7 +38,18 @@ from api.errors import GatewayError, GroupNotFound, InvalidParameter
 from api.phones import PhoneSettings, parse_phone
 from store import accounts, ledger, lists, queue
 from store.errors import DuplicateEntry
-from store.models import Account, ApiKey, DoNotCall, EntryKind, Group, GroupMember, LedgerEntry, Message, Role
+from store.models import (
+    MAX_MICROS,
+    Account,
+    ApiKey,
+    DoNotCall,
+    EntryKind,
+    Group,
+    GroupMember,
+    LedgerEntry,
+    Message,
+    Role,
+)
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -82,6 +98,11 @@ def require_admin(viewer: Viewer) -> None:
 def require_owner(viewer: Viewer) -> None:
     if viewer.role != Role.OWNER:
         raise Forbidden("account owners only")
+
+
+def require_not_subuser(viewer: Viewer) -> None:
+    if viewer.role == Role.SUBUSER:
+        raise Forbidden("the account owner only")
 
 
 def account_of(session: Session, viewer: Viewer) -> Account:
@@ -257,8 +278,8 @@ def create_subuser(
 
 
 def _check_limit(spending_limit: int | None) -> None:
-    if spending_limit is not None and spending_limit < 0:
-        raise InvalidParameter("spending_limit", "a spending limit cannot be negative")
+    if spending_limit is not None and not 0 <= spending_limit <= MAX_MICROS:
+        raise InvalidParameter("spending_limit", f"a spending limit is 0 to {MAX_MICROS} micro-units")
 
 
 def update_subuser(
@@ -288,17 +309,51 @@ def reset_subuser_password(
     viewer: Viewer,
     subuser_id: int,
     password: str,
+    now: dt.datetime,
     hasher: PasswordHasher = accounts.DEFAULT_HASHER,
 ) -> Account:
-    """Give a sub-user a new password (a legacy login's cached credentials retire with the old hash)."""
+    """Give a sub-user a new password and revoke every API key of that login: whoever knew the old
+    password may have made keys with it. Its GUI sessions end and a legacy login's cached credentials
+    retire with the old hash."""
     account = get_subuser(session, viewer, subuser_id)
     accounts.set_password(session, account, password, hasher)
+    accounts.revoke_api_keys(session, account, now)
     return account
 
 
 def spent(session: Session, account: Account) -> int:
     """Micro-units a login has committed (charges and open reservations, less refunds)."""
     return ledger.spent(session, account.id)
+
+
+@dataclass(frozen=True)
+class Funds:
+    """What a login may spend, as it may see it (GET /v1/balance, the legacy `balance`, the GUI)."""
+
+    balance: int
+    """Micro-units this login may still commit: the owner's balance (open reservations deducted) for
+    owners, administrators and sub-users without a limit; what is left of its limit for a sub-user
+    with one (never below 0; the owner's balance is not shown to it)."""
+    currency: str
+    spending_limit: int | None = None
+    """A sub-user's limit (None: none, or not a sub-user)."""
+    spent: int | None = None
+    """A sub-user's spending so far (None for owners and administrators)."""
+
+
+def funds(session: Session, viewer: Viewer) -> Funds:
+    """The viewer's Funds. A sub-user with a limit may still be refused (503) when the owner's balance
+    runs out first."""
+    owner = session.get(Account, viewer.owner_id)
+    if owner is None:
+        raise NotFound(f"account {viewer.owner_id}")
+    if viewer.role != Role.SUBUSER:
+        return Funds(ledger.balance(session, owner.id), owner.currency)
+    user = account_of(session, viewer)
+    used = ledger.spent(session, user.id)
+    if user.spending_limit is None:
+        return Funds(ledger.balance(session, owner.id), owner.currency, None, used)
+    return Funds(max(0, user.spending_limit - used), owner.currency, user.spending_limit, used)
 
 
 # --- API keys ------------------------------------------------------------------------------------------
@@ -381,7 +436,9 @@ def rename_group(session: Session, viewer: Viewer, group_id: int, name: str) -> 
 
 
 def delete_group(session: Session, viewer: Viewer, group_id: int) -> None:
+    """Delete a group and its members (owners only: a sub-user edits groups, never deletes one)."""
     group = get_group(session, viewer, group_id)
+    require_not_subuser(viewer)
     session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
     session.delete(group)
     session.flush()
@@ -543,8 +600,8 @@ def top_up(
     target = session.get(Account, account_id)
     if target is None or target.role != Role.OWNER:
         raise NotFound(f"no owner account {account_id}")
-    if amount <= 0:
-        raise InvalidParameter("amount", "a top-up must be positive")
+    if not 0 < amount <= MAX_MICROS:
+        raise InvalidParameter("amount", f"a top-up is 1 to {MAX_MICROS} micro-units")
     ref = _name(reference, "reference")
     seen = session.scalar(
         select(LedgerEntry.id).where(

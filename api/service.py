@@ -30,6 +30,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from api import idempotency, manage
 from api.carrier import CarrierInfo, CarrierProvider, PhonenumbersCarrierProvider, can_take_sms
 from api.credentials import CredentialCache
 from api.errors import (
@@ -47,9 +48,10 @@ from api.errors import (
 from api.forms import check_txt, check_url
 from api.group_commit import GroupCommit
 from api.job_writer import JobWriter, Outcome
-from api.jobs import Caller, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
+from api.jobs import Caller, Claim, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
 from api.settings import Settings
+from api.throttle import LoginThrottle
 from audio.decode import decode_mono
 from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
@@ -63,7 +65,7 @@ from ivr.prompt import (
     min_prompt_seconds,
 )
 from sms import gsm
-from store import accounts, blobs, ledger, queue, rating
+from store import accounts, blobs, queue, rating
 from store.db import Database
 from store.errors import LeaseLost, StoreError
 from store.models import Account, Message
@@ -96,6 +98,18 @@ class NeedsThread(Exception):
 
 
 _INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("ivrgate_inline", default=False)
+_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("ivrgate_source", default=None)
+
+
+@contextmanager
+def from_address(address: str | None) -> Iterator[None]:
+    """Logins in this block come from `address` (the request's client), for the login throttle: the
+    legacy routes set it once per request instead of passing it through every form handler."""
+    token = _SOURCE.set(address)
+    try:
+        yield
+    finally:
+        _SOURCE.reset(token)
 
 
 @contextmanager
@@ -259,6 +273,7 @@ class Gateway:
             _WriteLock(db.url.database) if db.dialect == "sqlite" else nullcontext()
         )
         self._snapshots = _Snapshots(LOGIN_SNAPSHOT_TTL_S, settings.credentials.max_entries)
+        self.throttle = LoginThrottle(settings.login_throttle, self._read, self._write, now, self._io_allowed)
         # SQLite has one writer; PostgreSQL overlaps one batch's reads with another's locked part
         writers = 1 if db.dialect == "sqlite" else POSTGRESQL_WRITERS
         self._writer = JobWriter(settings, self._write, now, wake)
@@ -287,14 +302,37 @@ class Gateway:
         with self._write_lock, _db_errors(writing=True), self.db.transaction() as session:
             yield session
 
-    def login(self, username: str, password: str, *, rechecked: bool = False) -> Caller:
-        """The caller these legacy credentials belong to: argon2 once, then the credential cache.
-        WrongCredentials (505) for an unknown user or a wrong password, AccountNotActive (506),
-        AccountNotFound (404) when the account a sub-user acts for is gone.
+    def _io_allowed(self) -> None:
+        """NeedsThread when the store may not be touched here (on the event loop, PostgreSQL)."""
+        if _INLINE.get() and not self.runs_inline:
+            raise NeedsThread("store access")
 
-        `rechecked`: the caller will only submit a job, and write_jobs() reads the account row again in
-        its transaction before writing anything, so a recent read of the row (LOGIN_SNAPSHOT_TTL_S) may
-        stand in for a fresh one; a refusal is always confirmed on a fresh read."""
+    def login(
+        self, username: str, password: str, *, rechecked: bool = False, source: str | None = None
+    ) -> Caller:
+        """The caller these credentials belong to: the one password login of every front (legacy, v1
+        Basic, GUI, SMTP). The login throttle first (api.throttle: LoginThrottled, 505 with a delay,
+        while the username or the source address is locked, before any argon2), then argon2 once and
+        the credential cache. WrongCredentials (505) for an unknown user or a wrong password (counted
+        by the throttle), AccountNotActive (506), AccountNotFound (404) when the account a sub-user acts
+        for is gone.
+
+        `source`: the client's address (default: the one `from_address` set). `rechecked`: the caller
+        will only submit a job, and write_jobs() reads the account row again in its transaction before
+        writing anything, so a recent read of the row (LOGIN_SNAPSHOT_TTL_S) may stand in for a fresh
+        one; a refusal is always confirmed on a fresh read."""
+        keys = self.throttle.keys(username, source if source is not None else _SOURCE.get())
+        self.throttle.check(keys)
+        try:
+            caller = self._verified(username, password, rechecked)
+        except WrongCredentials:
+            self.throttle.failed(keys)
+            raise
+        self.throttle.succeeded(keys)
+        return caller
+
+    def _verified(self, username: str, password: str, rechecked: bool) -> Caller:
+        """login() without the throttle."""
         if rechecked:
             snapshot = self._snapshots.get(username, self.now().timestamp())
             if snapshot is not None:
@@ -476,12 +514,18 @@ class Gateway:
             raise MessageInProgress(exc.detail) from None
 
     def balance(self, caller: Caller) -> tuple[int, str]:
-        """The paying account's balance in micro-units (open reservations deducted) and its currency."""
+        """What the caller may still spend, in micro-units, and the currency (api.manage.funds: the
+        owner's balance, open reservations deducted; for a sub-user with a limit, what is left of it)."""
+        found = self.funds(caller)
+        return found.balance, found.currency
+
+    def funds(self, caller: Caller) -> manage.Funds:
+        """api.manage.funds() of the caller (AccountNotFound when its account is gone)."""
         with self._read() as session:
-            owner = session.get(Account, caller.owner_id)
-            if owner is None:
-                raise AccountNotFound(f"account {caller.owner_id} is gone")
-            return ledger.balance(session, owner.id), owner.currency
+            try:
+                return manage.funds(session, caller)
+            except manage.NotFound as exc:
+                raise AccountNotFound(exc.detail) from None
 
     def rate(self, phone: str, kind: str = "sms") -> tuple[str, int, str]:
         """(E.164, unit price in micro-units, currency) for one number: per SMS part or per call minute.
@@ -628,6 +672,16 @@ class Gateway:
         """Write `jobs` in ONE transaction, each all or nothing: an outcome per job, in order
         (api.job_writer.JobWriter.write_jobs)."""
         return self._writer.write_jobs(jobs)
+
+    def replay(self, caller: Caller, claim: Claim) -> idempotency.Replayed | None:
+        """The answer kept for this login's idempotency key (None: not seen, or expired), read before a
+        job is built so a retry costs no fetch or decode; IdempotencyConflict for another request with
+        the key. The write claims the key again in its transaction (api.idempotency), so two retries
+        racing past this read still write once."""
+        if _INLINE.get() and not self.runs_inline:
+            raise NeedsThread("idempotency read")
+        with self._read() as session:
+            return idempotency.find(session.connection(), caller.user_id, claim, self.now())
 
     def submit(self, job: Job) -> list[Submitted]:
         """Write one job in its own transaction (write_jobs); raises its refusal."""

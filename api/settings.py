@@ -28,7 +28,9 @@ from pydantic_settings import (
 from api.callbacks import CallbackSettings
 from api.credentials import CacheSettings
 from api.forms import FormLimits
+from api.idempotency import IdempotencySettings
 from api.phones import PhoneSettings, is_sender
+from api.throttle import ThrottleSettings
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from ivr.settings import DialerSettings, FetchSettings, PromptSettings, SipSettings
 from sms import keywords
@@ -211,6 +213,8 @@ class Settings(BaseSettings):
     phones: PhoneSettings = PhoneSettings()
     forms: FormLimits = FormLimits()
     credentials: CacheSettings = CacheSettings()
+    login_throttle: ThrottleSettings = ThrottleSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
     callbacks: CallbackSettings = CallbackSettings()
     store: StoreSettings = StoreSettings()
     """The database: IVRGATE_DATABASE_URL (read by store.db.resolve_url) or IVRGATE_STORE__DATABASE_URL."""

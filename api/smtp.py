@@ -41,6 +41,7 @@ from api.smtp_parse import (
     MailRequest,
     parse_mail,
 )
+from api.throttle import LoginThrottled
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,17 @@ REPLY_BAD_MAILBOX = "550 5.1.1 mailbox unknown: mail the gateway at {address}"
 REPLY_ONE_RECIPIENT = "452 4.5.3 one recipient per mail: the gateway address"
 REPLY_RECIPIENT_OK = "250 2.1.5 OK"
 REPLY_BUG = "451 4.3.0 500 ERROR (the gateway failed; try again later)"
+REPLY_THROTTLED = "451 4.7.1"
+"""The login throttle holds the mail's username or the client's address (api.throttle)."""
 
 
-def submit_mail(gateway: Gateway, request: MailRequest) -> list[Submitted]:
+def submit_mail(gateway: Gateway, request: MailRequest, source: str | None = None) -> list[Submitted]:
     """Submit a parsed mail exactly as the HTTP route of its kind would: credentials checked (510, 512),
-    then logged in (505...), then the route's form validated and the Gateway's submission made."""
+    then logged in (505..., the login throttle counting per `source`, the client's address), then the
+    route's form validated and the Gateway's submission made."""
     limits = gateway.settings.forms
     account = request.account(limits)
-    caller = gateway.login(account.username, account.password)
+    caller = gateway.login(account.username, account.password, source=source)
     form = request.form(limits)
     phones = ParsedPhones(form.phones, limits.phones)  # validated by the form: not parsed again
     if isinstance(form, MatrixForm):
@@ -98,6 +102,9 @@ def error_reply(exc: BaseException, with_detail: bool = True) -> str:
     if status is None:
         return REPLY_BUG
     code, text = status
+    if isinstance(exc, LoginThrottled):  # temporary: the sender's server may try again after the lock
+        return f"{REPLY_THROTTLED} {code} {_clean(text)} (too many failed logins: try again in " \
+               f"{exc.retry_after_s} s)"
     if code in _TRANSIENT_CODES:
         prefix = "451 4.3.0"
     elif code in _CREDENTIAL_CODES:
@@ -164,7 +171,8 @@ class GatewayHandler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         content = envelope.original_content or b""
-        work: asyncio.Future[str] = asyncio.ensure_future(asyncio.to_thread(self.process, content))
+        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else None
+        work: asyncio.Future[str] = asyncio.ensure_future(asyncio.to_thread(self.process, content, peer))
         self.inflight.add(work)
         try:
             return await asyncio.shield(work)  # a dropped connection does not abandon a running write
@@ -174,11 +182,11 @@ class GatewayHandler:
             else:
                 work.add_done_callback(self.inflight.discard)
 
-    def process(self, data: bytes) -> str:
-        """Parse and submit one mail (runs in a worker thread); the SMTP reply to send."""
+    def process(self, data: bytes, peer: str | None = None) -> str:
+        """Parse and submit one mail from `peer` (runs in a worker thread); the SMTP reply to send."""
         try:
             request = parse_mail(data)
-            submitted = submit_mail(self.gateway, request)
+            submitted = submit_mail(self.gateway, request, peer)
         except Exception as exc:  # every refusal is answered in the session; a bug is logged, then 451
             status = status_of(exc)
             if status is None:

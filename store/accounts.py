@@ -173,6 +173,17 @@ def verify_api_key(session: Session, key: str, now: dt.datetime) -> Account:
     return account
 
 
+def revoke_api_keys(session: Session, account: Account, now: dt.datetime) -> int:
+    """Revoke every unrevoked key of `account` (its password was reset); how many were revoked."""
+    rows = session.scalars(
+        select(ApiKey).where(ApiKey.account_id == account.id, ApiKey.revoked_at.is_(None))
+    ).all()
+    for row in rows:
+        row.revoked_at = now
+    session.flush()
+    return len(rows)
+
+
 def revoke_api_key(session: Session, account: Account, prefix: str, now: dt.datetime) -> bool:
     """Revoke one of `account`'s keys by its prefix; False when it has no such key."""
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.account_id == account.id))

@@ -31,6 +31,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 MICROS = 1_000_000
 """Micro-units per currency unit: every money column counts these."""
+INT4_MAX = 2**31 - 1
+"""The largest value of an Integer column on PostgreSQL (int4): account, group, do-not-call ids."""
+INT8_MAX = 2**63 - 1
+"""The largest value of a BigInteger column on PostgreSQL and of any SQLite integer: ledger ids, money."""
+MAX_MICROS = 10**15
+"""The largest amount of money a request may name (a billion currency units): sums of many such
+amounts stay far inside BigInteger."""
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -413,3 +420,36 @@ class ConcatCounter(Base):
     destination: Mapped[str] = mapped_column(String(21), primary_key=True)
     counter: Mapped[int] = mapped_column(BigInteger)
     """References allocated so far; the reference is this counter modulo 2^bits."""
+
+
+class LoginFailure(Base):
+    """Failed password logins of one username (`user:<name>`) or source address (`addr:<ip>`), and the
+    lock they earned (api.throttle): shared by every process of the gateway."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Failures in a row (forgotten after the throttle's forget_after_s without one)."""
+    last_failure_at: Mapped[dt.datetime]
+    locked_until: Mapped[dt.datetime | None]
+    """No password login for this key before then (NULL: not locked)."""
+
+
+class IdempotencyKey(Base):
+    """A submission's idempotency key (v1 `Idempotency-Key`, legacy `idempotency_key`) and the answer it
+    got, so a retry is answered the same without writing again (api.idempotency)."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    """The login that sent it: keys are per login."""
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of what was asked (never the password): the same key with another request is refused."""
+    response: Mapped[list[Any] | None] = mapped_column(JSON)
+    """The recipients' answers ({id, phone, code, text}); NULL only inside the claiming transaction."""
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)

@@ -16,6 +16,7 @@ from api.v1.schemas import (
     KeyPublic,
     MePublic,
     PasswordReset,
+    RowId,
     SubUserCreate,
     SubUserPublic,
     SubUserUpdate,
@@ -67,14 +68,16 @@ def create_subuser(body: SubUserCreate, store: StoreDep, caller: OwnerDep) -> Su
 
 
 @router.get("/subusers/{subuser_id}", response_model=SubUserPublic)
-def get_subuser(subuser_id: int, store: StoreDep, caller: OwnerDep) -> SubUserPublic:
+def get_subuser(subuser_id: RowId, store: StoreDep, caller: OwnerDep) -> SubUserPublic:
     with store.read() as session:
         account = manage.get_subuser(session, caller, subuser_id)
         return subuser_public(account, manage.spent(session, account))
 
 
 @router.patch("/subusers/{subuser_id}", response_model=SubUserPublic)
-def update_subuser(subuser_id: int, body: SubUserUpdate, store: StoreDep, caller: OwnerDep) -> SubUserPublic:
+def update_subuser(
+    subuser_id: RowId, body: SubUserUpdate, store: StoreDep, caller: OwnerDep
+) -> SubUserPublic:
     """Disable or enable a sub-user, set or remove (null) its spending limit."""
     clear = "spending_limit_micros" in body.model_fields_set and body.spending_limit_micros is None
     with store.write() as session:
@@ -90,10 +93,10 @@ def update_subuser(subuser_id: int, body: SubUserUpdate, store: StoreDep, caller
 
 
 @router.post("/subusers/{subuser_id}/password", status_code=status.HTTP_204_NO_CONTENT)
-def reset_password(subuser_id: int, body: PasswordReset, store: StoreDep, caller: OwnerDep) -> None:
-    """Give a sub-user a new password."""
+def reset_password(subuser_id: RowId, body: PasswordReset, store: StoreDep, caller: OwnerDep) -> None:
+    """Give a sub-user a new password; every API key of that sub-user is revoked with the old password."""
     with store.write() as session:
-        manage.reset_subuser_password(session, caller, subuser_id, body.password)
+        manage.reset_subuser_password(session, caller, subuser_id, body.password, store.now())
 
 
 @router.get("/keys", response_model=list[KeyPublic])

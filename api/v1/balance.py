@@ -9,16 +9,27 @@ from fastapi import APIRouter, Query, status
 from api import manage
 from api.v1.deps import AdminDep, CallerDep, GatewayDep, StoreDep
 from api.v1.problems import V1Route
-from api.v1.schemas import BalancePublic, LedgerEntryPublic, LedgerPage, TopUpCreate, entry_public, money
+from api.v1.schemas import (
+    BalancePublic,
+    BigRowId,
+    LedgerEntryPublic,
+    LedgerPage,
+    RowId,
+    TopUpCreate,
+    entry_public,
+    money,
+)
 
 router = APIRouter(tags=["balance"], route_class=V1Route)
 
 
 @router.get("/balance", response_model=BalancePublic)
 def balance(gateway: GatewayDep, caller: CallerDep) -> BalancePublic:
-    """The paying account's balance, open reservations already deducted."""
-    micros, currency = gateway.balance(caller)
-    return BalancePublic(balance_micros=micros, balance=money(micros), currency=currency)
+    """What the caller may spend: the account's balance, open reservations already deducted; for a
+    sub-user with a spending limit, what is left of its limit (and the limit and its spending)."""
+    funds = gateway.funds(caller)
+    return BalancePublic(balance_micros=funds.balance, balance=money(funds.balance), currency=funds.currency,
+                         spending_limit_micros=funds.spending_limit, spent_micros=funds.spent)
 
 
 @router.get("/ledger", response_model=LedgerPage)
@@ -26,7 +37,7 @@ def ledger(
     store: StoreDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=manage.MAX_PAGE)] = manage.DEFAULT_PAGE,
-    before: Annotated[int | None, Query(ge=1, description="The next_before of the previous page")] = None,
+    before: Annotated[BigRowId | None, Query(description="The next_before of the previous page")] = None,
 ) -> LedgerPage:
     """Money movements, newest first: top-ups, reservations, charges, releases, refunds."""
     with store.read() as session:
@@ -38,7 +49,7 @@ def ledger(
 @router.post(
     "/accounts/{account_id}/top-ups", status_code=status.HTTP_201_CREATED, response_model=LedgerEntryPublic
 )
-def top_up(account_id: int, body: TopUpCreate, store: StoreDep, caller: AdminDep) -> LedgerEntryPublic:
+def top_up(account_id: RowId, body: TopUpCreate, store: StoreDep, caller: AdminDep) -> LedgerEntryPublic:
     """Credit an owner's balance (administrators only). A reference already credited answers 409."""
     with store.write() as session:
         entry = manage.top_up(session, caller, account_id, body.amount_micros, body.reference, store.now())

@@ -39,6 +39,11 @@ def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
+def client_address(request: Request) -> str | None:
+    """The client's address as the server saw it (the login throttle counts failures per address)."""
+    return request.client.host if request.client is not None else None
+
+
 @dataclass(frozen=True)
 class Store:
     """The gateway's database and clock, for management operations (api.manage) in one transaction."""
@@ -68,15 +73,17 @@ StoreDep = Annotated[Store, Depends(get_store)]
 
 
 def current_caller(
+    request: Request,
     gateway: GatewayDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
 ) -> Caller:
-    """The authenticated caller; 401 (505) without valid credentials, 403 (506) for a disabled account."""
+    """The authenticated caller; 401 (505) without valid credentials, 403 (506) for a disabled account,
+    429 (505) with Retry-After while the login throttle holds a Basic login's username or address."""
     if bearer is not None and bearer.credentials:
         return gateway.login_api_key(bearer.credentials.strip())
     if basic is not None and basic.username:
-        return gateway.login(basic.username, basic.password)
+        return gateway.login(basic.username, basic.password, source=client_address(request))
     raise WrongCredentials("send Authorization: Bearer <api key>")
 
 

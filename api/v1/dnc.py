@@ -10,7 +10,7 @@ from api import manage
 from api.v1.deps import CallerDep, StoreDep
 from api.v1.groups import read_csv_upload
 from api.v1.problems import V1Route
-from api.v1.schemas import DncCreate, DncPublic, ImportResult, dnc_public
+from api.v1.schemas import DncCreate, DncPublic, ImportResult, RowIdAfter, dnc_public
 
 router = APIRouter(prefix="/dnc", tags=["do-not-call"], route_class=V1Route)
 
@@ -23,7 +23,7 @@ def list_entries(
     caller: CallerDep,
     global_list: GlobalQuery = False,
     limit: Annotated[int, Query(ge=1, le=manage.MAX_PAGE)] = manage.DEFAULT_PAGE,
-    after: Annotated[int, Query(ge=0, description="The last id of the previous page")] = 0,
+    after: RowIdAfter = 0,
 ) -> list[DncPublic]:
     with store.read() as session:
         entries = manage.list_do_not_call(session, caller, global_list=global_list, limit=limit, after=after)

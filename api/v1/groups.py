@@ -18,6 +18,7 @@ from api.v1.schemas import (
     ImportResult,
     MemberIn,
     MemberPublic,
+    RowId,
 )
 from store.models import Group
 
@@ -59,27 +60,27 @@ def create_group(body: GroupCreate, store: StoreDep, caller: CallerDep) -> Group
 
 
 @router.get("/{group_id}", response_model=GroupPublic)
-def get_group(group_id: int, store: StoreDep, caller: CallerDep) -> GroupPublic:
+def get_group(group_id: RowId, store: StoreDep, caller: CallerDep) -> GroupPublic:
     with store.read() as session:
         group = manage.get_group(session, caller, group_id)
         return _public(group, len(manage.group_members(session, caller, group_id)))
 
 
 @router.patch("/{group_id}", response_model=GroupPublic)
-def rename_group(group_id: int, body: GroupUpdate, store: StoreDep, caller: CallerDep) -> GroupPublic:
+def rename_group(group_id: RowId, body: GroupUpdate, store: StoreDep, caller: CallerDep) -> GroupPublic:
     with store.write() as session:
         group = manage.rename_group(session, caller, group_id, body.name)
         return _public(group, len(manage.group_members(session, caller, group_id)))
 
 
 @router.delete("/{group_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_group(group_id: int, store: StoreDep, caller: CallerDep) -> None:
+def delete_group(group_id: RowId, store: StoreDep, caller: CallerDep) -> None:
     with store.write() as session:
         manage.delete_group(session, caller, group_id)
 
 
 @router.get("/{group_id}/members", response_model=list[MemberPublic])
-def list_members(group_id: int, store: StoreDep, caller: CallerDep) -> list[MemberPublic]:
+def list_members(group_id: RowId, store: StoreDep, caller: CallerDep) -> list[MemberPublic]:
     with store.read() as session:
         return [
             MemberPublic(phone=m.phone, name=m.name) for m in manage.group_members(session, caller, group_id)
@@ -87,7 +88,7 @@ def list_members(group_id: int, store: StoreDep, caller: CallerDep) -> list[Memb
 
 
 @router.post("/{group_id}/members", response_model=ImportResult)
-def add_members(group_id: int, body: list[MemberIn], store: StoreDep, caller: CallerDep) -> ImportResult:
+def add_members(group_id: RowId, body: list[MemberIn], store: StoreDep, caller: CallerDep) -> ImportResult:
     """Add members (a number already there gets the new name); answers how many were new."""
     members = [(m.phone, m.name) for m in body]
     with store.write() as session:
@@ -96,14 +97,14 @@ def add_members(group_id: int, body: list[MemberIn], store: StoreDep, caller: Ca
 
 
 @router.delete("/{group_id}/members/{phone}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(group_id: int, phone: str, store: StoreDep, caller: CallerDep) -> None:
+def remove_member(group_id: RowId, phone: str, store: StoreDep, caller: CallerDep) -> None:
     with store.write() as session:
         manage.remove_member(session, caller, group_id, phone, store.gateway.settings.phones)
 
 
 @router.post("/{group_id}/members/import", response_model=ImportResult)
 def import_members(
-    group_id: int,
+    group_id: RowId,
     store: StoreDep,
     caller: CallerDep,
     file: Annotated[UploadFile, File(description="CSV: phone,name (header optional)")],

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
 
 from api import manage
 from api.errors import InvalidParameter, NoVoiceFile, VoiceFileTooLarge
-from api.jobs import Caller, Submitted
+from api.idempotency import Replayed, check_key, request_hash
+from api.jobs import Caller, Claim, Job, Submitted
 from api.phones import parse_phone
 from api.service import Gateway
 from api.v1.deps import CallerDep, GatewayDep, StoreDep
@@ -21,6 +23,7 @@ from api.v1.schemas import (
     MessageDetail,
     MessagePage,
     MessagePublic,
+    RowId,
     SmsCreate,
     SubmissionPublic,
     SubmittedPublic,
@@ -66,12 +69,12 @@ def _audio(gateway: Gateway, encoded: str) -> bytes:
     return data
 
 
-def _submit_voice(gateway: Gateway, caller: Caller, body: VoiceCreate) -> list[Submitted]:
+def _voice_job(gateway: Gateway, caller: Caller, body: VoiceCreate) -> Job:
     if body.audio_url and body.audio_base64:
         raise InvalidParameter("audio", "give audio_url or audio_base64, not both")
     phones = _phones(body.to)
     if body.audio_url:
-        return gateway.submit_voice_url(
+        return gateway.voice_url_job(
             caller,
             phones=phones,
             group=body.group,
@@ -83,7 +86,7 @@ def _submit_voice(gateway: Gateway, caller: Caller, body: VoiceCreate) -> list[S
         )
     if not body.audio_base64:
         raise NoVoiceFile("give audio_url or audio_base64")
-    return gateway.submit_voice(
+    return gateway.voice_job(
         caller,
         phones=phones,
         group=body.group,
@@ -96,10 +99,10 @@ def _submit_voice(gateway: Gateway, caller: Caller, body: VoiceCreate) -> list[S
     )
 
 
-def submit(gateway: Gateway, caller: Caller, body: MessageCreate) -> list[Submitted]:
-    """Hand a v1 submission to the gateway's matching submit_* call."""
+def job_of(gateway: Gateway, caller: Caller, body: MessageCreate) -> Job:
+    """The gateway's job of a v1 submission (its matching *_job call)."""
     if isinstance(body, SmsCreate):
-        return gateway.submit_sms(
+        return gateway.sms_job(
             caller,
             phones=_phones(body.to),
             group=body.group,
@@ -109,7 +112,7 @@ def submit(gateway: Gateway, caller: Caller, body: MessageCreate) -> list[Submit
             callback_url=body.callback_url,
         )
     if isinstance(body, TtsCreate):
-        return gateway.submit_tts(
+        return gateway.tts_job(
             caller,
             phones=_phones(body.to),
             group=body.group,
@@ -122,12 +125,12 @@ def submit(gateway: Gateway, caller: Caller, body: MessageCreate) -> list[Submit
             callback_url=body.callback_url,
         )
     if isinstance(body, VoiceCreate):
-        return _submit_voice(gateway, caller, body)
+        return _voice_job(gateway, caller, body)
     spec = PromptSpec(
         tuple(_segment(item, i) for i, item in enumerate(body.segments)),
         make_voice(body.language, body.gender),
     )
-    return gateway.submit_vtts(
+    return gateway.vtts_job(
         caller,
         phones=_phones(body.to),
         group=body.group,
@@ -139,24 +142,67 @@ def submit(gateway: Gateway, caller: Caller, body: MessageCreate) -> list[Submit
     )
 
 
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Any unique string (1-255 printable ASCII), e.g. a UUID: a retry with the same key "
+        "and body gets the first answer (Idempotent-Replayed: true) and writes nothing; the same key "
+        "with another body is 409. Kept 24 h.",
+    ),
+]
+
+
+def _idempotent(
+    response: Response,
+    gateway: Gateway,
+    caller: Caller,
+    key: str | None,
+    fields: dict[str, Any],
+    build: Callable[[], Job],
+) -> SubmissionPublic:
+    """Submit the job `build` makes, at most once per idempotency `key` (api.idempotency)."""
+    if key is None:
+        return _answer(gateway.submit(build()))
+    claim = Claim(check_key(key), request_hash(str(fields.pop("route")), fields))
+    submitted: list[Submitted] | None = gateway.replay(caller, claim)
+    if submitted is None:
+        job = build()
+        job.idempotency = claim
+        submitted = gateway.submit(job)
+    if isinstance(submitted, Replayed):
+        response.headers["Idempotent-Replayed"] = "true"
+    return _answer(submitted)
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=SubmissionPublic)
-def create_message(body: MessageCreate, gateway: GatewayDep, caller: CallerDep) -> SubmissionPublic:
+def create_message(
+    body: MessageCreate,
+    gateway: GatewayDep,
+    caller: CallerDep,
+    response: Response,
+    idempotency_key: IdempotencyHeader = None,
+) -> SubmissionPublic:
     """Submit an SMS, TTS, voice or vtts job: one message per recipient, each with its own ID and code
     (100 Queued, or 502 for a number on a do-not-call list)."""
-    return _answer(submit(gateway, caller, body))
+    fields = {"route": "v1/messages", "body": body.model_dump(mode="json")}
+    return _idempotent(response, gateway, caller, idempotency_key, fields,
+                       lambda: job_of(gateway, caller, body))
 
 
 @router.post("/voice", status_code=status.HTTP_202_ACCEPTED, response_model=SubmissionPublic)
 def create_voice_upload(
     gateway: GatewayDep,
     caller: CallerDep,
+    response: Response,
     file: Annotated[UploadFile, File(description="WAV, MP3, FLAC, OGG or M4A")],
     to: Annotated[str | None, Form(description="Comma-separated recipients")] = None,
     group: Annotated[str | None, Form()] = None,
     callerid: Annotated[str | None, Form()] = None,
     callback_url: Annotated[str | None, Form()] = None,
     repeat: Annotated[int, Form(ge=0, le=100)] = 0,
-    response: Annotated[bool, Form()] = False,
+    response_: Annotated[bool, Form(alias="response")] = False,
+    idempotency_key: IdempotencyHeader = None,
 ) -> SubmissionPublic:
     """Submit a voice job as a multipart upload (the JSON variant takes audio_base64 or audio_url)."""
     limit = gateway.settings.forms.max_voice_bytes
@@ -165,18 +211,24 @@ def create_voice_upload(
         raise VoiceFileTooLarge(f"more than {limit} bytes")
     if not data:
         raise NoVoiceFile("the file is empty")
-    submitted = gateway.submit_voice(
-        caller,
-        phones=to,
-        group=group,
-        audio=data,
-        filename=file.filename or "",
-        response=response,
-        repeat=repeat,
-        callerid=callerid,
-        callback_url=callback_url,
-    )
-    return _answer(submitted)
+    fields = {"route": "v1/messages/voice", "file": data, "filename": file.filename or "", "to": to,
+              "group": group, "callerid": callerid, "callback_url": callback_url, "repeat": repeat,
+              "response": response_}
+
+    def build() -> Job:
+        return gateway.voice_job(
+            caller,
+            phones=to,
+            group=group,
+            audio=data,
+            filename=file.filename or "",
+            response=response_,
+            repeat=repeat,
+            callerid=callerid,
+            callback_url=callback_url,
+        )
+
+    return _idempotent(response, gateway, caller, idempotency_key, fields, build)
 
 
 @router.get("", response_model=MessagePage)
@@ -189,7 +241,7 @@ def list_messages(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     phone: Annotated[str | None, Query(max_length=40)] = None,
-    user_id: int | None = None,
+    user_id: RowId | None = None,
     job_id: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=manage.MAX_PAGE)] = manage.DEFAULT_PAGE,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

@@ -27,13 +27,15 @@ log = logging.getLogger(__name__)
 UNAUTHORIZED = (505, 506)
 """Seed codes answered 401 (505) and 403 (506)."""
 
+NOT_FOUND = "ERROR: NOT FOUND"
 _BY_TEXT: dict[str, int] = {
     "ERROR: MESSAGE NOT FOUND": 404,
     "ERROR: GROUP NOT FOUND": 404,
-    "ERROR: NOT FOUND": 404,
+    NOT_FOUND: 404,
     "ERROR: FORBIDDEN": 403,
     "ERROR: ALREADY EXISTS": 409,
     "ERROR: MESSAGE IN PROGRESS": 409,
+    "ERROR: IDEMPOTENCY KEY REUSED": 409,
     "ERROR: VOICE FILE TOO LARGE": 413,
     "ERROR: TTS ENGINE UNAVAILABLE": 503,
 }
@@ -75,14 +77,22 @@ def error_response(exc: BaseException) -> JSONResponse | None:
         return None
     code, text = status
     detail = getattr(exc, "detail", None) or str(exc)
+    retry_after = getattr(exc, "retry_after_s", None)
+    if isinstance(retry_after, int):  # the login throttle: 505 all the same, and when to come back
+        return JSONResponse(error_body(code, text, detail), status_code=429,
+                            headers={"Retry-After": str(retry_after)})
     headers = {"WWW-Authenticate": "Bearer"} if code == 505 else None
     return JSONResponse(error_body(code, text, detail), status_code=http_status(code, text), headers=headers)
 
 
 def validation_response(exc: RequestValidationError) -> JSONResponse:
     """422 for a body or parameter that does not validate; the seed's code when the field has one
-    (text 511, to/phone 513, ...), 520 for a body that is not JSON."""
+    (text 511, to/phone 513, ...), 520 for a body that is not JSON. A path that names no possible
+    resource (an id out of range, not a number) is 404, as an unknown id is."""
     errors = jsonable_encoder(exc.errors())
+    detail = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+    if errors and all(_in_path(error) for error in errors):
+        return JSONResponse(error_body(500, NOT_FOUND, detail), status_code=404)
     code, text = 500, "ERROR: INVALID REQUEST"
     for error in errors:
         if error.get("type") == "json_invalid":
@@ -93,8 +103,12 @@ def validation_response(exc: RequestValidationError) -> JSONResponse:
         if found is not None:
             code, text = found
             break
-    detail = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
     return JSONResponse(error_body(code, text, detail), status_code=422)
+
+
+def _in_path(error: dict[str, Any]) -> bool:
+    loc = list(error.get("loc") or ())
+    return bool(loc) and loc[0] == "path"
 
 
 class V1Route(APIRoute):

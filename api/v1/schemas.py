@@ -13,9 +13,44 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from store.models import MICROS, Account, ApiKey, DoNotCall, LedgerEntry, Message, VirtualNumber
+from api.errors import InvalidParameter
+from store.models import (
+    INT4_MAX,
+    INT8_MAX,
+    MAX_MICROS,
+    MICROS,
+    Account,
+    ApiKey,
+    DoNotCall,
+    LedgerEntry,
+    Message,
+    VirtualNumber,
+)
 
 Phone = Annotated[str, Field(min_length=1, max_length=40, examples=["+12506063167"])]
+
+# --- integers at the edge --------------------------------------------------------------------------------
+# Every integer a v1 request carries (path, query, body) is one of these types, so a value no column can
+# hold is refused here (a path id: 404, anything else: 422, api.v1.problems) instead of overflowing the
+# driver (SQLite's integers are 64-bit, PostgreSQL's Integer columns 32-bit). The GUI uses them too.
+RowId = Annotated[int, Field(ge=1, le=INT4_MAX, description="An id (1 to 2147483647).")]
+BigRowId = Annotated[int, Field(ge=1, le=INT8_MAX, description="An id (1 to 9223372036854775807).")]
+RowIdAfter = Annotated[int, Field(ge=0, le=INT4_MAX, description="The last id of the page before (0 first).")]
+Micros = Annotated[int, Field(ge=0, le=MAX_MICROS, description="Micro-units of the currency (0 to 10^15).")]
+PositiveMicros = Annotated[int, Field(gt=0, le=MAX_MICROS, description="Micro-units (1 to 10^15).")]
+
+
+def row_id(text: str, field: str) -> int | None:
+    """An id typed into a form or query string ('' -> None), as RowId bounds it; InvalidParameter for
+    anything else (the GUI's filters)."""
+    text = text.strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(INT4_MAX))) or not (
+        1 <= int(text) <= INT4_MAX
+    ):
+        raise InvalidParameter(field, f"{field} must be an id from 1 to {INT4_MAX}")
+    return int(text)
 Language = Literal["us", "es"]
 Gender = Literal["female", "male"]
 
@@ -170,7 +205,7 @@ class SubUserCreate(BaseModel):
 
     username: str = Field(max_length=254, examples=["ops@example.com"])
     password: str = Field(max_length=256)
-    spending_limit_micros: int | None = Field(default=None, ge=0)
+    spending_limit_micros: Micros | None = None
 
 
 class SubUserUpdate(BaseModel):
@@ -179,7 +214,7 @@ class SubUserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     active: bool | None = None
-    spending_limit_micros: int | None = Field(default=None, ge=0)
+    spending_limit_micros: Micros | None = None
 
 
 class PasswordReset(BaseModel):
@@ -226,9 +261,14 @@ class CallbackSecretPublic(BaseModel):
 
 
 class BalancePublic(BaseModel):
-    balance_micros: int
+    balance_micros: int = Field(
+        description="What this login may still spend: the owner's balance (open reservations deducted), or, "
+        "for a sub-user with a limit, what is left of it."
+    )
     balance: str = Field(description="The same, in currency units.")
     currency: str
+    spending_limit_micros: int | None = Field(default=None, description="A sub-user's spending limit.")
+    spent_micros: int | None = Field(default=None, description="A sub-user's spending so far.")
 
 
 class LedgerEntryPublic(BaseModel):
@@ -249,7 +289,7 @@ class LedgerPage(BaseModel):
 class TopUpCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount_micros: int = Field(gt=0, le=10**15)
+    amount_micros: PositiveMicros
     reference: str = Field(min_length=1, max_length=100, description="Payment reference; once per account.")
 
 

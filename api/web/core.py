@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import jinja2
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
@@ -250,10 +251,21 @@ class WebRoute(APIRoute):
                 return RedirectResponse(f"{PREFIX}/login?next={target}", status_code=SEE_OTHER)
             except CsrfRefused:
                 return _error_page(request, 403, "ERROR: FORM EXPIRED", "Reload the page and try again.")
+            except RequestValidationError as exc:
+                return _invalid(request, exc)
             except CODED as exc:
                 return _coded(request, exc)
 
         return guarded
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    """A path that names nothing (an id out of range) is a 404 page; any other field a 400 page."""
+    errors = exc.errors()
+    if errors and all(tuple(error.get("loc", ()))[:1] == ("path",) for error in errors):
+        return _error_page(request, 404, "ERROR: NOT FOUND", "No such page.")
+    names = ", ".join(str(error.get("loc", ("", "?"))[-1]) for error in errors)
+    return _error_page(request, 400, "ERROR: INVALID REQUEST", f"Check {names}.")
 
 
 def _coded(request: Request, exc: Exception) -> Response:

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from api import manage
 from api.errors import InvalidParameter
+from api.v1.schemas import BigRowId, RowId
 from api.web import payments
 from api.web.core import PREFIX, Posted, User, WebRoute
-from store import ledger, rating
+from store import rating
 from store.models import Account, Role
 
 router = APIRouter(route_class=WebRoute)
@@ -54,7 +55,7 @@ def add_subuser(ctx: Posted, username: Text, password: Text, spending_limit: Tex
 
 
 @router.get("/subusers/{subuser_id}")
-def subuser(ctx: User, subuser_id: int) -> Response:
+def subuser(ctx: User, subuser_id: RowId) -> Response:
     with ctx.read() as session:
         account = manage.get_subuser(session, ctx.user, subuser_id)
         used = manage.spent(session, account)
@@ -63,7 +64,7 @@ def subuser(ctx: User, subuser_id: int) -> Response:
 
 
 @router.post("/subusers/{subuser_id}/active")
-def set_active(ctx: Posted, subuser_id: int, active: Text) -> Response:
+def set_active(ctx: Posted, subuser_id: RowId, active: Text) -> Response:
     with ctx.write() as session:
         account = manage.update_subuser(session, ctx.user, subuser_id, active=active == "true")
         text = f"{account.username} {'enabled' if account.active else 'disabled'}."
@@ -71,7 +72,7 @@ def set_active(ctx: Posted, subuser_id: int, active: Text) -> Response:
 
 
 @router.post("/subusers/{subuser_id}/limit")
-def set_limit(ctx: Posted, subuser_id: int, spending_limit: Text = "") -> Response:
+def set_limit(ctx: Posted, subuser_id: RowId, spending_limit: Text = "") -> Response:
     limit = _limit(spending_limit)
     with ctx.write() as session:
         manage.update_subuser(session, ctx.user, subuser_id, spending_limit=limit, clear_limit=limit is None)
@@ -79,29 +80,29 @@ def set_limit(ctx: Posted, subuser_id: int, spending_limit: Text = "") -> Respon
 
 
 @router.post("/subusers/{subuser_id}/password")
-def reset_password(ctx: Posted, subuser_id: int, password: Text) -> Response:
+def reset_password(ctx: Posted, subuser_id: RowId, password: Text) -> Response:
     with ctx.write() as session:
-        account = manage.reset_subuser_password(session, ctx.user, subuser_id, password)
+        account = manage.reset_subuser_password(session, ctx.user, subuser_id, password, ctx.now())
         name = account.username
-    return ctx.redirect(f"{PREFIX}/subusers/{subuser_id}", "ok", f"New password set for {name}.")
+    text = f"New password set for {name}; its API keys are revoked."
+    return ctx.redirect(f"{PREFIX}/subusers/{subuser_id}", "ok", text)
 
 
 # --- balance, ledger, top-ups, rates -------------------------------------------------------------------
 
 
 @router.get("/balance")
-def balance(ctx: User, before: int | None = None) -> Response:
+def balance(ctx: User, before: BigRowId | None = None) -> Response:
     caller = ctx.user
     with ctx.read() as session:
-        owner = session.get(Account, caller.owner_id)
-        amount = ledger.balance(session, caller.owner_id) if caller.role != Role.ADMINISTRATOR else None
+        funds = manage.funds(session, caller)
         entries = manage.list_ledger(session, caller, limit=LEDGER_PAGE, before_id=before)
         owners = _owners(session) if caller.role == Role.ADMINISTRATOR else []
         session.expunge_all()
-    currency = owner.currency if owner is not None else "USD"
+    amount = funds.balance if caller.role != Role.ADMINISTRATOR else None
     older = entries[-1].id if len(entries) == LEDGER_PAGE else None
-    return ctx.render("balance.html", balance=amount, currency=currency, entries=entries, older=older,
-                      providers=payments.available(caller), owners=owners)
+    return ctx.render("balance.html", balance=amount, currency=funds.currency, funds=funds, entries=entries,
+                      older=older, providers=payments.available(caller), owners=owners)
 
 
 def _owners(session: Session) -> list[str]:

@@ -8,10 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form
 from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import InvalidPassword, WrongCredentials
+from api.throttle import LoginThrottled
 from api.web import session as sess
-from api.web.core import CODED, PREFIX, Page, Posted, User, WebRoute, check_csrf, local_path
+from api.web.core import CODED, PREFIX, Page, Posted, User, WebContext, WebRoute, check_csrf, local_path
 from store import accounts
 from store.models import Account
 
@@ -21,6 +23,12 @@ router = APIRouter(route_class=WebRoute)
 STATIC = Path(__file__).parent / "static"
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 MIN_PASSWORD = 8
+
+
+def client_of(ctx: WebContext) -> str | None:
+    """The browser's address (the login throttle counts failures per address)."""
+    client = ctx.request.client
+    return client.host if client is not None else None
 
 
 @router.get("/")
@@ -53,10 +61,17 @@ async def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "",
 ) -> Response:
-    """Check the credentials (the form's CSRF token too: a login cannot be forced from another site)."""
+    """Check the credentials (the form's CSRF token too: a login cannot be forced from another site).
+    argon2 runs in the thread pool, never on the event loop; the login throttle may refuse first (429)."""
     await check_csrf(ctx)
     try:
-        caller = ctx.gateway.login(username, password)
+        caller = await run_in_threadpool(ctx.gateway.login, username, password, source=client_of(ctx))
+    except LoginThrottled as exc:
+        log.info("GUI login throttled for %r: %s", username[:60], exc)
+        ctx.flash("error", f"Too many failed logins: try again in {exc.retry_after_s} seconds.")
+        page = ctx.render("login.html", status=429, next=local_path(next), username=username[:254])
+        page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
     except CODED as exc:
         log.info("GUI login refused for %r: %s", username[:60], exc)
         wrong = isinstance(exc, WrongCredentials)
@@ -92,7 +107,7 @@ def change_password(
         return ctx.redirect(f"{PREFIX}/password", "error", "The new passwords differ.")
     if len(new) < MIN_PASSWORD:
         raise InvalidPassword(f"a new password needs at least {MIN_PASSWORD} characters")
-    ctx.gateway.login(ctx.user.username, current)  # 505 when the current password is wrong
+    ctx.gateway.login(ctx.user.username, current, source=client_of(ctx))  # 505 when it is wrong
     with ctx.write() as session:
         account = session.get(Account, ctx.user.user_id)
         assert account is not None

@@ -19,6 +19,7 @@ from api import manage
 from api.errors import InvalidParameter
 from api.manage import MessageFilter
 from api.phones import parse_phone
+from api.v1.schemas import row_id
 from api.web import queries
 from api.web.core import PREFIX, Posted, User, WebContext, WebRoute, render_fragment
 from store.models import Account, Message, Role
@@ -64,7 +65,7 @@ def message_filter(ctx: WebContext, query: HistoryQuery) -> MessageFilter:
         raise InvalidParameter("status", f"status must be one of {', '.join(STATUSES)}")
     since, until = _date(query.since, "since"), _date(query.until, "until")
     phone = parse_phone(query.phone, ctx.gateway.settings.phones) if query.phone else None
-    user_id = int(query.user) if query.user.isdigit() else None
+    user_id = row_id(query.user, "user")
     return MessageFilter(
         kind=query.type or None, outcome=query.status or None, phone=phone, user_id=user_id,
         since=dt.datetime.combine(since, dt.time(), dt.UTC) if since else None,

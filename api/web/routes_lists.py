@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from api import manage
 from api.errors import InvalidParameter
+from api.v1.schemas import RowId, RowIdAfter
 from api.web.core import PREFIX, Posted, User, WebRoute
 
 router = APIRouter(route_class=WebRoute)
@@ -36,7 +37,7 @@ async def read_csv(upload: UploadFile | None) -> str:
 
 
 @router.get("/dnc")
-def dnc(ctx: User, after: int = 0) -> Response:
+def dnc(ctx: User, after: RowIdAfter = 0) -> Response:
     with ctx.read() as session:
         entries = manage.list_do_not_call(session, ctx.user, limit=DNC_PAGE, after=after)
         session.expunge_all()
@@ -90,7 +91,7 @@ async def group_create(ctx: Posted, name: Text, csvfile: Upload = None) -> Respo
 
 
 @router.get("/groups/{group_id}")
-def group(ctx: User, group_id: int) -> Response:
+def group(ctx: User, group_id: RowId) -> Response:
     with ctx.read() as session:
         found = manage.get_group(session, ctx.user, group_id)
         members = manage.group_members(session, ctx.user, group_id)
@@ -99,14 +100,14 @@ def group(ctx: User, group_id: int) -> Response:
 
 
 @router.post("/groups/{group_id}/members")
-def member_add(ctx: Posted, group_id: int, phone: Text, name: Text = "") -> Response:
+def member_add(ctx: Posted, group_id: RowId, phone: Text, name: Text = "") -> Response:
     with ctx.write() as session:
         manage.add_members(session, ctx.user, group_id, [(phone, name)], ctx.gateway.settings.phones)
     return ctx.redirect(f"{PREFIX}/groups/{group_id}", "ok", "Member added.")
 
 
 @router.post("/groups/{group_id}/import")
-async def member_import(ctx: Posted, group_id: int, csvfile: Upload = None) -> Response:
+async def member_import(ctx: Posted, group_id: RowId, csvfile: Upload = None) -> Response:
     pairs = manage.read_csv_pairs(await read_csv(csvfile), "name")
     with ctx.write() as session:
         added = manage.add_members(session, ctx.user, group_id, pairs, ctx.gateway.settings.phones)
@@ -115,21 +116,21 @@ async def member_import(ctx: Posted, group_id: int, csvfile: Upload = None) -> R
 
 
 @router.post("/groups/{group_id}/remove")
-def member_remove(ctx: Posted, group_id: int, phone: Text) -> Response:
+def member_remove(ctx: Posted, group_id: RowId, phone: Text) -> Response:
     with ctx.write() as session:
         manage.remove_member(session, ctx.user, group_id, phone, ctx.gateway.settings.phones)
     return ctx.redirect(f"{PREFIX}/groups/{group_id}", "ok", f"{phone} removed.")
 
 
 @router.post("/groups/{group_id}/rename")
-def group_rename(ctx: Posted, group_id: int, name: Text) -> Response:
+def group_rename(ctx: Posted, group_id: RowId, name: Text) -> Response:
     with ctx.write() as session:
         manage.rename_group(session, ctx.user, group_id, name)
     return ctx.redirect(f"{PREFIX}/groups/{group_id}", "ok", "Group renamed.")
 
 
 @router.post("/groups/{group_id}/delete")
-def group_delete(ctx: Posted, group_id: int) -> Response:
+def group_delete(ctx: Posted, group_id: RowId) -> Response:
     with ctx.write() as session:
         manage.delete_group(session, ctx.user, group_id)
     return ctx.redirect(f"{PREFIX}/groups", "ok", "Group deleted.")

@@ -8,6 +8,7 @@ import datetime as dt
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from api.v1.schemas import row_id
 from api.web import charts, queries
 from api.web.core import User, WebRoute, money
 from api.web.routes_history import TYPES, _date, _logins
@@ -48,7 +49,7 @@ def build_charts(report: queries.Report, currency: str) -> dict[str, str]:
 @router.get("/reports")
 def reports(ctx: User, since: str = "", until: str = "", user: str = "") -> Response:
     first, last = _range(ctx.now().date(), since, until)
-    user_id = int(user) if user.isdigit() else None
+    user_id = row_id(user, "user")
     with ctx.read() as session:
         report = queries.aggregate(queries.report_rows(session, ctx.user, first, last, user_id), first, last)
     currency = ctx.account.currency if ctx.account is not None else "USD"

@@ -22,7 +22,7 @@ def test_upgrade_from_empty_then_models_match(empty_url: str) -> None:
         database.upgrade()
         database.upgrade()  # idempotent
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-        assert current_revision(database.engine) == head
+        assert head is not None and current_revision(database.engine) == head
         tables = set(inspect(database.engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
         with database.engine.connect() as conn:

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.integration
 
 def test_balance(api: Api) -> None:
     r = api.client.get("/v1/balance", headers=api.subuser.headers)
-    assert r.json() == {"balance_micros": BALANCE, "balance": "10.000000", "currency": "USD"}
+    assert r.json() == {"balance_micros": BALANCE, "balance": "10.000000", "currency": "USD",
+                        "spending_limit_micros": None, "spent_micros": 0}
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)

@@ -300,6 +300,8 @@ TTS = {**CREDS, "phone": "12506063167", "txt": "Hello"}
         (MatrixTtsForm, {**TTS, "repeat": "1.5"}, InvalidParameter, (500, "ERROR: INVALID REPEAT")),
         (MatrixTtsForm, {**TTS, "repeat": "٣"}, InvalidParameter, (500, "ERROR: INVALID REPEAT")),
         (MatrixTtsForm, {**TTS, "repeat": True}, InvalidParameter, (500, "ERROR: INVALID REPEAT")),
+        (MatrixTtsForm, {**TTS, "repeat": "9" * 5000}, InvalidParameter, (500, "ERROR: INVALID REPEAT")),
+        (MatrixTtsForm, {**TTS, "repeat": "0" * 99 + "10"}, InvalidParameter, (500, "ERROR: INVALID REPEAT")),
         (MatrixTtsForm, {**TTS, "response": "2"}, InvalidParameter, (500, "ERROR: INVALID RESPONSE")),
         (MatrixTtsForm, {**TTS, "language": "fr"}, InvalidParameter, (500, "ERROR: INVALID LANGUAGE")),
         (MatrixTtsForm, {**TTS, "gender": "robot"}, InvalidParameter, (500, "ERROR: INVALID GENDER")),
@@ -595,3 +597,8 @@ def test_any_input_gives_a_form_or_a_status_code(data: dict[str, Any]) -> None:
     assert form.phones and all(p.startswith("+") for p in form.phones)
     assert 0 <= form.repeat <= 9
     assert form.language in ("us", "es") and form.gender in ("male", "female")
+
+
+def test_repeat_with_leading_zeros_is_its_number() -> None:
+    form = parse_form(MatrixTtsForm, {**TTS, "repeat": "0" * 5000 + "2"})
+    assert form.repeat == 2
