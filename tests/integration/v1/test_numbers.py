@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from api.phones import smpp_e164
 from sms.inbound import InboundOptions, record_incoming
 from sms.receipts import Incoming
 from store import lists
@@ -114,7 +115,9 @@ def test_bad_changes_keep_the_old_webhook(api: Api) -> None:
 def test_an_added_number_receives_sms(api: Api) -> None:
     """What the API writes is what the inbound path reads: an MO to the national form of the number."""
     api.client.post("/v1/numbers", headers=api.owner.headers, json={**FIRST, "number": "2505550100"})
-    incoming = Incoming(source="16045550123", destination="12505550100", text="hello", smsc_id="mo1",
+    # the SMSC's national addresses, read as the inbound path reads them (TON 2: the default region)
+    source, destination = (smpp_e164(digits, 2, 1, "US") for digits in ("6045550123", "2505550100"))
+    incoming = Incoming(source=source, destination=destination, text="hello", smsc_id="mo1",
                         received_at=api.clock())
     with api.db.transaction() as session:
         recorded = record_incoming(session, incoming, api.clock(), InboundOptions(orgserver="gw"))
