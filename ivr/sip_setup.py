@@ -18,7 +18,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from ivr.settings import SipSettings
+from ivr.settings import SipSettings, rtp_range
 from ivr.sip_media import RATE, LogWriter
 
 log = logging.getLogger(__name__)
@@ -201,8 +201,10 @@ def account_config(s: SipSettings, *, transport_id: int, local_port: int, rtp_po
     if s.outbound_proxy:
         acfg.sipConfig.proxies.append(proxy_uri(s.outbound_proxy))
     acfg.sipConfig.transportId = transport_id
-    acfg.mediaConfig.transportConfig.port = rtp_port
-    acfg.mediaConfig.transportConfig.portRange = s.rtp_ports_per_process
+    # the range starting at rtp_port that rtp_range() gave this process (index 0 of its own pool)
+    first, port_range = rtp_range(rtp_port, s.rtp_ports_per_process, 0)
+    acfg.mediaConfig.transportConfig.port = first
+    acfg.mediaConfig.transportConfig.portRange = port_range
     acfg.mediaConfig.transportConfig.boundAddress = s.bind_address
     acfg.mediaConfig.transportConfig.publicAddress = s.public_address
     return acfg
