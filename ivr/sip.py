@@ -501,6 +501,10 @@ class SipUserAgent:
         if not self.accept_incoming or self._stopping or self._active >= self.capacity:
             op = pj.CallOpParam()
             op.statusCode = 486 if self.accept_incoming else 603
+            why = ("no free call slot" if self.accept_incoming and not self._stopping
+                   else "stopping" if self._stopping else "incoming calls not accepted")
+            log.warning("refused incoming call %s from %s with %d: %s (%d of %d calls)",
+                        info.callIdString, info.remoteUri, op.statusCode, why, self._active, self.capacity)
             call.hangup(op)
             self._released.append(call)
             return
