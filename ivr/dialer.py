@@ -169,6 +169,8 @@ class _CallRun:
         """Any provisional or final response came from the far end (not only our own timers)."""
         self.cancelled = False
         self.final: SipEvent | None = None
+        self.finished_first = False
+        """The flow had finished (result known) before the call's 'disconnected' arrived."""
         self.timeline: list[TimelineEntry] = []
 
     def note(self, kind: str, detail: str = "", at: float | None = None) -> None:
@@ -191,6 +193,7 @@ class _CallRun:
             return PlaybackFinished(event.t, self.play_id)
         if event.kind == "disconnected":
             self.final = event
+            self.finished_first = self.flow.result is not None
             return FarEndHungUp(event.t, event.sip_code or None)
         return None
 
@@ -351,6 +354,8 @@ def _stamp(event: Event) -> Event:
     return event
 
 
+ENGINE_CRASHED = "engine crashed"
+"""The reason ivr.pool gives the 'disconnected' of a call whose engine process died (ivr.pool.CRASHED)."""
 NO_RESPONSE_CODES = frozenset({408, 487})
 """Final codes an unanswered call gets from our own timers (transaction timeout, ring-timeout CANCEL)."""
 NO_RESPONSE = "no response from the far end"
@@ -366,10 +371,11 @@ def _report(run: _CallRun, attempt: int) -> CallReport:
         error = final.reason
     call_id = final.call_id if final is not None and final.call_id else None
     unreachable = not run.heard_back and not run.cancelled and sip_code in NO_RESPONSE_CODES
+    crashed = final is not None and final.reason == ENGINE_CRASHED and not run.finished_first
     outcome = outcome_for(answered=run.answered, flow_result=run.flow.result,
                           sip_code=None if unreachable else sip_code, call_id=call_id,
                           cancelled=run.cancelled, response_wanted=run.job.response,
-                          error=NO_RESPONSE if unreachable else error)
+                          error=NO_RESPONSE if unreachable else error, engine_failed=crashed)
     if unreachable:
         # nothing ever came back: a network failure, not a callee who let it ring; keep the code beside
         outcome = replace(outcome, sip_code=sip_code)

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr.dialer import ENGINE_CRASHED
 from ivr.engine import (
     Command,
     EngineProtocolError,
@@ -37,7 +38,7 @@ from ivr.settings import SipSettings, rtp_range
 
 log = logging.getLogger(__name__)
 
-CRASHED = "engine crashed"
+CRASHED = ENGINE_CRASHED
 """Reason of the synthetic 'disconnected' event of a call whose engine process died."""
 STOPPED = "engine stopped"
 """Reason of the synthetic 'disconnected' event of a call still open when its engine was stopped."""
