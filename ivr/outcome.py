@@ -12,6 +12,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from ivr.events import NOT_REGISTERED
 from ivr.flow import FlowResult
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ TEXT_REJECTED = "Rejected"
 CODE_FAILED = 603
 TEXT_NETWORK_ERROR = "Call failed (network error)"
 """A failure with no SIP code at all (no route, socket error)."""
+TEXT_REGISTRATION_FAILED = "Call failed (registration)"
+"""Not dialled: the registration with the configured registrar failed or did not complete in time."""
 TEXT_ENGINE_FAILED = "Call failed (engine)"
 """Our SIP engine process died before the call's result was known (docs/calls.md, 'Engine crash')."""
 CODE_CANCELLED = 604
@@ -153,6 +156,8 @@ def _answered(
 def _unanswered(sip_code: int | None, cancelled: bool, error: str | None) -> tuple[int, str]:
     if cancelled:
         return CODE_CANCELLED, TEXT_CANCELLED
+    if sip_code is None and error and error.startswith(NOT_REGISTERED):
+        return CODE_FAILED, TEXT_REGISTRATION_FAILED
     if sip_code is None:
         return (CODE_FAILED, TEXT_NETWORK_ERROR) if error else (CODE_NO_ANSWER, TEXT_NO_ANSWER)
     if sip_code in BUSY_SIP_CODES:

@@ -41,6 +41,9 @@ class SipSettings:
     uri_template: str = "sip:{number}@{host}"
     registrar: str = ""
     """sip:registrar.example; empty: no registration (calling a proxy or an IP directly)."""
+    register_wait_s: float = 15.0
+    """With a registrar: how long a call waits for the first REGISTER to succeed before it fails with
+    `Call failed (registration)`; a failed registration fails calls at once (docs/sip.md)."""
     username: str = ""
     password: str = ""
     realm: str = "*"

@@ -358,3 +358,10 @@ def test_only_answered_successes_and_cancellations_are_charged(code: int, was_an
     outcome = CallOutcome(code=code, text="x", digit=None, duration_s=3, sip_code=None, call_id=None,
                           answered=was_answered)
     assert outcome.charged == (was_answered and code != 603)
+
+
+@pytest.mark.parametrize("error", ["not registered: 403 Forbidden",
+                                   "not registered: no registration with sip:r in 15.0 s"])
+def test_a_call_refused_for_a_failed_registration(error: str) -> None:
+    outcome = unanswered(None, error=error)
+    assert (outcome.code, outcome.text, outcome.answered) == (603, "Call failed (registration)", False)
