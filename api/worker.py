@@ -43,6 +43,7 @@ from api.settings import Settings
 from ivr.dialer import CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
 from ivr.events import SipEvent
 from ivr.fetch import UrlFetcher
+from ivr.identity import check_caller_id
 from ivr.outcome import CODE_ANSWERED, CODE_CANCELLED, CODE_FAILED, TEXT_ENGINE_FAILED, answered_text
 from ivr.pool import EnginePool, EngineUnavailable
 from ivr.prompt import (
@@ -353,8 +354,9 @@ class VoiceWorker:
         rendered = self.renderer.render(spec)
         sip = self.settings.sip
         uri = sip_uri(message.phone, sip.uri_template, sip.trunk_host)
+        # a stored caller ID no From header can carry ends the message 500 ERROR: INVALID CALLERID
         return CallJob(job_id=message.id, uri=uri, prompt=rendered.path, response=response, repeat=repeat,
-                       caller_id=message.callerid)
+                       caller_id=check_caller_id(message.callerid))
 
     async def _pace(self, active: _Active) -> None:
         """Wait for the calls-per-second limiter (or until this message is cancelled)."""

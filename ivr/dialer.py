@@ -40,6 +40,7 @@ from ivr.flow import (
     StopPlayback,
     TimerFired,
 )
+from ivr.identity import check_caller_id
 from ivr.outcome import CODE_BUSY, CODE_NO_ANSWER, CallOutcome, outcome_for
 from ivr.settings import DialerSettings, SipSettings
 
@@ -261,11 +262,14 @@ async def run_call(pool: CallPlacer, job: CallJob, settings: DialerSettings,
                    on_event: EventSink | None = None) -> CallReport:
     """Place one call, play the prompt as the flow says, capture the key; return the attempt's report.
 
-    Never raises for what happens on the call: every ending (busy, far-end hang-up, engine crash,
-    a peer that never answers) becomes an outcome. `cancel`, when set, ends the call as Cancelled;
-    set before a slot was free, nothing is dialled at all. `on_event` sees each SIP event as it arrives.
+    Raises ivr.flow.InvalidFlowConfig or ivr.identity.InvalidCallerId (500 ERROR: INVALID CALLERID)
+    for a bad job, before anything is dialled. Never raises for what happens on the call: every ending
+    (busy, far-end hang-up, engine crash, a peer that never answers) becomes an outcome. `cancel`, when
+    set, ends the call as Cancelled; set before a slot was free, nothing is dialled at all. `on_event`
+    sees each SIP event as it arrives.
     """
     config = flow_config(job, settings)  # a bad job fails here, before anything is dialled
+    check_caller_id(job.caller_id)  # ... and so does a caller ID no From header can carry
     started = time.monotonic()
     handle = await _place(pool, job, cancel)
     if handle is None:

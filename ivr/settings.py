@@ -52,6 +52,12 @@ class SipSettings:
     """From user part (a number); the job's callerid overrides it."""
     display_name: str = ""
     p_asserted_identity: bool = False
+    """`from` mode: also send the caller ID as P-Asserted-Identity."""
+    callerid_mode: str = "from"
+    """from: the caller ID is the From user (From domain: registrar, else trunk, else our address);
+    pai: From is the auth user and the caller ID goes in P-Asserted-Identity (ivr.identity)."""
+    callerid_privacy: bool = False
+    """Add `Privacy: id` (the callee's network hides the asserted number)."""
     codecs: tuple[str, ...] = ("PCMU/8000", "PCMA/8000", "G722/16000")
     """Codec priorities, highest first; codecs not listed are disabled (speex is off by default)."""
     user_agent: str = "ivrgate/0.1"
@@ -65,6 +71,15 @@ class SipSettings:
     """auto (when no telephone-event was negotiated) | always | never."""
     log_level: int = 1
     """pjsip's own log level (0-6) into our logging."""
+
+    def __post_init__(self) -> None:
+        if self.callerid_mode not in ("from", "pai"):
+            raise ValueError(f"callerid_mode must be from or pai, not {self.callerid_mode!r}")
+        if self.register_wait_s < 0:
+            raise ValueError(f"register_wait_s must be >= 0, not {self.register_wait_s!r}")
+        from ivr.identity import check_caller_id  # ivr.identity imports this module
+
+        check_caller_id(self.caller_id)
 
 
 @dataclass(frozen=True)
