@@ -5,7 +5,8 @@ The demo and the tests call it to prove the whole call path end to end: it rings
 `press` `press_gap_s` apart by RFC 4733, SIP INFO or in-band tones, records the caller's
 audio to a WAV, and hangs up after `hangup_after_s` or waits for the caller to hang up.
 It runs on `ivr.sip.SipUserAgent(accept_incoming=True)`; its timers run on a thread of its
-own, so the user agent's callbacks never block.
+own, so the user agent's callbacks never block. `python -m ivr.phone` (`main`) is one phone process of
+`ivrgate phone --processes N`, which puts several behind one address (ivr.phone_front).
 """
 
 from __future__ import annotations
