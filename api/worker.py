@@ -43,7 +43,8 @@ from api.settings import Settings
 from ivr.dialer import CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
 from ivr.events import SipEvent
 from ivr.fetch import UrlFetcher
-from ivr.outcome import CODE_CANCELLED
+from ivr.identity import check_caller_id
+from ivr.outcome import CODE_ANSWERED, CODE_CANCELLED, CODE_FAILED, TEXT_ENGINE_FAILED, answered_text
 from ivr.pool import EnginePool, EngineUnavailable
 from ivr.prompt import (
     PromptRenderer,
@@ -83,13 +84,43 @@ class PromptSource(Protocol):
 
 def store_outcome(report: CallReport) -> queue.CallOutcome:
     """The store's record of an attempt: the client's code and text, and the exact answered duration
-    (the text shows whole seconds; billing rounds the exact duration up by increment)."""
+    (the text shows whole seconds; billing rounds the exact duration up by increment). A call that is
+    not charged (`CallOutcome.charged`: failed on our side) is stored as not answered with duration 0:
+    the store charges every answered call at least one increment."""
     outcome = report.outcome
-    exact = report.flow.duration_s if outcome.answered and report.flow is not None else 0.0
+    exact = report.flow.duration_s if outcome.charged and report.flow is not None else 0.0
     return queue.CallOutcome(
-        status_code=outcome.code, status_text=outcome.text, answered=outcome.answered,
+        status_code=outcome.code, status_text=outcome.text, answered=outcome.charged,
         duration_s=max(exact, float(outcome.duration_s)), response=outcome.digit or "",
         sip_code=outcome.sip_code, sip_call_id=outcome.call_id)
+
+
+REPLAY_KEY = "9"
+"""The key that replays the prompt (ivr.flow); it is never a response."""
+
+
+def resumed_outcome(events: list[tuple[str, dt.datetime, str]], *,
+                    response_wanted: bool) -> queue.CallOutcome | None:
+    """The outcome of a reclaimed message whose last attempt was answered, from its timeline
+    ((kind, at, detail) in order), or None when the last attempt was not answered (dial it again).
+
+    Rule (docs/calls.md, 'Engine or worker crash'): a call the callee answered is never dialled a
+    second time. The timeline keeps what was known when the worker or its engine died: a response key
+    (any key but 9) after the answer is the result (duration from answer to key, charged); otherwise
+    the result is unknown and the message ends `Call failed (engine)`, not charged."""
+    last_dial = max((i for i, (kind, _, _) in enumerate(events) if kind == "dialling"), default=-1)
+    since = events[last_dial + 1:]
+    answered_at = next((at for kind, at, _ in since if kind == "answered"), None)
+    if last_dial < 0 or answered_at is None:
+        return None
+    if response_wanted:
+        for kind, at, detail in since:
+            if kind == "key" and at >= answered_at and detail and detail != REPLAY_KEY:
+                seconds = max(0.0, (at - answered_at).total_seconds())
+                text = answered_text(int(seconds), response_wanted=True, digit=detail)
+                return queue.CallOutcome(status_code=CODE_ANSWERED, status_text=text, answered=True,
+                                         duration_s=seconds, response=detail)
+    return queue.CallOutcome(status_code=CODE_FAILED, status_text=TEXT_ENGINE_FAILED, answered=False)
 
 
 def failure_outcome(exc: BaseException) -> queue.CallOutcome:
@@ -283,6 +314,17 @@ class VoiceWorker:
 
     async def _work(self, active: _Active) -> None:
         message = active.message
+        if message.attempts > 1:
+            try:
+                resumed = await asyncio.to_thread(self._resumed, message)
+            except Exception as exc:
+                await self._not_dialled(active, exc)
+                return
+            if resumed is not None:
+                log.warning("message %s: its last attempt was answered and never finished (worker or "
+                            "engine died); not dialled again: %s", message.id, resumed.status_text)
+                await self._complete(active, resumed)
+                return
         try:
             job = await asyncio.to_thread(self._prepare, message)
         except Exception as exc:
@@ -299,6 +341,11 @@ class VoiceWorker:
             return
         await self._settle(active, report)
 
+    def _resumed(self, message: ClaimedMessage) -> queue.CallOutcome | None:
+        with self.db.read() as session:
+            events = [(e.kind, e.at, e.detail) for e in queue.timeline(session, message.id)]
+        return resumed_outcome(events, response_wanted=call_options(message)[0])
+
     def _prepare(self, message: ClaimedMessage) -> CallJob:
         """Rebuild and render the prompt, build the SIP URI: everything a call needs."""
         with self.db.read() as session:
@@ -307,8 +354,9 @@ class VoiceWorker:
         rendered = self.renderer.render(spec)
         sip = self.settings.sip
         uri = sip_uri(message.phone, sip.uri_template, sip.trunk_host)
+        # a stored caller ID no From header can carry ends the message 500 ERROR: INVALID CALLERID
         return CallJob(job_id=message.id, uri=uri, prompt=rendered.path, response=response, repeat=repeat,
-                       caller_id=message.callerid)
+                       caller_id=check_caller_id(message.callerid))
 
     async def _pace(self, active: _Active) -> None:
         """Wait for the calls-per-second limiter (or until this message is cancelled)."""

@@ -40,6 +40,7 @@ from ivr.flow import (
     StopPlayback,
     TimerFired,
 )
+from ivr.identity import check_caller_id
 from ivr.outcome import CODE_BUSY, CODE_NO_ANSWER, CallOutcome, outcome_for
 from ivr.settings import DialerSettings, SipSettings
 
@@ -169,6 +170,8 @@ class _CallRun:
         """Any provisional or final response came from the far end (not only our own timers)."""
         self.cancelled = False
         self.final: SipEvent | None = None
+        self.finished_first = False
+        """The flow had finished (result known) before the call's 'disconnected' arrived."""
         self.timeline: list[TimelineEntry] = []
 
     def note(self, kind: str, detail: str = "", at: float | None = None) -> None:
@@ -191,6 +194,7 @@ class _CallRun:
             return PlaybackFinished(event.t, self.play_id)
         if event.kind == "disconnected":
             self.final = event
+            self.finished_first = self.flow.result is not None
             return FarEndHungUp(event.t, event.sip_code or None)
         return None
 
@@ -258,11 +262,14 @@ async def run_call(pool: CallPlacer, job: CallJob, settings: DialerSettings,
                    on_event: EventSink | None = None) -> CallReport:
     """Place one call, play the prompt as the flow says, capture the key; return the attempt's report.
 
-    Never raises for what happens on the call: every ending (busy, far-end hang-up, engine crash,
-    a peer that never answers) becomes an outcome. `cancel`, when set, ends the call as Cancelled;
-    set before a slot was free, nothing is dialled at all. `on_event` sees each SIP event as it arrives.
+    Raises ivr.flow.InvalidFlowConfig or ivr.identity.InvalidCallerId (500 ERROR: INVALID CALLERID)
+    for a bad job, before anything is dialled. Never raises for what happens on the call: every ending
+    (busy, far-end hang-up, engine crash, a peer that never answers) becomes an outcome. `cancel`, when
+    set, ends the call as Cancelled; set before a slot was free, nothing is dialled at all. `on_event`
+    sees each SIP event as it arrives.
     """
     config = flow_config(job, settings)  # a bad job fails here, before anything is dialled
+    check_caller_id(job.caller_id)  # ... and so does a caller ID no From header can carry
     started = time.monotonic()
     handle = await _place(pool, job, cancel)
     if handle is None:
@@ -351,6 +358,8 @@ def _stamp(event: Event) -> Event:
     return event
 
 
+ENGINE_CRASHED = "engine crashed"
+"""The reason ivr.pool gives the 'disconnected' of a call whose engine process died (ivr.pool.CRASHED)."""
 NO_RESPONSE_CODES = frozenset({408, 487})
 """Final codes an unanswered call gets from our own timers (transaction timeout, ring-timeout CANCEL)."""
 NO_RESPONSE = "no response from the far end"
@@ -366,10 +375,11 @@ def _report(run: _CallRun, attempt: int) -> CallReport:
         error = final.reason
     call_id = final.call_id if final is not None and final.call_id else None
     unreachable = not run.heard_back and not run.cancelled and sip_code in NO_RESPONSE_CODES
+    crashed = final is not None and final.reason == ENGINE_CRASHED and not run.finished_first
     outcome = outcome_for(answered=run.answered, flow_result=run.flow.result,
                           sip_code=None if unreachable else sip_code, call_id=call_id,
                           cancelled=run.cancelled, response_wanted=run.job.response,
-                          error=NO_RESPONSE if unreachable else error)
+                          error=NO_RESPONSE if unreachable else error, engine_failed=crashed)
     if unreachable:
         # nothing ever came back: a network failure, not a callee who let it ring; keep the code beside
         outcome = replace(outcome, sip_code=sip_code)

@@ -19,6 +19,9 @@ DigitSource = Literal["rfc4733", "info", "inband", ""]
 """How a digit arrived ('' on events that carry no digit)."""
 DtmfMethod = Literal["rfc4733", "info", "inband"]
 """How digits are sent."""
+NOT_REGISTERED = "not registered"
+"""Start of the reason of a call the user agent refused because its registration failed or did not
+complete in time (`SipSettings.register_wait_s`); the dialer records `Call failed (registration)`."""
 
 
 @dataclass(frozen=True)

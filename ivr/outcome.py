@@ -12,6 +12,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from ivr.events import NOT_REGISTERED
 from ivr.flow import FlowResult
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,11 @@ CODE_REJECTED = 602
 TEXT_REJECTED = "Rejected"
 CODE_FAILED = 603
 TEXT_NETWORK_ERROR = "Call failed (network error)"
-"""A failure with no SIP code at all (no route, socket error, engine crash)."""
+"""A failure with no SIP code at all (no route, socket error)."""
+TEXT_REGISTRATION_FAILED = "Call failed (registration)"
+"""Not dialled: the registration with the configured registrar failed or did not complete in time."""
+TEXT_ENGINE_FAILED = "Call failed (engine)"
+"""Our SIP engine process died before the call's result was known (docs/calls.md, 'Engine crash')."""
 CODE_CANCELLED = 604
 TEXT_CANCELLED = "Cancelled"
 
@@ -64,6 +69,12 @@ class CallOutcome:
         """The seed's rule: codes 0..399 are success."""
         return 0 <= self.code <= 399
 
+    @property
+    def charged(self) -> bool:
+        """Whether the call is billed by its duration: answered and not failed on our side (a call whose
+        engine died before its result was known is not charged)."""
+        return self.answered and self.code != CODE_FAILED
+
 
 def whole_seconds(seconds: float) -> int:
     """A duration as shown to clients: truncated to whole seconds, never negative."""
@@ -94,6 +105,7 @@ def outcome_for(
     cancelled: bool = False,
     response_wanted: bool,
     error: str | None = None,
+    engine_failed: bool = False,
 ) -> CallOutcome:
     """Map how a call attempt ended to its recorded outcome (docs/flow.md, 'Outcomes').
 
@@ -101,8 +113,18 @@ def outcome_for(
     timeout is not a cancellation: it is 'No answer'). `error` describes a local failure
     (for the log); it turns an unanswered call without a SIP code into a network error.
     A response already captured wins over everything that happened after it.
+
+    `engine_failed` means the call ended because our engine process died before the flow had finished:
+    what happened on the call after that is unknown (a key pressed then was lost with the process), so
+    the outcome is `Call failed (engine)` (603, not charged) unless a response was already captured,
+    which is kept. A crash after the flow finished passes `engine_failed=False`: nothing was lost.
     """
     was_cancelled = cancelled or (flow_result is not None and flow_result.reason == "cancelled")
+    captured = flow_result.digit if flow_result is not None and response_wanted else None
+    if engine_failed and not captured and not was_cancelled:
+        logger.info("call %s: engine failed before its result was known (%s)", call_id, error)
+        return CallOutcome(code=CODE_FAILED, text=TEXT_ENGINE_FAILED, digit=None, duration_s=0,
+                           sip_code=sip_code, call_id=call_id, answered=answered)
     if answered:
         code, text, digit, duration = _answered(flow_result, response_wanted, was_cancelled)
     else:
@@ -134,6 +156,8 @@ def _answered(
 def _unanswered(sip_code: int | None, cancelled: bool, error: str | None) -> tuple[int, str]:
     if cancelled:
         return CODE_CANCELLED, TEXT_CANCELLED
+    if sip_code is None and error and error.startswith(NOT_REGISTERED):
+        return CODE_FAILED, TEXT_REGISTRATION_FAILED
     if sip_code is None:
         return (CODE_FAILED, TEXT_NETWORK_ERROR) if error else (CODE_NO_ANSWER, TEXT_NO_ANSWER)
     if sip_code in BUSY_SIP_CODES:

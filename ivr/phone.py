@@ -5,15 +5,20 @@ The demo and the tests call it to prove the whole call path end to end: it rings
 `press` `press_gap_s` apart by RFC 4733, SIP INFO or in-band tones, records the caller's
 audio to a WAV, and hangs up after `hangup_after_s` or waits for the caller to hang up.
 It runs on `ivr.sip.SipUserAgent(accept_incoming=True)`; its timers run on a thread of its
-own, so the user agent's callbacks never block.
+own, so the user agent's callbacks never block. `python -m ivr.phone` (`main`) is one phone process of
+`ivrgate phone --processes N`, which puts several behind one address (ivr.phone_front).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import heapq
+import json
 import logging
 import queue
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -72,6 +77,17 @@ class PhoneCallRecord:
     @property
     def ended(self) -> bool:
         return self.ended_at is not None
+
+    def summary(self) -> dict[str, object]:
+        """The call as `ivrgate phone --json` prints it (one JSON object per finished call)."""
+        held = (self.ended_at or 0.0) - self.answered_at if self.answered_at is not None else None
+        return {
+            "call_id": self.call_id, "from": self.remote_uri, "answered": self.answered_at is not None,
+            "seconds": None if held is None else round(held, 3), "pressed": self.digits_sent,
+            "hung_up_by": self.hung_up_by, "sip_code": self.sip_code, "reason": self.reason,
+            "telephone_event": self.telephone_event,
+            "recording": str(self.recording) if self.recording else None,
+        }
 
 
 class TestPhone:
@@ -219,3 +235,80 @@ class TestPhone:
             self._changed.notify_all()
         log.info("phone: call %s ended (%s %s) by %s", record.ref, event.sip_code, event.reason,
                  record.hung_up_by)
+
+
+# ---- one phone process of `ivrgate phone --processes N` (python -m ivr.phone)
+
+LISTENING = "phone listening on"
+"""The first line a phone prints on stdout: `phone listening on <address>:<port> ...`."""
+
+
+def serve(phone: TestPhone, calls: int, done: threading.Event,
+          emit: Callable[[PhoneCallRecord], None]) -> None:
+    """Report every finished call through `emit` until `done` is set or `calls` (if not 0) ended."""
+    reported: set[str] = set()
+    while not done.is_set():
+        for call in phone.wait_for_calls(len(reported) + 1, timeout=0.2):
+            if call.ended and call.ref not in reported:
+                emit(call)
+                reported.add(call.ref)
+        if calls and len(reported) >= calls:
+            return
+
+
+def script_from_json(obj: dict[str, object]) -> PhoneScript:
+    """A PhoneScript from its fields as JSON (record_to as a path string)."""
+    fields = {f.name for f in dataclasses.fields(PhoneScript)}
+    unknown = sorted(set(obj) - fields)
+    if unknown:
+        raise ValueError(f"unknown phone script field(s): {', '.join(unknown)}")
+    script = PhoneScript(**obj)  # type: ignore[arg-type]
+    if script.record_to is not None:
+        script.record_to = Path(script.record_to)
+    return script
+
+
+def script_to_json(script: PhoneScript) -> dict[str, object]:
+    out = dataclasses.asdict(script)
+    out["record_to"] = str(script.record_to) if script.record_to is not None else None
+    return out
+
+
+def _until_eof(done: threading.Event) -> None:
+    """Set `done` when stdin closes: the parent died (or let go of us)."""
+    sys.stdin.read()
+    done.set()
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    """`python -m ivr.phone`: one lean phone process (no api import). Its stdin's first line is
+    {"settings": SipSettings as JSON, "script": PhoneScript fields, "port": P, "rtp_port": R}; it prints
+    the LISTENING line, then one JSON line per finished call, until SIGTERM or stdin EOF."""
+    from ivr.engine import settings_from_json  # lean: no asyncio, no pjsua2
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s phone %(levelname)s %(name)s: %(message)s")
+    config = json.loads(sys.stdin.readline())
+    settings = settings_from_json(json.dumps(config["settings"]))
+    phone = TestPhone(settings, script_from_json(config["script"]), int(config["port"]),
+                      rtp_port=config.get("rtp_port"))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+    threading.Thread(target=_until_eof, args=(done,), daemon=True).start()
+    phone.start()
+    _say(f"{LISTENING} {settings.bind_address}:{phone.port}")
+    try:
+        serve(phone, 0, done, lambda call: _say(json.dumps(call.summary())))
+    finally:
+        phone.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

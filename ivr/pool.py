@@ -1,7 +1,7 @@
 """A supervised pool of SIP engine processes (`ivr.engine`), driven from asyncio.
 
 pjsua2 wheels carry at most 4 calls per process, so the pool runs N lean engine processes, engine i on
-SIP port `settings.port + i` with RTP ports from `settings.rtp_port + i * settings.rtp_ports_per_process`,
+SIP port `settings.port + i` with its own RTP range (`ivr.settings.rtp_range`: disjoint ranges),
 and dispatches each call to the engine with the most free slots (waiting while all are busy). Events come
 back per call through `CallHandle.events()`. An engine that dies fails only its own calls (each gets a
 synthetic 'disconnected' with reason 'engine crashed' and no SIP code) and is restarted with backoff,
@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr.dialer import ENGINE_CRASHED
 from ivr.engine import (
     Command,
     EngineProtocolError,
@@ -33,11 +34,11 @@ from ivr.engine import (
 )
 from ivr.errors import IvrError
 from ivr.events import SipEvent
-from ivr.settings import SipSettings
+from ivr.settings import SipSettings, rtp_range
 
 log = logging.getLogger(__name__)
 
-CRASHED = "engine crashed"
+CRASHED = ENGINE_CRASHED
 """Reason of the synthetic 'disconnected' event of a call whose engine process died."""
 STOPPED = "engine stopped"
 """Reason of the synthetic 'disconnected' event of a call still open when its engine was stopped."""
@@ -179,7 +180,7 @@ class EnginePool:
         self._python = python
         self._log_level = engine_log_level
         self._engines = [
-            _Engine(i, settings.port + i, settings.rtp_port + i * settings.rtp_ports_per_process)
+            _Engine(i, settings.port + i, rtp_range(settings.rtp_port, settings.rtp_ports_per_process, i)[0])
             for i in range(count)
         ]
         self._refs = itertools.count(1)

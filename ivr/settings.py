@@ -58,11 +58,16 @@ class SipSettings:
     rtp_port: int = 20000
     """First RTP port; each engine process gets its own range of rtp_ports_per_process."""
     rtp_ports_per_process: int = 40
+    """Ports of each process's RTP range (rounded down to an even number, at least 4): an RTP/RTCP
+    pair per call, so 8 carry the 4 calls of one process; `rtp_range` gives each process its range."""
     trunk_host: str = ""
     """Where calls go: `sip:{number}@{trunk_host}` by uri_template. Empty: numbers must be SIP URIs."""
     uri_template: str = "sip:{number}@{host}"
     registrar: str = ""
     """sip:registrar.example; empty: no registration (calling a proxy or an IP directly)."""
+    register_wait_s: float = 15.0
+    """With a registrar: how long a call waits for the first REGISTER to succeed before it fails with
+    `Call failed (registration)`; a failed registration fails calls at once (docs/sip.md)."""
     username: str = ""
     password: str = ""
     realm: str = "*"
@@ -71,6 +76,12 @@ class SipSettings:
     """From user part (a number); the job's callerid overrides it."""
     display_name: str = ""
     p_asserted_identity: bool = False
+    """`from` mode: also send the caller ID as P-Asserted-Identity."""
+    callerid_mode: str = "from"
+    """from: the caller ID is the From user (From domain: registrar, else trunk, else our address);
+    pai: From is the auth user and the caller ID goes in P-Asserted-Identity (ivr.identity)."""
+    callerid_privacy: bool = False
+    """Add `Privacy: id` (the callee's network hides the asserted number)."""
     codecs: tuple[str, ...] = ("PCMU/8000", "PCMA/8000", "G722/16000")
     """Codec priorities, highest first; codecs not listed are disabled (speex is off by default)."""
     user_agent: str = "ivrgate/0.1"
@@ -84,6 +95,15 @@ class SipSettings:
     """auto (when no telephone-event was negotiated) | always | never."""
     log_level: int = 1
     """pjsip's own log level (0-6) into our logging."""
+
+    def __post_init__(self) -> None:
+        if self.callerid_mode not in ("from", "pai"):
+            raise ValueError(f"callerid_mode must be from or pai, not {self.callerid_mode!r}")
+        if self.register_wait_s < 0:
+            raise ValueError(f"register_wait_s must be >= 0, not {self.register_wait_s!r}")
+        from ivr.identity import check_caller_id  # ivr.identity imports this module
+
+        check_caller_id(self.caller_id)
 
 
 @dataclass(frozen=True)
@@ -100,3 +120,30 @@ class DialerSettings:
     max_call_s: float = 300.0
     hangup_grace_s: float = 10.0
     """After our hang-up, how long to wait for the engine's 'disconnected' before giving up."""
+
+
+MIN_RTP_BLOCK = 4
+"""The smallest RTP range of one process: pjsua reads a port range of 0 as 'no limit'."""
+
+
+def rtp_block(ports_per_process: int) -> int:
+    """The ports each process's RTP range really spans: even (RTP on even ports, RTCP on the next odd
+    one, so every range starts on an even port), at least MIN_RTP_BLOCK."""
+    return max(MIN_RTP_BLOCK, ports_per_process - ports_per_process % 2)
+
+
+def rtp_range(first_port: int, ports_per_process: int, index: int) -> tuple[int, int]:
+    """(first RTP port, pjsua port range) of process `index` of a pool whose ranges start at
+    `first_port` (rounded up to even).
+
+    pjsua binds RTP on first + 2k while first + 2k <= first + port range, and RTCP one above it, so a
+    range of `block` ports needs a pjsua port range of block - 2: with the block itself the last RTP
+    port was the next process's first one, and its RTCP the next one's second (issue 12, item 9)."""
+    block = rtp_block(ports_per_process)
+    base = first_port + first_port % 2
+    return base + index * block, block - 2
+
+
+def rtp_ports(first: int, port_range: int) -> range:
+    """Every port pjsua may bind for RTP and RTCP given `rtp_range`'s answer (the rule above)."""
+    return range(first, first + port_range + 2)

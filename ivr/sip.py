@@ -43,7 +43,7 @@ import pjsua2 as pj
 
 from ivr.digits import DigitMerger, dtmf_from_info
 from ivr.errors import IvrError
-from ivr.events import DigitSource, DtmfMethod, EventKind, SipEvent
+from ivr.events import NOT_REGISTERED, DigitSource, DtmfMethod, EventKind, SipEvent
 from ivr.settings import SipSettings
 from ivr.sip_media import DTMF, CallMedia, MediaQueue, PortReaper
 from ivr.sip_setup import account_config, call_param, error_text, start_endpoint
@@ -195,6 +195,8 @@ class SipUserAgent:
         self._ep: Any = None
         self._acc: _Account | None = None
         self._next_rtp_check = 0.0
+        self._held: list[tuple[str, str, float, Callable[[], None]]] = []
+        """Calls waiting for the first registration: (ref, uri, deadline, the command that places it)."""
 
     # ---- public surface (any thread) -------------------------------------------------------
 
@@ -308,6 +310,7 @@ class SipUserAgent:
                 self._ep.libHandleEvents(POLL_MS if busy else 0)
                 self._drain_media()
                 self._check_ring_timeouts()
+                self._check_held()
                 self._check_rtp()
                 self._released.clear()
                 self._reaper.collect()
@@ -329,6 +332,7 @@ class SipUserAgent:
 
     def _begin_stop(self, timeout_s: float) -> None:
         self._stopping = True
+        self._release_held("stopping")
         self._stop_deadline = time.monotonic() + timeout_s
         for leg in list(self._legs.values()):
             self._do_hangup(leg, None)
@@ -354,7 +358,7 @@ class SipUserAgent:
 
     def _busy(self) -> bool:
         """Calls, timed work or a stop in progress: poll pjsua every POLL_MS rather than idling."""
-        return bool(self._legs or self._later or self._stopping)
+        return bool(self._legs or self._later or self._held or self._stopping)
 
     def _destroy_endpoint(self) -> None:
         if self._ep is not None:
@@ -434,6 +438,8 @@ class SipUserAgent:
                    else "no free call slot")
             self._emit(ref, "error", reason=why, remote_uri=uri)
             return
+        if not self._may_call(ref, uri, lambda: self._do_call(ref, uri, caller_id, display, headers)):
+            return
         assert self._acc is not None
         call = _Call(self, self._acc)
         leg = _Leg(ref=ref, call=call, outgoing=True, started=time.monotonic())
@@ -501,6 +507,10 @@ class SipUserAgent:
         if not self.accept_incoming or self._stopping or self._active >= self.capacity:
             op = pj.CallOpParam()
             op.statusCode = 486 if self.accept_incoming else 603
+            why = ("no free call slot" if self.accept_incoming and not self._stopping
+                   else "stopping" if self._stopping else "incoming calls not accepted")
+            log.warning("refused incoming call %s from %s with %d: %s (%d of %d calls)",
+                        info.callIdString, info.remoteUri, op.statusCode, why, self._active, self.capacity)
             call.hangup(op)
             self._released.append(call)
             return
@@ -650,8 +660,51 @@ class SipUserAgent:
         except (pj.Error, StopIteration):
             return -1
 
+    # ---- owner thread: calls wait for the first registration ------------------------------------
+
+    def _may_call(self, ref: str, uri: str, place: Callable[[], None]) -> bool:
+        """Whether a call may go out now. With a registrar, calls wait for the first successful
+        REGISTER (at most `register_wait_s`, then they fail) and fail at once while the last REGISTER
+        failed: a trunk that wants registration would refuse them anyway, often as a misleading 403."""
+        if not self.settings.registrar:
+            return True
+        state = self.registration
+        if state is not None and 200 <= state[0] < 300:
+            return True
+        if state is not None:
+            self._emit(ref, "error", reason=f"{NOT_REGISTERED}: {state[0]} {state[1]}", remote_uri=uri)
+            return False
+        if not any(held[0] == ref for held in self._held):
+            log.info("call %s waits for the registration with %s", ref, self.settings.registrar)
+            self._held.append((ref, uri, time.monotonic() + self.settings.register_wait_s, place))
+        return False
+
+    def _check_held(self) -> None:
+        now = time.monotonic()
+        late = [held for held in self._held if held[2] <= now]
+        if not late:
+            return
+        self._held = [held for held in self._held if held[2] > now]
+        s = self.settings
+        for ref, uri, _, _ in late:
+            why = f"{NOT_REGISTERED}: no registration with {s.registrar} in {s.register_wait_s} s"
+            log.error("call %s: %s", ref, why)
+            self._emit(ref, "error", reason=why, remote_uri=uri)
+
+    def _release_held(self, why: str = "") -> None:
+        """Place the held calls (registered) or fail them with `why`."""
+        held, self._held = self._held, []
+        for ref, uri, _, place in held:
+            if why:
+                self._emit(ref, "error", reason=why, remote_uri=uri)
+            else:
+                self._commands.put(place)
+
     def _on_reg_state(self, code: int, reason: str, expiration: int) -> None:
         self.registration = (code, reason)
+        if self._held:
+            ok = 200 <= code < 300
+            self._release_held("" if ok else f"{NOT_REGISTERED}: {code} {reason}")
         if 200 <= code < 300:
             log.info("registered with %s (%d %s, expires in %d s)", self.settings.registrar, code, reason,
                      expiration)

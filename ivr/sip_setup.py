@@ -18,7 +18,8 @@ from typing import Any
 
 import pjsua2 as pj
 
-from ivr.settings import SipSettings
+from ivr.identity import DEFAULT_USER, caller_identity
+from ivr.settings import SipSettings, rtp_range
 from ivr.sip_media import RATE, LogWriter
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,8 @@ def account_config(s: SipSettings, *, transport_id: int, local_port: int, rtp_po
     """AccountConfig: identity, optional registration and credentials, proxy, RTP port range."""
     acfg = pj.AccountConfig()
     host = s.public_address or s.bind_address
-    user = s.caller_id or s.username or "ivrgate"
+    own = "" if s.callerid_mode == "pai" else s.caller_id  # pai: the account is the auth user
+    user = own or s.username or DEFAULT_USER
     acfg.idUri = f"sip:{user}@{host}:{local_port}"
     if s.registrar:
         acfg.idUri = f"sip:{s.username or user}@{s.registrar.removeprefix('sip:')}"
@@ -201,33 +203,23 @@ def account_config(s: SipSettings, *, transport_id: int, local_port: int, rtp_po
     if s.outbound_proxy:
         acfg.sipConfig.proxies.append(proxy_uri(s.outbound_proxy))
     acfg.sipConfig.transportId = transport_id
-    acfg.mediaConfig.transportConfig.port = rtp_port
-    acfg.mediaConfig.transportConfig.portRange = s.rtp_ports_per_process
+    # the range starting at rtp_port that rtp_range() gave this process (index 0 of its own pool)
+    first, port_range = rtp_range(rtp_port, s.rtp_ports_per_process, 0)
+    acfg.mediaConfig.transportConfig.port = first
+    acfg.mediaConfig.transportConfig.portRange = port_range
     acfg.mediaConfig.transportConfig.boundAddress = s.bind_address
     acfg.mediaConfig.transportConfig.publicAddress = s.public_address
     return acfg
 
 
-def caller_identity(s: SipSettings, caller_id: str, display_name: str) -> tuple[str, dict[str, str]]:
-    """The From header value for one call ('' keeps the account's) and the headers it implies
-    (P-Asserted-Identity when enabled). The call's own caller ID and name override the settings."""
-    user = caller_id or s.caller_id
-    name = display_name or s.display_name
-    if not (user or name):
-        return "", {}
-    ident = f"sip:{user or 'ivrgate'}@{s.public_address or s.bind_address}"
-    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-    headers = {"P-Asserted-Identity": f"<{ident}>"} if s.p_asserted_identity else {}
-    return (f'"{escaped}" <{ident}>' if name else f"<{ident}>"), headers
-
-
 def call_param(s: SipSettings, caller_id: str, display_name: str, headers: Mapping[str, str]) -> Any:
-    """CallOpParam of an outgoing call: From, P-Asserted-Identity and extra headers."""
+    """CallOpParam of an outgoing call: From, P-Asserted-Identity, Privacy (ivr.identity) and extra
+    headers. Raises ivr.identity.InvalidCallerId for a caller ID that is not a number."""
     prm = pj.CallOpParam(True)
-    local_uri, implied = caller_identity(s, caller_id, display_name)
-    if local_uri:
-        prm.txOption.localUri = local_uri
-    for name, value in {**implied, **headers}.items():
+    identity = caller_identity(s, caller_id, display_name)
+    if identity.from_header:
+        prm.txOption.localUri = identity.from_header
+    for name, value in {**identity.headers, **headers}.items():
         hdr = pj.SipHeader()
         hdr.hName, hdr.hValue = name, value
         prm.txOption.headers.append(hdr)

@@ -18,6 +18,8 @@ want() { # want <command-or-path> <debian package>
 "$py" -c 'import venv, ensurepip' 2>/dev/null || need_debs+=(python3-venv)
 if [[ $profile == test ]]; then
   want sipp sip-tester                 # SIP peer for the call tests
+  want baresip baresip-core            # an independent SIP callee for the interop test (docs/sip.md)
+  want kamailio kamailio               # a PBX that checks From against the auth user (caller-ID modes)
   want ffmpeg ffmpeg                   # the pydub path for containers libsndfile cannot read
   want flite flite                     # optional better English TTS engine
   want /usr/bin/chromium chromium      # the GUI's browser tests (Playwright drives Debian's Chromium)

@@ -352,6 +352,12 @@ def add_event(session: Session, message_id: str, kind: str, now: dt.datetime, de
     session.flush()
 
 
+def timeline(session: Session, message_id: str) -> list[MessageEvent]:
+    """A message's timeline events in the order they were written."""
+    query = select(MessageEvent).where(MessageEvent.message_id == message_id).order_by(MessageEvent.id)
+    return list(session.scalars(query))
+
+
 def progress(
     session: Session,
     message_id: str,

@@ -3,7 +3,9 @@
 It starts the test phone (`ivrgate phone`, a real SIP user agent on 127.0.0.1, in its own process:
 pjsua2 allows one Endpoint per process), renders the reminder with the configured TTS engine, places
 the call through an engine process, and prints each step and the status line the gateway stores,
-e.g. `Voice call answered, duration 9 seconds. R = 1`.
+e.g. `Voice call answered, duration 9 seconds. R = 1`. With `--calls N` it places N calls at once
+through a pool of ceil(N / 4) engine processes to a phone of as many processes (4 calls each), prints
+each call's status line, and succeeds only when every call ended with the pressed key.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -22,8 +25,10 @@ from typing import IO, Any
 from api.commands.call import place_call, print_report
 from api.commands.prompt import make_renderer
 from api.settings import Settings
-from ivr.dialer import CallJob
+from ivr.dialer import CallJob, CallReport, run_call
+from ivr.pool import EnginePool
 from ivr.prompt import PromptSpec, TextSegment, make_voice
+from ivr.sip import MAX_CALLS
 from tts.base import GENDERS, LANGUAGES
 
 DENTIST_REMINDER = {
@@ -59,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--language", choices=LANGUAGES, default="us")
     parser.add_argument("--gender", choices=GENDERS, default="female")
     parser.add_argument("--phone-port", type=int, default=5070, help="SIP port of the test phone")
+    parser.add_argument("--calls", type=int, default=1,
+                        help="calls placed at once (default 1; e.g. 20: 5 engine and 5 phone processes)")
     parser.set_defaults(func=run)
 
 
@@ -67,8 +74,9 @@ class PhoneProcess:
 
     def __init__(self, args: argparse.Namespace, settings: Settings, record_dir: Path) -> None:
         command = [sys.executable, "-m", "api", "phone", "--port", str(args.phone_port),
+                   "--processes", str(_processes(args.calls)),
                    "--rtp-port", str(settings.sip.rtp_port + 1000), "--press", args.press,
-                   "--mode", args.mode, "--wait", str(args.wait), "--gap", "1.5", "--calls", "1",
+                   "--mode", args.mode, "--wait", str(args.wait), "--gap", "1.5", "--calls", str(args.calls),
                    "--json", "--record", str(record_dir)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         self.ready = threading.Event()
@@ -108,7 +116,26 @@ def _for_mode(settings: Settings, mode: str) -> Settings:
     return settings.model_copy(update={"sip": dataclasses.replace(settings.sip, inband_dtmf="always")})
 
 
+def _processes(calls: int) -> int:
+    """Processes (engines, and phones) for `calls` calls at once: 4 calls each."""
+    return max(1, math.ceil(calls / MAX_CALLS))
+
+
+async def place_calls(settings: Settings, jobs: list[CallJob]) -> list[CallReport]:
+    """All jobs at once through a pool of enough engine processes."""
+    pool = EnginePool(settings.sip, processes=_processes(len(jobs)))
+    await pool.start()
+    try:
+        return list(await asyncio.gather(*(run_call(pool, job, settings.dialer) for job in jobs)))
+    finally:
+        await pool.stop()
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.calls < 1:
+        raise DemoError("--calls must be at least 1")
+    if args.calls > 1:
+        return run_many(args, settings)
     spec = PromptSpec((TextSegment(DENTIST_REMINDER[args.language]),), make_voice(args.language, args.gender))
     rendered = make_renderer(settings).render(spec)
     print(f"prompt: {rendered.duration_s:.1f} s of speech ({args.language}, {args.gender}), "
@@ -130,3 +157,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         heard = phone.calls[0]
         print(f"the phone pressed {heard.get('pressed')!r} and heard the prompt for {heard.get('seconds')} s")
     return 0 if report.outcome.digit == args.press[-1:] else 1
+
+
+def run_many(args: argparse.Namespace, settings: Settings) -> int:
+    """`--calls N`: N calls at once to the phone; one status line each, then the tally."""
+    spec = PromptSpec((TextSegment(DENTIST_REMINDER[args.language]),), make_voice(args.language, args.gender))
+    rendered = make_renderer(settings).render(spec)
+    processes = _processes(args.calls)
+    print(f"prompt: {rendered.duration_s:.1f} s of speech ({args.language}, {args.gender}), {rendered.path}")
+    with tempfile.TemporaryDirectory(prefix="ivrgate-demo-") as scratch:
+        phone = PhoneProcess(args, settings, Path(scratch))
+        phone.wait_ready()
+        uri = f"sip:{DEMO_NUMBER}@127.0.0.1:{args.phone_port}"
+        print(f"test phone: 127.0.0.1:{args.phone_port} ({processes} processes), presses {args.press!r} "
+              f"by {args.mode} {args.wait:.1f} s after answering")
+        print(f"calling {uri} {args.calls} times at once through {processes} engine processes")
+        jobs = [CallJob(job_id=f"demo-{i + 1}", uri=uri, prompt=rendered.path, response=True)
+                for i in range(args.calls)]
+        try:
+            reports = asyncio.run(place_calls(_for_mode(settings, args.mode), jobs))
+        finally:
+            phone.close()
+    for report in reports:
+        print(f"  {report.job.job_id:>8}  {report.outcome.text}")
+    wanted = args.press[-1:]
+    good = sum(r.outcome.answered and r.outcome.digit == wanted for r in reports)
+    answered = sum(r.outcome.answered for r in reports)
+    print(f"{answered} of {args.calls} calls answered, {good} with R = {wanted}")
+    return 0 if good == args.calls else 1

@@ -132,7 +132,8 @@ async def run_calls(n: int, inband_share: float, work: Path, prompt: Path) -> Fi
     began = time.perf_counter()
     engines = math.ceil(n / 4)
     inband = round(n * inband_share)
-    settings = SipSettings(port=free_block(engines), rtp_port=free_block(engines * RTP_PER_ENGINE),
+    first = free_block(engines * (RTP_PER_ENGINE + 1))  # RTP ranges, then the SIP ports: never overlapping
+    settings = SipSettings(port=first + engines * RTP_PER_ENGINE, rtp_port=first,
                            rtp_ports_per_process=RTP_PER_ENGINE, processes=engines, ring_timeout_s=60.0)
     peers: list[tuple[subprocess.Popen[bytes], str]] = []
     pool = EnginePool(settings, policy=RestartPolicy(ready_timeout_s=120.0, ping_timeout_s=30.0))

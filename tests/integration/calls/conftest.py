@@ -70,8 +70,12 @@ class LoopThread:
 
 def pool_settings(processes: int, rtp_per_process: int = 16, **overrides: Any) -> SipSettings:
     """SipSettings for `processes` engines on free SIP ports and free RTP ranges."""
-    base = SipSettings(port=free_block(processes), rtp_port=free_block(processes * rtp_per_process),
-                       rtp_ports_per_process=rtp_per_process, processes=processes)
+    # one block for RTP ranges and SIP ports: two blocks drawn apart may overlap (both free until the
+    # engines bind), and an engine's RTP range is now exactly its own (ivr.settings.rtp_range)
+    rtp_span = processes * rtp_per_process
+    first = free_block(rtp_span + processes)
+    base = SipSettings(port=first + rtp_span, rtp_port=first, rtp_ports_per_process=rtp_per_process,
+                       processes=processes)
     return replace(base, **overrides)
 
 

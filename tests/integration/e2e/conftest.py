@@ -119,8 +119,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", CREDIT)
         ivrgate(data, "rates", "import", str(ROOT / "samples" / "rates.csv"))
         port = free_tcp_port()
+        block = free_block(17)  # RTP 16 ports, then the SIP port: one block, so they never overlap
         env = clean_env(IVRGATE_SIP__TRUNK_HOST=f"127.0.0.1:{trunk_port}", IVRGATE_SIP__PROCESSES="1",
-                        IVRGATE_SIP__PORT=str(free_block(1)), IVRGATE_SIP__RTP_PORT=str(free_block(16)),
+                        IVRGATE_SIP__PORT=str(block + 16), IVRGATE_SIP__RTP_PORT=str(block),
                         IVRGATE_SIP__RTP_PORTS_PER_PROCESS="16", IVRGATE_SERVER__LOG_FORMAT="json",
                         IVRGATE_DIALER__RESPONSE_TIMEOUT_S="8", IVRGATE_DIALER__MAX_CALL_S="60",
                         **more_env)

@@ -40,3 +40,21 @@ def test_demo_nine_replays_the_prompt_then_one_answers(tmp_path: Path) -> None:
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert "main #1" in done.stdout and "main #2" in done.stdout
     assert "R = 1" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_demo_twenty_calls_at_once_all_answered_with_1(tmp_path: Path) -> None:
+    """Issue 12's Must-show: 20 calls at once (5 engine processes) to the test phone (5 processes behind
+    one front), every one answered with R = 1; before, the phone took 4 and refused the rest as Busy."""
+    rtp = free_block(1300)  # engines rtp .. rtp + 200, the phone's processes rtp + 1000 .. rtp + 1200
+    env = clean_env(IVRGATE_SIP__PORT=str(free_block(5)), IVRGATE_SIP__RTP_PORT=str(rtp))
+    done = subprocess.run([sys.executable, "-m", "api", "--data", str(tmp_path), "demo", "--calls", "20",
+                           "--phone-port", str(free_block(1)), "--wait", "1.5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=280, env=env)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    lines = [ln.split(None, 1)[1] for ln in done.stdout.splitlines() if ln.strip().startswith("demo-")]
+    assert len(lines) == 20
+    assert all(ln.startswith("Voice call answered, duration ") and ln.endswith(". R = 1") for ln in lines)
+    assert "20 of 20 calls answered, 20 with R = 1" in done.stdout
+    assert "Busy" not in done.stdout

@@ -25,8 +25,10 @@ HOLD_ATTRIBUTE = 'timeout="2000"'
 def sip_settings(processes: int = 2) -> SipSettings:
     """Settings for a pool of `processes` engines on free SIP ports and free RTP ranges."""
     rtp_per_process = 16
-    return SipSettings(port=free_block(processes), rtp_port=free_block(processes * rtp_per_process),
-                       rtp_ports_per_process=rtp_per_process, processes=processes)
+    rtp_span = processes * rtp_per_process
+    first = free_block(rtp_span + processes)  # one block: SIP ports never inside an RTP range
+    return SipSettings(port=first + rtp_span, rtp_port=first, rtp_ports_per_process=rtp_per_process,
+                       processes=processes)
 
 
 def child_pids() -> set[int]:

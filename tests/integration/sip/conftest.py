@@ -213,6 +213,8 @@ class PhoneProcess:
 
     proc: subprocess.Popen[str]
     port: int
+    stderr: Path | None = None
+    """The phone's log (refusals are logged there), when the test asked for it."""
 
     @property
     def uri(self) -> str:
@@ -230,15 +232,19 @@ def phone(tmp_path: Path) -> Iterator[Callable[..., PhoneProcess]]:
     """Start `ivrgate phone --port 0 --json ...`; ended by PID after the test."""
     started: list[PhoneProcess] = []
 
-    def start(*args: str, calls: int = 1) -> PhoneProcess:
+    def start(*args: str, calls: int = 1, processes: int = 1, rtp_port: int | None = None) -> PhoneProcess:
+        """One phone process unless `processes` says more (then ports from `rtp_port` on, 40 each)."""
+        rtp = rtp_port or free_udp_port(pair=True)
         cmd = [sys.executable, "-m", "api", "--data", str(tmp_path / "data"), "phone", "--port", "0",
-               "--rtp-port", str(free_udp_port(pair=True)), "--json", "--calls", str(calls), *args]
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+               "--processes", str(processes), "--rtp-port", str(rtp), "--json", "--calls", str(calls), *args]
+        log = tmp_path / f"phone-{len(started)}.log"
+        with log.open("w") as err:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
         assert proc.stdout is not None
         first = proc.stdout.readline()  # pjlib's start-up lines must not reach stdout (log_level < 4)
         match = re.search(r"^phone listening on [0-9.]+:(\d+)", first)
         assert match, f"phone did not start, or printed something first: {first!r}"
-        started.append(PhoneProcess(proc, int(match.group(1))))
+        started.append(PhoneProcess(proc, int(match.group(1)), log))
         return started[-1]
 
     yield start

@@ -13,6 +13,7 @@ import pytest
 from ivr.phone import PhoneScript, TestPhone
 from ivr.settings import SipSettings
 from ivr.sip import SipError
+from tests.procfs import free_block
 
 from .conftest import (
     Agent,
@@ -101,9 +102,12 @@ def test_phone_records_the_prompt(make_ua: Callable[..., Agent], phone: Callable
     assert best_envelope_correlation(played[::-1].copy(), heard, 8000) < 0.6
 
 
-def test_four_calls_then_a_fifth_is_refused(make_ua: Callable[..., Agent],
-                                           phone: Callable[..., PhoneProcess]) -> None:
-    far = phone("--ring", "0.1", calls=5)
+def test_a_user_agent_places_four_calls_and_refuses_a_fifth(make_ua: Callable[..., Agent],
+                                                            phone: Callable[..., PhoneProcess]) -> None:
+    """The caller's own limit (PJSUA_MAX_CALLS = 4 a process). The phone runs 2 processes, so it never
+    refuses: before, one phone process took 4 calls and the 5th (placed as the 4 ended, before pjsua
+    had freed a slot of the phone) was sometimes refused by the phone with 486: the flaky part."""
+    far = phone("--ring", "0.1", calls=5, processes=2, rtp_port=free_block(80))
     agent = make_ua()
     assert agent.ua.capacity == 4
     for i in range(4):
@@ -117,10 +121,38 @@ def test_four_calls_then_a_fifth_is_refused(make_ua: Callable[..., Agent],
         agent.ua.hangup(f"c{i}")
     for i in range(4):
         agent.log.wait(f"c{i}", "disconnected")
-    agent.ua.call("c5", far.uri)  # the slots are free again
+    agent.ua.call("c5", far.uri)  # the caller's slots are free again
     agent.log.wait("c5", "answered")
     agent.ua.hangup("c5")
-    assert len(far.results()) == 5
+    calls = far.results(timeout=20)
+    assert len(calls) == 5 and all(c["answered"] for c in calls)
+
+
+def test_the_phone_carries_the_calls_of_several_processes(sipp: Callable[..., Sipp],
+                                                          phone: Callable[..., PhoneProcess]) -> None:
+    """12 calls at once to one address: a front and 3 phone processes of 4 calls each (issue 12 item 7)."""
+    far = phone("--ring", "0.2", "--wait", "0.5", "--press", "1", calls=12, processes=3,
+                rtp_port=free_block(120))
+    peer = sipp("uac_call_phone.xml", f"127.0.0.1:{far.port}", "-s", "1000", "-l", "12", "-r", "50",
+                calls=12)
+    assert peer.wait(60) == 0, peer.errors()
+    calls = far.results(timeout=20)
+    assert len(calls) == 12 and len({c["call_id"] for c in calls}) == 12
+    assert all(c["answered"] and c["pressed"] == "1" and c["hung_up_by"] == "caller" for c in calls)
+
+
+def test_a_full_phone_refuses_with_486_and_logs_it(sipp: Callable[..., Sipp],
+                                                   phone: Callable[..., PhoneProcess]) -> None:
+    """9 calls at once to a phone of 2 processes (8 calls): 8 are answered, the front refuses one with
+    486 and says so in its log (before, refusals were silent)."""
+    far = phone("--ring", "0.2", calls=8, processes=2, rtp_port=free_block(80))
+    peer = sipp("uac_call_phone.xml", f"127.0.0.1:{far.port}", "-l", "9", "-r", "100", calls=9)
+    peer.wait(60)
+    calls = far.results(timeout=20)
+    assert len(calls) == 8 and all(c["answered"] for c in calls)
+    assert far.stderr is not None
+    log = far.stderr.read_text()
+    assert log.count("with 486") == 1 and "all 2 processes carry 4 calls" in log, log
 
 
 def test_sipp_uac_calls_the_phone(sipp: Callable[..., Sipp], phone: Callable[..., PhoneProcess]) -> None:

@@ -114,3 +114,26 @@ def test_tcp_transport(make_ua: Callable[..., Agent], sipp: Callable[..., Sipp],
     assert peer.wait() == 0, peer.errors()
     (invite,) = received(trace, "INVITE")
     assert header(invite, "Via").startswith("SIP/2.0/TCP ")
+
+
+@pytest.mark.parametrize("mode", ["from", "pai"])
+def test_caller_id_modes_on_the_wire(make_ua: Callable[..., Agent], sipp: Callable[..., Sipp],
+                                     tmp_path: Path, mode: str) -> None:
+    """Issue 12, item 6: `from` keeps the trunk's domain in From (not our bind address); `pai` keeps the
+    auth user in From and asserts the number in P-Asserted-Identity; Privacy: id when asked."""
+    peer, trace = traced(sipp, "uas_no_key.xml", tmp_path)
+    # the call goes to peer.uri; the trunk host only names our From domain (never resolved)
+    settings = SipSettings(trunk_host="trunk.ivrgate.test:5060", username="alice", callerid_mode=mode,
+                           callerid_privacy=True, display_name="Clinic")
+    agent = make_ua(settings)
+    call_and_hang_up(agent, peer.uri, caller_id="+12505550123")
+    assert peer.wait() == 0, peer.errors()
+    (invite,) = received(trace, "INVITE")
+    domain = "trunk.ivrgate.test"  # the trunk's, not our bind address (pjsip drops a From port)
+    if mode == "from":
+        assert header(invite, "From").startswith(f'"Clinic" <sip:+12505550123@{domain}>')
+        assert not re.search(r"^P-Asserted-Identity:", invite, re.MULTILINE | re.IGNORECASE)
+    else:
+        assert header(invite, "From").startswith(f'"Clinic" <sip:alice@{domain}>')
+        assert header(invite, "P-Asserted-Identity") == f"<sip:+12505550123@{domain}>"
+    assert header(invite, "Privacy") == "id"

@@ -132,7 +132,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def worker_settings(data_dir: Path, trunk_port: int, **sections: Any) -> Settings:
     """Settings of a one-engine worker calling 127.0.0.1:trunk_port, with short timers for tests."""
-    sip = SipSettings(port=free_block(1), rtp_port=free_block(16), rtp_ports_per_process=16, processes=1,
+    block = free_block(17)  # RTP 16 ports, then the SIP port: one block, so they never overlap
+    sip = SipSettings(port=block + 16, rtp_port=block, rtp_ports_per_process=16, processes=1,
                       trunk_host=f"127.0.0.1:{trunk_port}", ring_timeout_s=10.0)
     defaults: dict[str, Any] = {
         "sip": sip,

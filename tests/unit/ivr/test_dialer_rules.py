@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ivr.dialer import CallJob, CallReport, Dialer, RateLimiter, flow_config, retry_delay, run_call
 from ivr.events import SipEvent
 from ivr.flow import InvalidFlowConfig
+from ivr.identity import InvalidCallerId
 from ivr.outcome import CallOutcome
 from ivr.settings import DialerSettings, SipSettings
 
@@ -210,3 +211,39 @@ def test_shutdown_settles_a_job_waiting_for_its_retry() -> None:
 
     last, placed = asyncio.run(go())
     assert (last.outcome.code, last.attempt, placed) == (600, 1, 1)
+
+
+# ---- issue 12: engine crash (item 8), registration (item 10), caller ID (item 6)
+
+
+def test_an_engine_crash_before_the_key_is_call_failed_engine() -> None:
+    report = run([ev("calling"), ev("answered", sip_code=200),
+                  ev("disconnected", reason="engine crashed")])
+    assert (report.outcome.code, report.outcome.text, report.outcome.digit) == (603, "Call failed (engine)",
+                                                                                None)
+    assert report.outcome.answered and not report.outcome.charged
+
+
+def test_an_engine_crash_after_the_key_keeps_the_key() -> None:
+    report = run([ev("calling"), ev("answered", sip_code=200), ev("digit", digit="1", source="rfc4733"),
+                  ev("disconnected", reason="engine crashed")])
+    assert report.outcome.text.endswith("R = 1") and report.outcome.charged
+
+
+def test_an_engine_crash_before_the_answer() -> None:
+    report = run([ev("calling"), ev("disconnected", reason="engine crashed")])
+    assert (report.outcome.code, report.outcome.text) == (603, "Call failed (engine)")
+
+
+def test_a_refused_registration_is_call_failed_registration() -> None:
+    report = run([ev("disconnected", reason="not registered: 403 Forbidden")])
+    assert (report.outcome.code, report.outcome.text) == (603, "Call failed (registration)")
+
+
+@pytest.mark.parametrize("caller_id", ["abc", "+1 250 606", "1250;tag=x", "12@evil", "+"])
+def test_a_bad_caller_id_fails_before_anything_is_dialled(caller_id: str) -> None:
+    pool = ScriptedPool([ev("calling")])
+    with pytest.raises(InvalidCallerId) as raised:
+        asyncio.run(run_call(pool, replace(JOB, caller_id=caller_id), FAST))  # type: ignore[arg-type]
+    assert (raised.value.code, raised.value.status_text) == (500, "ERROR: INVALID CALLERID")
+    assert pool.placed == []

@@ -321,3 +321,47 @@ def test_worked_example_a_notice_without_a_response() -> None:
 def test_worked_example_busy() -> None:
     outcome = outcome_for(answered=False, flow_result=None, sip_code=486, call_id="y", response_wanted=True)
     assert (outcome.code, outcome.text, outcome.sip_code, outcome.duration_s) == (600, "Busy", 486, 0)
+
+
+# ---- engine crash (issue 12, item 8)
+
+
+def crashed(result: FlowResult | None, *, answered_: bool = True, wanted: bool = True) -> CallOutcome:
+    return outcome_for(answered=answered_, flow_result=result, sip_code=None, call_id="c1",
+                       response_wanted=wanted, error="engine crashed" if not answered_ else None,
+                       engine_failed=True)
+
+
+def test_an_engine_crash_before_a_key_is_a_failure_not_no_response() -> None:
+    outcome = crashed(ended(None, "far_end_hangup", 61.0))
+    assert (outcome.code, outcome.text, outcome.digit, outcome.duration_s) == (603, "Call failed (engine)",
+                                                                              None, 0)
+    assert outcome.answered and not outcome.charged
+
+
+def test_an_engine_crash_keeps_a_key_already_captured() -> None:
+    outcome = crashed(ended("1", "far_end_hangup", 7.2))
+    assert (outcome.code, outcome.text) == (200, "Voice call answered, duration 7 seconds. R = 1")
+    assert outcome.charged
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+def test_an_engine_crash_before_the_answer_or_without_a_response_asked(wanted: bool) -> None:
+    assert crashed(ended(None, "far_end_hangup"), wanted=wanted).text == "Call failed (engine)"
+    unanswered_crash = crashed(FlowResult(None, "far_end_hangup", None, 5.0, 0), answered_=False)
+    assert (unanswered_crash.code, unanswered_crash.text, unanswered_crash.answered) == (
+        603, "Call failed (engine)", False)
+
+
+@given(st.sampled_from([200, 600, 601, 602, 603, 604]), st.booleans())
+def test_only_answered_successes_and_cancellations_are_charged(code: int, was_answered: bool) -> None:
+    outcome = CallOutcome(code=code, text="x", digit=None, duration_s=3, sip_code=None, call_id=None,
+                          answered=was_answered)
+    assert outcome.charged == (was_answered and code != 603)
+
+
+@pytest.mark.parametrize("error", ["not registered: 403 Forbidden",
+                                   "not registered: no registration with sip:r in 15.0 s"])
+def test_a_call_refused_for_a_failed_registration(error: str) -> None:
+    outcome = unanswered(None, error=error)
+    assert (outcome.code, outcome.text, outcome.answered) == (603, "Call failed (registration)", False)
