@@ -30,7 +30,7 @@ from api import legacy, legacy_format, ops, sms_node
 from api.callbacks import sending_callbacks
 from api.errors import GatewayError, VoiceFileTooLarge, http_status_of, status_of
 from api.service import Gateway
-from api.settings import Settings
+from api.settings import Settings, sms_configured
 from audio.errors import AudioError
 from ivr.errors import IvrError
 from store.db import Database, resolve_url
@@ -246,7 +246,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
     wake = _Wake()
     owned = gateway is None
     gw = gateway if gateway is not None else Gateway(settings, open_database(settings), wake=wake)
-    context = ops.OpsContext(gw.db, now=gw.now, submissions=gw.group_commit)
+    context = ops.OpsContext(gw.db, now=gw.now, submissions=gw.group_commit,
+                             sms_configured=sms_configured(settings))
 
     send_callbacks = with_worker if with_callbacks is None else with_callbacks
 
@@ -277,7 +278,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
                 gw.close()  # the group commit's last batch before the database goes
                 gw.db.dispose()
 
-    lifespan_with_sms = sms_node.with_sms(lifespan, settings, gw, wake.targets)  # when SMPP is configured
+    lifespan_with_sms = sms_node.with_sms(lifespan, settings, gw, wake.targets, context)  # when SMPP is set
     app = App(title="ivrgate", version="0.1.0", lifespan=lifespan_with_sms)
     app.state.settings, app.state.gateway, app.state.wake = settings, gw, wake.event
     for error in CODED_ERRORS:

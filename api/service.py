@@ -41,6 +41,7 @@ from api.errors import (
     InvalidParameter,
     InvalidPin,
     NoVoiceFile,
+    SmsNotConfigured,
     VoiceFileTooLarge,
     WrongCredentials,
 )
@@ -49,7 +50,7 @@ from api.group_commit import GroupCommit
 from api.job_writer import JobWriter, Outcome
 from api.jobs import Caller, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
-from api.settings import Settings
+from api.settings import Settings, sms_configured
 from audio.decode import decode
 from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
@@ -350,7 +351,10 @@ class Gateway:
                 return tts
             return sms
 
-        return Job(caller, self._phones(phones, group), _group(group), draft, self._callback(callback_url))
+        recipients = self._phones(phones, group)
+        if not sms_configured(self.settings):  # after the request's own errors: a service refusal
+            raise SmsNotConfigured("no SMSC is configured (sms.system_id): the SMS could never be sent")
+        return Job(caller, recipients, _group(group), draft, self._callback(callback_url))
 
     def tts_job(
         self,

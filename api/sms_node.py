@@ -28,6 +28,7 @@ from typing import Any
 from api.carrier import can_take_sms
 from api.errors import AccountNotActive, AccountNotFound, GatewayError
 from api.jobs import Caller
+from api.ops import OpsContext
 from api.service import Gateway
 from api.settings import Settings, runs_sms_node, sms_configured
 from sms.inbound import InboundHandler, InboundOptions
@@ -127,9 +128,10 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
 
 
 def with_sms(lifespan: Lifespan, settings: Settings, gateway: Gateway,
-             wake_targets: list[Callable[[], None]]) -> Lifespan:
-    """`lifespan` with the SMS node running around it when SMS is configured (else `lifespan` itself);
-    the sender joins `wake_targets`, so every submission wakes it."""
+             wake_targets: list[Callable[[], None]], ops: OpsContext | None = None) -> Lifespan:
+    """`lifespan` with the SMS node running around it when this process runs one (else `lifespan`
+    itself); the sender joins `wake_targets`, so every submission wakes it, and its ESME is reported by
+    `ops` (/healthz, /metrics) while it runs."""
     if not runs_sms_node(settings):
         return lifespan
 
@@ -137,10 +139,14 @@ def with_sms(lifespan: Lifespan, settings: Settings, gateway: Gateway,
     async def wrapped(app: Any) -> AsyncIterator[None]:
         async with running_sms(settings, gateway) as node:
             wake_targets.append(node.sender.wake)
+            if ops is not None:
+                ops.sms = node.esme
             try:
                 async with lifespan(app):
                     yield
             finally:
                 wake_targets.remove(node.sender.wake)
+                if ops is not None:
+                    ops.sms = None
 
     return wrapped

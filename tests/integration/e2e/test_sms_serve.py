@@ -171,8 +171,12 @@ def test_serve_sends_and_receives_sms_on_its_default_loop(
     (up,) = logged(log, r"^SMS node up")
     assert up.endswith("(event loop uvloop.Loop)"), up
     check_mt_delivered(server, smsc)
+    health = httpx.get(f"{server.url}/healthz").json()["sms"]
+    assert health["binds"] == [{"mode": "transceiver", "state": "bound"}] and health["receipts_pending"] == 0
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'ivrgate_smpp_bind_state{bind="transceiver",state="bound"} 1.0' in metrics
     check_mo_webhook(server, smsc, receiver)
-    assert not logged(log, r"not connected|not a stream transport")
+    assert not logged(log, r"not connected|not a stream transport|SMS is not configured")
     assert server.stop() == 0
 
 
@@ -206,3 +210,22 @@ def test_worker_carries_sms_behind_an_api_only_serve(
     os.kill(worker.pid, signal.SIGTERM)
     assert worker.wait(60) == 0
     assert server.stop() == 0
+
+
+def test_serve_without_an_smsc_says_so_and_refuses_sms(
+    tmp_path: Path, processes: list[subprocess.Popen[str]],
+) -> None:
+    """No IVRGATE_SMS__...: one plain warning at start-up, and `matrix` answers the documented refusal
+    instead of queueing (and holding money for) an SMS that could never go."""
+    data = prepared(tmp_path / "data")
+    log = tmp_path / "serve.log"
+    server = start_serve(data, log, {**sip_env(), "IVRGATE_SERVER__LOG_FORMAT": "json"}, processes)
+    before = server.balance()
+    answer = matrix(server, phone=PHONE, txt=TEXT)
+    assert (answer["STATUSCODE"], answer["STATUSTXT"]) == ("500", "ERROR: SMS NOT CONFIGURED"), answer
+    assert server.balance() == before
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert health["status"] == "ok" and health["sms"] == {"configured": False}
+    assert server.stop() == 0
+    (warning,) = logged(log, r"^SMS is not configured")
+    assert "IVRGATE_SMS__SYSTEM_ID" in warning and "ERROR: SMS NOT CONFIGURED" in warning

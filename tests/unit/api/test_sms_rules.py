@@ -1,0 +1,43 @@
+"""Whether SMS are accepted (sms_configured) and whether a process binds (runs_sms_node): rules on the
+settings alone, so every process of a deployment answers the same."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from api.commands.serve import api_only, with_arguments
+from api.settings import Settings, SmsSettings, runs_sms_node, sms_configured
+from sms.smpp import SmppSettings
+
+SMSC = SmppSettings(host="smsc.example.net", system_id="ivrgate", password="secret")
+
+
+def serve_args(*flags: str) -> argparse.Namespace:
+    return argparse.Namespace(host=None, port=None, certfile=None, keyfile=None, http_processes=None,
+                              no_worker="--no-worker" in flags)
+
+
+@pytest.mark.parametrize(("settings", "configured", "binds"), [
+    (Settings(), False, False),
+    (Settings(sms_service=SmsSettings(enabled=True)), False, False),
+    (Settings(sms=SMSC), True, True),
+    (Settings(sms=SMSC, sms_service=SmsSettings(enabled=False)), True, False),
+])
+def test_rules(settings: Settings, configured: bool, binds: bool) -> None:
+    assert sms_configured(settings) is configured
+    assert runs_sms_node(settings) is binds
+
+
+def test_extra_http_processes_accept_sms_without_binding() -> None:
+    first = Settings(sms=SMSC)
+    extra = api_only(first)  # the settings of serve --http-processes' other processes
+    assert sms_configured(extra) and not runs_sms_node(extra)
+    assert not sms_configured(api_only(Settings()))
+
+
+def test_no_worker_keeps_the_sms_node() -> None:
+    """An SMS-only gateway is `serve --no-worker` with an SMSC: it needs no SIP trunk and still sends."""
+    settings = with_arguments(Settings(sms=SMSC), serve_args("--no-worker"))
+    assert not settings.worker.enabled and runs_sms_node(settings)
