@@ -40,6 +40,7 @@ from api.errors import (
     GatewayError,
     InvalidParameter,
     InvalidPin,
+    InvalidTxt,
     NoVoiceFile,
     SmsNotConfigured,
     VoiceFileTooLarge,
@@ -56,6 +57,7 @@ from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
 from ivr.prompt import AudioSegment, Fetcher, PromptSpec, TextSegment, UrlSegment
 from sms import gsm
+from sms.errors import TooManyParts
 from store import accounts, blobs, ledger, queue, rating
 from store.db import Database
 from store.errors import LeaseLost, StoreError
@@ -201,6 +203,16 @@ def _submitting(
     return submit
 
 
+def sms_parts(text: str, max_parts: int) -> int:
+    """The SMS parts `text` takes, or InvalidTxt (511) past `max_parts` (sms.max_parts): refused at
+    submission on every front by the same rule (sms.gsm.count_parts) the sender encodes with, so no text
+    is accepted, and money held, for an SMS that would fail later."""
+    try:
+        return gsm.count_parts(text, max_parts)
+    except TooManyParts as exc:
+        raise InvalidTxt(exc.detail) from None
+
+
 def db_failure(exc: BaseException, writing: bool) -> GatewayError:
     """The gateway error of a driver or pool failure: 508 unreachable/locked/timed out, else 507/504."""
     if isinstance(exc, sa_exc.TimeoutError):
@@ -340,9 +352,7 @@ class Gateway:
         body = check_txt(text, limits.max_sms_chars)
         sender = parse_caller_id(callerid or "", self.settings.phones, sms=True)
         voice_callerid = sender if sender is not None and sender.startswith("+") else None
-        # every part holds a character at least, so len(body) as the cap never refuses: the SMS sender
-        # enforces its own max_parts; here the count prices the reservation
-        parts = gsm.count_parts(body, len(body))
+        parts = sms_parts(body, self.settings.sms.max_parts)  # prices the reservation
         sms = Draft("sms", body, {"tts_fallback": tts_fallback}, sender, parts=parts)
         tts = Draft("tts", body, self._tts_settings(body, "us", "female", 0, False), voice_callerid)
 

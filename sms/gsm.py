@@ -107,11 +107,16 @@ def _payload_chunks(text: str) -> tuple[int, list[bytes], int]:
 
 
 def count_parts(text: str, max_parts: int = 6) -> int:
-    """How many SMS parts `text` takes (for pricing at submission); raises TooManyParts past `max_parts`."""
+    """How many SMS parts `text` takes (for pricing at submission); raises TooManyParts past `max_parts`.
+    The one cap rule: submission (api.service) and sending (`encode`) both apply it."""
     _, chunks, _ = _payload_chunks(text)
-    if len(chunks) > max_parts:
-        raise TooManyParts(f"the text needs {len(chunks)} SMS parts, at most {max_parts} are allowed")
-    return len(chunks)
+    return _capped(len(chunks), max_parts)
+
+
+def _capped(parts: int, max_parts: int) -> int:
+    if parts > max_parts:
+        raise TooManyParts(f"the text needs {parts} SMS parts, at most {max_parts} are allowed")
+    return parts
 
 
 def udh_concat(reference: int, total: int, seq: int) -> bytes:
@@ -125,8 +130,7 @@ def encode(text: str, *, reference: int, max_parts: int = 6, use_payload: bool =
     `reference`) when it does not fit one SMS. With `use_payload` the whole text is one part for the
     message_payload TLV (the SMSC splits it); the part cap still counts the SMSs it will become."""
     data_coding, chunks, length = _payload_chunks(text)
-    if len(chunks) > max_parts:
-        raise TooManyParts(f"the text needs {len(chunks)} SMS parts, at most {max_parts} are allowed")
+    _capped(len(chunks), max_parts)
     if use_payload:
         whole = b"".join(chunks)
         return Encoded(data_coding, (pack_septets(whole) if packed and data_coding == GSM7 else whole,), 0,
