@@ -273,6 +273,12 @@ class Gateway:
         )
 
     @property
+    def write_lock(self) -> AbstractContextManager[object]:
+        """The lock every store write of this gateway's process takes (SQLite's one writer, across the
+        gateway's processes; nothing on PostgreSQL): the SMS sender's writes take it too."""
+        return self._write_lock
+
+    @property
     def runs_inline(self) -> bool:
         """Whether cheap queries may run on the event loop (under `inline()`): on SQLite a read is CPU
         work on a local file, cheaper than the thread-pool hop; PostgreSQL reads wait on the network, so

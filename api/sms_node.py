@@ -104,7 +104,8 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
         max_in_flight=service.max_in_flight, poll_interval_s=service.poll_interval_s,
         max_parts=smpp.max_parts, use_payload=smpp.use_message_payload, default_source=service.default_source,
         receipt_grace_s=service.receipt_grace_s)
-    sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now)
+    sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now,
+                       write_lock=gateway.write_lock)
     inbound = InboundHandler(gateway.db, InboundOptions(
         orgserver=service.orgserver or socket.getfqdn(), help_text=service.help_text,
         stop_reply=service.stop_reply, start_reply=service.start_reply, max_parts=smpp.max_parts),
