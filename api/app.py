@@ -241,15 +241,18 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
 
     Without `gateway` one is built on the settings' database (disposed at shutdown); the schema is not
     migrated here (`ivrgate db upgrade`). `with_worker` runs the engine pool and the voice worker
-    (api.worker) in the app's lifespan, woken by every submission; `with_callbacks` (default: as
-    `with_worker`) runs the status-callback sender (api.callbacks) there, in a thread of its own."""
+    (api.worker) in the app's lifespan, woken by every submission; `with_callbacks` (default: with the
+    worker or the SMS node, api.settings.runs_sms_node) runs the status-callback sender (api.callbacks)
+    there, in a thread of its own."""
     wake = _Wake()
     owned = gateway is None
     gw = gateway if gateway is not None else Gateway(settings, open_database(settings), wake=wake)
     context = ops.OpsContext(gw.db, now=gw.now, submissions=gw.group_commit,
                              sms_configured=sms_configured(settings))
 
-    send_callbacks = with_worker if with_callbacks is None else with_callbacks
+    # the SMS node writes webhooks and status callbacks too: a process running it sends them
+    default_callbacks = with_worker or sms_node.runs_sms_node(settings)
+    send_callbacks = default_callbacks if with_callbacks is None else with_callbacks
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -229,3 +229,18 @@ def test_serve_without_an_smsc_says_so_and_refuses_sms(
     assert server.stop() == 0
     (warning,) = logged(log, r"^SMS is not configured")
     assert "IVRGATE_SMS__SYSTEM_ID" in warning and "ERROR: SMS NOT CONFIGURED" in warning
+
+
+def test_sms_only_gateway_needs_no_sip_trunk(
+    tmp_path: Path, smsc: Smsc, receiver: Receiver,  # noqa: F811
+    processes: list[subprocess.Popen[str]],
+) -> None:
+    """`serve --no-worker` with an SMSC and no SIP settings: it sends SMS and, running the SMS node,
+    sends the MO webhooks too (the callback sender runs wherever the SMS node runs)."""
+    data = prepared(tmp_path / "data")
+    add_virtual_number(data, receiver.url)
+    env = {**sms_env(smsc), "IVRGATE_SERVER__LOG_FORMAT": "json"}
+    server = start_serve(data, tmp_path / "serve.log", env, processes, "--no-worker")
+    check_mt_delivered(server, smsc)
+    check_mo_webhook(server, smsc, receiver)
+    assert server.stop() == 0
