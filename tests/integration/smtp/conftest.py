@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,10 +85,12 @@ class Running:
 
 @contextmanager
 def serving(settings: Settings, db: Database, *, with_worker: bool = False,
-            smsc: bool = True) -> Iterator[Running]:
+            smsc: bool = True, runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run,
+            ) -> Iterator[Running]:
     """Run running_smtp (and, with_worker, running_worker woken by every submission) on a loop in a
-    thread; stop both at the end. With `smsc` the deployment has an SMSC that another process binds
-    to (smsc_elsewhere), so SMS are accepted; without it they are refused (SMS NOT CONFIGURED)."""
+    thread (`runner`: asyncio.run, or uvloop.run as `serve` runs it); stop both at the end. With `smsc` the
+    deployment has an SMSC that another process binds to (smsc_elsewhere), so SMS are accepted;
+    without it they are refused (SMS NOT CONFIGURED)."""
     if smsc and not sms_configured(settings):
         settings = smsc_elsewhere(settings)
     ready = threading.Event()
@@ -122,7 +124,7 @@ def serving(settings: Settings, db: Database, *, with_worker: bool = False,
 
     def run() -> None:
         try:
-            asyncio.run(main())
+            runner(main())
         except BaseException as exc:  # reported to the test below
             errors.append(exc)
 
