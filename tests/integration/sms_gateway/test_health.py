@@ -127,3 +127,11 @@ def test_not_configured_health_and_legacy_refusal(no_smsc: TestClient) -> None:
     bad = no_smsc.post("/matrix", data={**form, "txt": ""}).text
     assert "STATUSCODE: 511" in bad
     assert stored(no_smsc) == 0
+
+
+def test_transmitter_and_receiver_binds_each_shown(app_with: Any, smsc: Smsc) -> None:
+    client = app_with(settings_for(smsc, bind="transmitter+receiver"))
+    both = [{"mode": "transmitter", "state": "bound"}, {"mode": "receiver", "state": "bound"}]
+    wait_for(lambda: sms_health(client)["binds"] == both, what="both binds")
+    assert sorted(smsc.state()["bound"]) == ["receiver", "transmitter"]
+    assert metric(client, "ivrgate_smpp_bind_state", '{bind="receiver",state="bound"}') == 1.0
