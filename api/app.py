@@ -31,7 +31,7 @@ from api.callbacks import sending_callbacks
 from api.errors import GatewayError, VoiceFileTooLarge, http_status_of, status_of
 from api.headers import SecurityHeaders
 from api.service import Gateway
-from api.settings import Settings
+from api.settings import Settings, sms_configured
 from audio.errors import AudioError
 from ivr.errors import IvrError
 from store.db import Database, resolve_url
@@ -244,14 +244,18 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
 
     Without `gateway` one is built on the settings' database (disposed at shutdown); the schema is not
     migrated here (`ivrgate db upgrade`). `with_worker` runs the engine pool and the voice worker
-    (api.worker) in the app's lifespan, woken by every submission; `with_callbacks` (default: as
-    `with_worker`) runs the status-callback sender (api.callbacks) there, in a thread of its own."""
+    (api.worker) in the app's lifespan, woken by every submission; `with_callbacks` (default: with the
+    worker or the SMS node, api.settings.runs_sms_node) runs the status-callback sender (api.callbacks)
+    there, in a thread of its own."""
     wake = _Wake()
     owned = gateway is None
     gw = gateway if gateway is not None else Gateway(settings, open_database(settings), wake=wake)
-    context = ops.OpsContext(gw.db, now=gw.now, submissions=gw.group_commit)
+    context = ops.OpsContext(gw.db, now=gw.now, submissions=gw.group_commit,
+                             sms_configured=sms_configured(settings))
 
-    send_callbacks = with_worker if with_callbacks is None else with_callbacks
+    # the SMS node writes webhooks and status callbacks too: a process running it sends them
+    default_callbacks = with_worker or sms_node.runs_sms_node(settings)
+    send_callbacks = default_callbacks if with_callbacks is None else with_callbacks
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -280,7 +284,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
                 gw.close()  # the group commit's last batch before the database goes
                 gw.db.dispose()
 
-    lifespan_with_sms = sms_node.with_sms(lifespan, settings, gw, wake.targets)  # when SMPP is configured
+    lifespan_with_sms = sms_node.with_sms(lifespan, settings, gw, wake.targets, context)  # when SMPP is set
     app = App(title="ivrgate", version="0.1.0", lifespan=lifespan_with_sms)
     app.state.settings, app.state.gateway, app.state.wake = settings, gw, wake.event
     for error in CODED_ERRORS:

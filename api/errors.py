@@ -81,6 +81,13 @@ class InvalidTrunkTemplate(GatewayError):
     status_text = "ERROR: INVALID TRUNK SETTINGS"
 
 
+class SmsNotConfigured(GatewayError):
+    """An SMS submission to a deployment without an SMSC (`sms.system_id` unset): refused at once rather
+    than queued, with money held, for a message that could never go (docs/sms.md)."""
+
+    status_text = "ERROR: SMS NOT CONFIGURED"
+
+
 class InvalidParameter(GatewayError):
     """An optional parameter with a value outside its set (repeat, response, language, gender, tts, type).
 

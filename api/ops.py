@@ -1,10 +1,12 @@
 """Operations endpoints: GET /healthz (is this node fit to serve?) and GET /metrics (Prometheus text).
 
-    curl -s http://127.0.0.1:8080/healthz     # {"status": "ok", "database": "ok", "engines": {...}}
+    curl -s http://127.0.0.1:8080/healthz     # {"status": "ok", "database": "ok", "engines": {...},
+                                              #  "sms": {"configured": true, "binds": [...], ...}}
     curl -s http://127.0.0.1:8080/metrics     # ivrgate_queue_depth 3.0 ...
 
 The endpoints read what they report from an `OpsContext` kept in `app.state.ops` (set by `attach`):
-the database, and, on a node that places calls, the engine pool and the voice worker. Every metric
+the database, on a node that places calls the engine pool and the voice worker, and on a node that
+runs the SMS node its ESME (each bind's state, the window in use, throttling). Every metric
 lives in the context's own `CollectorRegistry`, never in prometheus-client's global one, so several
 apps (tests, a second node in one process) never collide. Gauges that describe the present (queue
 depth, calls in progress, engines up) are read when scraped; counters and histograms are fed by the
@@ -27,9 +29,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from sms.smpp import BIND_STATES, EsmeHealth
 from store.db import Database
 from store.errors import StoreError
-from store.queue import queue_depth
+from store.queue import awaiting_receipts, queue_depth
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,12 @@ class WorkerStatus(Protocol):
 
     @property
     def in_flight(self) -> int: ...
+
+
+class SmsStatus(Protocol):
+    """What /healthz and /metrics read of sms.smpp.Esme."""
+
+    def health(self) -> EsmeHealth: ...
 
 
 class Metrics:
@@ -106,6 +115,10 @@ class OpsContext:
     now: Callable[[], dt.datetime] = utc_now
     submissions: BatchStatus | None = None
     """The gateway's group commit of submissions (api.service.Gateway.group_commit)."""
+    sms_configured: bool = False
+    """The deployment has an SMSC (api.settings.sms_configured), whether or not this process binds."""
+    sms: SmsStatus | None = None
+    """This process's ESME, while its SMS node runs."""
 
     def __post_init__(self) -> None:
         self.metrics.registry.register(_LiveCollector(self))
@@ -139,6 +152,71 @@ class _LiveCollector(Collector):
                                     value=sum(pid is not None for pid in pids))
             yield GaugeMetricFamily("ivrgate_engine_processes", "SIP engine processes configured.",
                                     value=len(pids))
+        yield from _sms_metrics(self._context)
+
+
+def _sms_metrics(context: OpsContext) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    if not context.sms_configured:
+        return
+    pending = _receipts_pending(context)
+    if pending is not None:
+        yield GaugeMetricFamily("ivrgate_sms_receipts_pending", "SMS accepted by the SMSC and waiting for "
+                                "their final receipt (the whole store).", value=pending)
+    if context.sms is None:
+        return
+    health = context.sms.health()
+    state = GaugeMetricFamily("ivrgate_smpp_bind_state", "1 for the state each SMPP bind is in.",
+                              labels=["bind", "state"])
+    for bind in health.binds:
+        for name in BIND_STATES:
+            state.add_metric([bind.mode, name], 1.0 if bind.state == name else 0.0)
+    yield state
+    yield GaugeMetricFamily("ivrgate_smpp_window", "Parts the ESME may hold at once.", value=health.window)
+    yield GaugeMetricFamily("ivrgate_smpp_window_in_use", "Parts the ESME holds now (queued, in flight, "
+                            "or waiting for their outcome to be recorded).", value=health.window_in_use)
+    yield GaugeMetricFamily("ivrgate_smpp_in_flight", "submit_sm sent and not yet answered.",
+                            value=health.in_flight)
+    stats = health.stats
+    yield CounterMetricFamily("ivrgate_smpp_throttled", "submit_sm answered ESME_RTHROTTLED or "
+                              "ESME_RMSGQFUL (resubmitted after a pause).", value=stats.throttled)
+    parts = CounterMetricFamily("ivrgate_smpp_parts", "SMS parts by what the SMSC answered.",
+                                labels=["outcome"])
+    for outcome, value in (("submitted", stats.submitted), ("accepted", stats.accepted),
+                           ("refused", stats.refused), ("resubmitted", stats.resubmitted)):
+        parts.add_metric([outcome], value)
+    yield parts
+    yield CounterMetricFamily("ivrgate_smpp_receipts", "Delivery receipts received.", value=stats.receipts)
+    yield CounterMetricFamily("ivrgate_smpp_incoming", "MO messages received.", value=stats.incoming)
+    yield CounterMetricFamily("ivrgate_smpp_connects", "Successful (re)binds.", value=stats.connects)
+
+
+def _receipts_pending(context: OpsContext) -> int | None:
+    try:
+        with context.db.read() as session:
+            return awaiting_receipts(session)
+    except (SQLAlchemyError, StoreError) as exc:
+        log.warning("metrics: SMS receipts pending unavailable: %s", exc)
+        return None
+
+
+def sms_health(context: OpsContext) -> dict[str, Any]:
+    """The `sms` object of /healthz. Its state never makes the node unhealthy: an SMSC that is down or
+    refuses the bind leaves SMS queued (the API keeps accepting), which is what the bind states show."""
+    body: dict[str, Any] = {"configured": context.sms_configured}
+    if not context.sms_configured:
+        return body
+    body["receipts_pending"] = _receipts_pending(context)
+    if context.sms is None:
+        body["node"] = False  # an API-only process: another process binds
+        return body
+    health = context.sms.health()
+    body.update(
+        node=True,
+        binds=[{"mode": b.mode, "state": b.state, **({"reason": b.reason} if b.reason else {})}
+               for b in health.binds],
+        window=health.window, window_in_use=health.window_in_use, in_flight=health.in_flight,
+        throttled=health.stats.throttled)
+    return body
 
 
 def _queue_depth(context: OpsContext) -> int | None:
@@ -169,6 +247,7 @@ def check_health(context: OpsContext) -> tuple[bool, dict[str, Any]]:
         healthy = healthy and up > 0
     if context.worker is not None:
         body["calls_in_progress"] = context.worker.in_flight
+    body["sms"] = sms_health(context)
     return healthy, {"status": "ok" if healthy else "unavailable", **body}
 
 

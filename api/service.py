@@ -41,7 +41,9 @@ from api.errors import (
     GatewayError,
     InvalidParameter,
     InvalidPin,
+    InvalidTxt,
     NoVoiceFile,
+    SmsNotConfigured,
     VoiceFileTooLarge,
     WrongCredentials,
 )
@@ -50,7 +52,7 @@ from api.group_commit import GroupCommit
 from api.job_writer import JobWriter, Outcome
 from api.jobs import Caller, Claim, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
-from api.settings import Settings
+from api.settings import Settings, sms_configured
 from api.throttle import LoginThrottle
 from audio.decode import decode_mono
 from ivr.errors import IvrError
@@ -65,6 +67,7 @@ from ivr.prompt import (
     min_prompt_seconds,
 )
 from sms import gsm
+from sms.errors import TooManyParts
 from store import accounts, blobs, queue, rating
 from store.db import Database
 from store.errors import LeaseLost, StoreError
@@ -222,6 +225,16 @@ def _submitting(
     return submit
 
 
+def sms_parts(text: str, max_parts: int, reference_bits: int = 8) -> int:
+    """The SMS parts `text` takes, or InvalidTxt (511) past `max_parts` (sms.max_parts): refused at
+    submission on every front by the same rule (sms.gsm.count_parts) the sender encodes with, so no text
+    is accepted, and money held, for an SMS that would fail later."""
+    try:
+        return gsm.count_parts(text, max_parts, reference_bits)
+    except TooManyParts as exc:
+        raise InvalidTxt(exc.detail) from None
+
+
 def db_failure(exc: BaseException, writing: bool) -> GatewayError:
     """The gateway error of a driver or pool failure: 508 unreachable/locked/timed out, else 507/504."""
     if isinstance(exc, sa_exc.TimeoutError):
@@ -281,6 +294,12 @@ class Gateway:
             self.write_jobs, max_items=GROUP_COMMIT_JOBS, writers=writers, name="ivrgate-writer",
             weigh=lambda job: max(1, len(job.phones)), max_weight=GROUP_COMMIT_RECIPIENTS,
         )
+
+    @property
+    def write_lock(self) -> AbstractContextManager[object]:
+        """The lock every store write of this gateway's process takes (SQLite's one writer, across the
+        gateway's processes; nothing on PostgreSQL): the SMS sender's writes take it too."""
+        return self._write_lock
 
     @property
     def runs_inline(self) -> bool:
@@ -385,9 +404,7 @@ class Gateway:
         body = check_txt(text, limits.max_sms_chars)
         sender = parse_caller_id(callerid or "", self.settings.phones, sms=True)
         voice_callerid = sender if sender is not None and sender.startswith("+") else None
-        # every part holds a character at least, so len(body) as the cap never refuses: the SMS sender
-        # enforces its own max_parts; here the count prices the reservation
-        parts = gsm.count_parts(body, len(body), self.settings.sms.concat_ref_bits)
+        parts = sms_parts(body, self.settings.sms.max_parts, self.settings.sms.concat_ref_bits)  # the price
         sms = Draft("sms", body, {"tts_fallback": tts_fallback}, sender, parts=parts)
         tts = Draft("tts", body, self._tts_settings(body, "us", "female", 0, False), voice_callerid)
 
@@ -396,7 +413,10 @@ class Gateway:
                 return tts
             return sms
 
-        return Job(caller, self._phones(phones, group), _group(group), draft, self._callback(callback_url))
+        recipients = self._phones(phones, group)
+        if not sms_configured(self.settings):  # after the request's own errors: a service refusal
+            raise SmsNotConfigured("no SMSC is configured (sms.system_id): the SMS could never be sent")
+        return Job(caller, recipients, _group(group), draft, self._callback(callback_url))
 
     def tts_job(
         self,

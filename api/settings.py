@@ -136,10 +136,12 @@ class SmtpSettings:
 
 @dataclass(frozen=True)
 class SmsSettings:
-    """The SMS side of `ivrgate serve` (api/sms_node.py, docs/sms.md): the sender's leases and the
-    answers to incoming keywords. It runs when `sms.system_id` (the SMPP bind) is set."""
+    """The SMS side of `ivrgate serve` and `ivrgate worker` (api/sms_node.py, docs/sms.md): the sender's
+    leases and the answers to incoming keywords. It runs when `sms.system_id` (the SMPP bind) is set."""
 
     enabled: bool = True
+    """Run the SMS node in this process (when `sms.system_id` is set); false: this process only accepts
+    SMS (an API-only node), another one sends them."""
     worker_id: str = ""
     """Names the sender's leases; empty: `<host>:<pid>:sms`. Must differ between live senders."""
     lease_s: float = 60.0
@@ -190,6 +192,21 @@ class SmsSettings:
         return keywords.Replies.from_templates(
             brand=self.brand.strip() or self.orgserver.strip() or host, contact=self.help_contact,
             help=self.help_text, stop=self.stop_reply, start=self.start_reply)
+
+
+def sms_configured(settings: Settings) -> bool:
+    """Whether the deployment sends SMS: an SMSC bind is configured (`sms.system_id`). Every process of
+    the deployment reads the same settings, so an API-only process (`serve --http-processes`, a
+    `serve` with `sms_service.enabled = false` beside a worker that sends) accepts SMS exactly when the
+    process that sends them is configured to; without it SMS submissions are refused (SmsNotConfigured)
+    instead of queued for an SMSC that does not exist."""
+    return bool(settings.sms.system_id)
+
+
+def runs_sms_node(settings: Settings) -> bool:
+    """Whether this process runs the SMS node (the ESME, the sender, incoming SMS): SMS is configured
+    and `sms_service.enabled` (false on API-only processes)."""
+    return sms_configured(settings) and settings.sms_service.enabled
 
 
 class SettingsError(ValueError):

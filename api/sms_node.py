@@ -1,10 +1,12 @@
-"""The SMS side of `ivrgate serve`: the ESME, the SMS sender and the incoming-SMS handler on one loop.
+"""The SMS node of `ivrgate serve` and `ivrgate worker`: the ESME, the SMS sender and the incoming-SMS
+handler on one loop.
 
     async with running_sms(settings, gateway) as node:    # binds to settings.sms, claims queued SMS
         wake_targets.append(node.sender.wake)              # a submission wakes the sender at once
 
 `with_sms(lifespan, ...)` wraps an app lifespan so that the SMS node runs around it whenever
-`sms_configured(settings)` holds (an SMPP system_id is set and `sms_service.enabled`).
+`runs_sms_node(settings)` holds (an SMPP system_id is set and `sms_service.enabled`). Whether SMS are
+accepted at all is `sms_configured(settings)` (api.settings), a rule on the settings only.
 
 The sender's `tts=1` fallback is the Gateway's own `submit_tts`, so a fallback call passes the same
 do-not-call check, pricing and reservation as any submission. The fallback applies to numbers whose line
@@ -28,9 +30,10 @@ from typing import Any
 from api.carrier import can_take_sms
 from api.errors import AccountNotActive, AccountNotFound, GatewayError
 from api.jobs import Caller
+from api.ops import OpsContext
 from api.phones import smpp_e164
 from api.service import Gateway
-from api.settings import Settings
+from api.settings import Settings, runs_sms_node, sms_configured
 from sms.inbound import InboundHandler, InboundOptions
 from sms.sender import FallbackRequest, SenderOptions, SmsSender, TtsFallback
 from sms.smpp import Esme
@@ -50,9 +53,7 @@ class FallbackRefused(GatewayError):
         self.code, self.status_text = code, status_text
 
 
-def sms_configured(settings: Settings) -> bool:
-    """Whether this node sends SMS: an SMPP bind is configured and the SMS service is enabled."""
-    return settings.sms_service.enabled and bool(settings.sms.system_id)
+__all__ = ["SmsNode", "running_sms", "runs_sms_node", "sms_configured", "with_sms"]
 
 
 def caller_of(gateway: Gateway, user_id: int) -> Caller:
@@ -107,7 +108,8 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
         max_parts=smpp.max_parts, use_payload=smpp.use_message_payload, default_source=service.default_source,
         receipt_grace_s=service.receipt_grace_s, receipt_timeout_s=service.receipt_timeout_s,
         packed_gsm=smpp.gsm_packed, concat_ref_bits=smpp.concat_ref_bits)
-    sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now)
+    sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now,
+                       write_lock=gateway.write_lock)
     host = socket.getfqdn()
     replies = service.replies(host)
     if not service.brand.strip():
@@ -125,7 +127,9 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
     await esme.start()
     task = asyncio.create_task(sender.run(), name="sms-sender")
     sweeps = asyncio.create_task(inbound.run_sweeps(), name="sms-mo-sweeps")
-    log.info("SMS node up: SMSC %s:%d as %s", smpp.host, smpp.port, smpp.system_id)
+    loop = type(asyncio.get_running_loop())
+    log.info("SMS node up: SMSC %s:%d as %s (event loop %s.%s)", smpp.host, smpp.port, smpp.system_id,
+             loop.__module__, loop.__qualname__)
     try:
         yield SmsNode(esme, sender, inbound)
     finally:
@@ -140,20 +144,25 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
 
 
 def with_sms(lifespan: Lifespan, settings: Settings, gateway: Gateway,
-             wake_targets: list[Callable[[], None]]) -> Lifespan:
-    """`lifespan` with the SMS node running around it when SMS is configured (else `lifespan` itself);
-    the sender joins `wake_targets`, so every submission wakes it."""
-    if not sms_configured(settings):
+             wake_targets: list[Callable[[], None]], ops: OpsContext | None = None) -> Lifespan:
+    """`lifespan` with the SMS node running around it when this process runs one (else `lifespan`
+    itself); the sender joins `wake_targets`, so every submission wakes it, and its ESME is reported by
+    `ops` (/healthz, /metrics) while it runs."""
+    if not runs_sms_node(settings):
         return lifespan
 
     @asynccontextmanager
     async def wrapped(app: Any) -> AsyncIterator[None]:
         async with running_sms(settings, gateway) as node:
             wake_targets.append(node.sender.wake)
+            if ops is not None:
+                ops.sms = node.esme
             try:
                 async with lifespan(app):
                     yield
             finally:
                 wake_targets.remove(node.sender.wake)
+                if ops is not None:
+                    ops.sms = None
 
     return wrapped

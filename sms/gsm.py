@@ -121,11 +121,16 @@ def _payload_chunks(text: str, reference_bits: int = 8) -> tuple[int, list[bytes
 
 def count_parts(text: str, max_parts: int = 6, reference_bits: int = 8) -> int:
     """How many SMS parts `text` takes (for pricing at submission); raises TooManyParts past `max_parts`.
-    A 16-bit reference leaves a septet (GSM-7) or a character (UCS-2) less per part."""
+    The one cap rule: submission (api.service) and sending (`encode`) both apply it. A 16-bit reference
+    leaves a septet (GSM-7) or a character (UCS-2) less per part."""
     _, chunks, _ = _payload_chunks(text, reference_bits)
-    if len(chunks) > max_parts:
-        raise TooManyParts(f"the text needs {len(chunks)} SMS parts, at most {max_parts} are allowed")
-    return len(chunks)
+    return _capped(len(chunks), max_parts)
+
+
+def _capped(parts: int, max_parts: int) -> int:
+    if parts > max_parts:
+        raise TooManyParts(f"the text needs {parts} SMS parts, at most {max_parts} are allowed")
+    return parts
 
 
 def udh_concat(reference: int, total: int, seq: int, reference_bits: int = 8) -> bytes:
@@ -142,8 +147,7 @@ def encode(text: str, *, reference: int, max_parts: int = 6, use_payload: bool =
     8 or 16 bits of it) when it does not fit one SMS. With `use_payload` the whole text is one part for
     the message_payload TLV (the SMSC splits it); the part cap still counts the SMSs it will become."""
     data_coding, chunks, length = _payload_chunks(text, reference_bits)
-    if len(chunks) > max_parts:
-        raise TooManyParts(f"the text needs {len(chunks)} SMS parts, at most {max_parts} are allowed")
+    _capped(len(chunks), max_parts)
     pack = packed and data_coding == GSM7
     if use_payload:
         whole = b"".join(chunks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sms import pdu
 from sms.errors import BindFailed, PduError
@@ -30,13 +30,30 @@ class LinkOwner(Protocol):
     def on_link_lost(self, link: Link) -> None: ...
 
 
+@runtime_checkable
+class StreamTransport(Protocol):
+    """What a link uses of its transport: the methods every event loop's TCP transport has (asyncio's
+    selector and proactor transports, uvloop's TCPTransport), none of their concrete classes, which
+    differ between loops (uvloop's transport is no `asyncio.Transport`)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
 class Link(asyncio.Protocol):
     """An SMPP session over one TCP connection."""
 
     def __init__(self, owner: LinkOwner, name: str) -> None:
         self.owner = owner
         self.name = name
-        self.transport: asyncio.Transport | None = None
+        self.transport: StreamTransport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.last_heard = 0.0
         self._buffer = bytearray()
@@ -45,11 +62,12 @@ class Link(asyncio.Protocol):
 
     # --- asyncio.Protocol ------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        if not isinstance(transport, StreamTransport):  # structural: any loop's stream transport passes
+            log.error("%s: %s is not a stream transport; closing", self.name, type(transport).__name__)
+            transport.close()
+            return
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _no_delay(transport.get_extra_info("socket"))
         self.last_heard = asyncio.get_running_loop().time()
 
     def data_received(self, data: bytes) -> None:
@@ -148,6 +166,18 @@ class Link(asyncio.Protocol):
         else:
             log.debug("%s: response 0x%08X seq %d matches no request", self.name, response.command_id,
                       response.seq)
+
+
+def _no_delay(sock: Any) -> None:
+    """Send small PDUs at once (asyncio sets TCP_NODELAY itself on TCP sockets, uvloop too; a loop that
+    does not, or a socket-like object without setsockopt, is left as it is)."""
+    setsockopt = getattr(sock, "setsockopt", None)
+    if setsockopt is None:
+        return
+    try:
+        setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as exc:
+        log.debug("TCP_NODELAY not set: %s", exc)
 
 
 def _message_id(response: pdu.Pdu) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -26,7 +27,8 @@ from sms.errors import BindFailed, EsmeStopped, PduError
 from sms.link import Link
 from sms.receipts import ID_FORMS, Incoming, Reassembler, Receipt, is_receipt, parse_receipt
 
-__all__ = ["Esme", "EsmeStats", "Incoming", "OutgoingPart", "Receipt", "SmppSettings"]
+__all__ = ["BindState", "Esme", "EsmeHealth", "EsmeStats", "Incoming", "OutgoingPart", "Receipt",
+           "SmppSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,36 @@ class EsmeStats:
     incoming: int = 0
 
 
+BINDING, BOUND, REFUSED, DOWN = "binding", "bound", "refused", "down"
+BIND_STATES = (BINDING, BOUND, REFUSED, DOWN)
+"""binding: connecting or waiting for the bind's answer; bound; refused: the SMSC answered the bind
+with an error (wrong system_id or password, too many binds); down: no connection (refused, reset,
+timed out, lost). `reason` keeps the last failure while the ESME retries."""
+
+
+@dataclass(frozen=True)
+class BindState:
+    """One bind of the ESME (transceiver, or transmitter and receiver) as /healthz shows it."""
+
+    mode: str
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class EsmeHealth:
+    """What /healthz and /metrics show of an ESME."""
+
+    binds: tuple[BindState, ...]
+    window: int
+    """Parts the ESME may hold at once (settings.window)."""
+    window_in_use: int
+    """Parts held now: queued, in flight, or waiting for their callback."""
+    in_flight: int
+    """submit_sm sent and not yet answered."""
+    stats: EsmeStats
+
+
 @dataclass
 class _Entry:
     part: OutgoingPart
@@ -212,6 +244,8 @@ class Esme:
         self._stopping = False
         self._held = 0
         self._validity = pdu.relative_validity(settings.validity_period)
+        modes = ["transceiver"] if settings.bind == "transceiver" else ["transmitter", "receiver"]
+        self._binds = {mode: BindState(mode, BINDING) for mode in modes}
 
     # --- public surface --------------------------------------------------------------------------------
     @property
@@ -228,6 +262,16 @@ class Esme:
     def held(self) -> int:
         """Parts in the ESME's hands: queued, in flight, or waiting for their callback."""
         return self._held
+
+    def health(self) -> EsmeHealth:
+        """Each bind's state, the window in use and the counters (for /healthz and /metrics)."""
+        return EsmeHealth(tuple(self._binds.values()), self.settings.window, self._held, len(self._in_flight),
+                          dataclasses.replace(self.stats))
+
+    def _bind_state(self, mode: str, state: str, reason: str | None = None) -> None:
+        """Record a bind's new state; without `reason` the last failure's stays (shown while retrying)."""
+        kept = self._binds[mode].reason if reason is None else reason
+        self._binds[mode] = BindState(mode, state, "" if state == BOUND else kept)
 
     async def start(self) -> None:
         """Start connecting (in the background: submit() works at once and waits for the bind)."""
@@ -286,6 +330,8 @@ class Esme:
             self._links, self._tx = links, links[0]
             self._wake.set()
             await asyncio.wait([link.closed for link in links], return_when=asyncio.FIRST_COMPLETED)
+            for mode in self._binds:
+                self._bind_state(mode, DOWN, "connection lost")
             self._drop_links()
 
     async def _connect(self) -> list[Link]:
@@ -295,24 +341,40 @@ class Esme:
             for mode in modes:
                 links.append(await self._open(mode))
         except BaseException:
-            for link in links:
+            for link, mode in zip(links, modes, strict=False):
                 link.abort()
+                self._bind_state(mode, DOWN, f"closed: the {modes[len(links)]} bind failed")
             raise
         return links
 
     async def _open(self, mode: str) -> Link:
         s = self.settings
         loop = asyncio.get_running_loop()
-        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that meets the
-        # connection completing, and stop() then waited for ever on a supervisor that went on retrying
-        async with asyncio.timeout(s.response_timeout_s):
-            _, link = await loop.create_connection(lambda: Link(self, f"smpp-{mode}"), s.host, s.port)
+        self._bind_state(mode, BINDING)
+        try:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that meets
+            # the connection completing, and stop() then waited for ever on a supervisor that went on
+            # retrying
+            async with asyncio.timeout(s.response_timeout_s):
+                _, link = await loop.create_connection(lambda: Link(self, f"smpp-{mode}"), s.host, s.port)
+        except (OSError, TimeoutError) as exc:
+            self._bind_state(mode, DOWN, f"connecting to {s.host}:{s.port}: {exc or type(exc).__name__}")
+            raise
         try:
             system_id = await link.bind(mode, pdu.Bind(s.system_id, s.password, s.system_type),
                                         s.response_timeout_s)
+        except BindFailed as exc:
+            self._bind_state(mode, REFUSED, str(exc))
+            link.abort()
+            raise
+        except (OSError, TimeoutError, PduError) as exc:
+            self._bind_state(mode, DOWN, f"bind_{mode} unanswered: {exc or type(exc).__name__}")
+            link.abort()
+            raise
         except BaseException:
             link.abort()
             raise
+        self._bind_state(mode, BOUND)
         log.info("bound %s to %s:%d (%s)", mode, s.host, s.port, system_id)
         return link
 

@@ -423,6 +423,14 @@ def await_receipt(
     return message
 
 
+def awaiting_receipts(session: Session) -> int:
+    """SMS messages the SMSC accepted and whose final receipt has not arrived (for /healthz, /metrics)."""
+    count = session.scalar(select(func.count()).select_from(Message).where(
+        Message.finished_at.is_(None), Message.kind == MessageKind.SMS.value,
+        Message.status_code == SENT_TO_SMSC[0]))
+    return int(count or 0)
+
+
 def find_by_smsc_id(session: Session, smsc_id: str) -> SmsPart | None:
     """The SMS part an SMSC message ID (from a delivery receipt) belongs to."""
     return session.scalar(select(SmsPart).where(SmsPart.smsc_id == smsc_id).limit(1))

@@ -43,7 +43,7 @@ from api.commands.user import open_store
 from api.errors import GatewayError, StartupFailed
 from api.logging_setup import configure_logging
 from api.phones import sip_uri
-from api.settings import ServerSettings, Settings
+from api.settings import ServerSettings, Settings, runs_sms_node, sms_configured
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,20 @@ class Server(uvicorn.Server):
             raise StartupFailed(failure or "the application did not start (see the log above)")
 
 
+SMS_NOT_CONFIGURED = (
+    "SMS is not configured: no SMSC is set (IVRGATE_SMS__SYSTEM_ID, with IVRGATE_SMS__HOST and "
+    "IVRGATE_SMS__PASSWORD), so SMS submissions (matrix, v1, SMTP, GUI) are refused with "
+    "500 ERROR: SMS NOT CONFIGURED and nothing is charged; docs/sms.md explains the setup")
+
+
+def log_sms_setup(settings: Settings) -> None:
+    """Say once, at start-up, in plain words, that SMS will be refused when no SMSC is configured."""
+    if not sms_configured(settings):
+        log.warning(SMS_NOT_CONFIGURED)
+    elif not runs_sms_node(settings):
+        log.info("SMS accepted here and sent by another node (sms_service.enabled is false)")
+
+
 def server_config(settings: Settings) -> uvicorn.Config:
     """uvicorn's configuration: our logging (log_config=None), HTTPS when a certificate is set."""
     from api.app import create_app  # FastAPI and the routers load only when serving
@@ -391,6 +405,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     level = "DEBUG" if args.verbose >= 2 else settings.server.log_level
     configure_logging(settings.server.log_format, level)
     check_startup(settings)
+    log_sms_setup(settings)
     with http_socket(settings) as sock:
         open_store(settings).dispose()  # migrations, before anything serves
         port = sock.getsockname()[1]

@@ -38,6 +38,7 @@ _BY_TEXT: dict[str, int] = {
     "ERROR: IDEMPOTENCY KEY REUSED": 409,
     "ERROR: VOICE FILE TOO LARGE": 413,
     "ERROR: TTS ENGINE UNAVAILABLE": 503,
+    "ERROR: SMS NOT CONFIGURED": 503,
 }
 _BY_CODE: dict[int, int] = {
     404: 404,

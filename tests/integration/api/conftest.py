@@ -24,6 +24,7 @@ from store import accounts, ledger, lists, rating
 from store.db import Database
 from store.models import Account, Blob, LedgerEntry, Message, MessageEvent, Role
 from tests.integration.fetch.server import Server, serve
+from tests.integration.sms_settings import smsc_elsewhere
 from tests.integration.store.conftest import (  # noqa: F401  (fixtures)
     db,
     pg_cluster,
@@ -97,7 +98,7 @@ def world(db: Database, hasher: PasswordHasher) -> World:  # noqa: F811
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, fetch=FetchSettings(allow_private=True))
+    return smsc_elsewhere(Settings(data_dir=tmp_path, fetch=FetchSettings(allow_private=True)))
 
 
 @pytest.fixture

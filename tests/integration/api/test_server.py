@@ -45,7 +45,9 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     seed(database, PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
     database.dispose()
     port = free_tcp_port()
-    env = {**os.environ, "IVRGATE_DATA_DIR": str(data), "IVRGATE_FETCH__ALLOW_PRIVATE": "true"}
+    # an API process of a deployment with an SMSC that another process binds to: SMS are accepted
+    env = {**os.environ, "IVRGATE_DATA_DIR": str(data), "IVRGATE_FETCH__ALLOW_PRIVATE": "true",
+           "IVRGATE_SMS__SYSTEM_ID": "ivrgate", "IVRGATE_SMS_SERVICE__ENABLED": "false"}
     env.pop("IVRGATE_DATABASE_URL", None)
     process = subprocess.Popen(
         [

@@ -127,7 +127,7 @@ def gw(request: pytest.FixtureRequest, tmp_path: Path, smsc: Smsc, receiver: Rec
         sms_service=SmsSettings(**service),
         callbacks=CallbackSettings(allow_private=True, secret="s" * 40),
     )
-    app = create_app(settings)
+    app = create_app(settings, with_callbacks=False)  # the tests send the outbox themselves
     with TestClient(app, raise_server_exceptions=False) as client:
         smsc.wait_receiver()  # the SMS node binds in the background once the app has started
         yield Gw(client, app.state.gateway, smsc, receiver, settings)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from api.service import Gateway
-from api.settings import Settings, SmtpSettings
+from api.settings import Settings, SmtpSettings, sms_configured
 from api.smtp import running_smtp
 from store.db import Database
 from store.models import Message
+from tests.integration.sms_settings import smsc_elsewhere
 from tests.integration.worker.conftest import (  # fixtures re-exported for this directory
     BALANCE,
     PhoneProcess,
@@ -83,9 +84,15 @@ class Running:
 
 
 @contextmanager
-def serving(settings: Settings, db: Database, *, with_worker: bool = False) -> Iterator[Running]:
+def serving(settings: Settings, db: Database, *, with_worker: bool = False,
+            smsc: bool = True, runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run,
+            ) -> Iterator[Running]:
     """Run running_smtp (and, with_worker, running_worker woken by every submission) on a loop in a
-    thread; stop both at the end."""
+    thread (`runner`: asyncio.run, or uvloop.run as `serve` runs it); stop both at the end. With `smsc` the
+    deployment has an SMSC that another process binds to (smsc_elsewhere), so SMS are accepted;
+    without it they are refused (SMS NOT CONFIGURED)."""
+    if smsc and not sms_configured(settings):
+        settings = smsc_elsewhere(settings)
     ready = threading.Event()
     found: dict[str, Any] = {}
     targets: list[Callable[[], None]] = []
@@ -117,7 +124,7 @@ def serving(settings: Settings, db: Database, *, with_worker: bool = False) -> I
 
     def run() -> None:
         try:
-            asyncio.run(main())
+            runner(main())
         except BaseException as exc:  # reported to the test below
             errors.append(exc)
 

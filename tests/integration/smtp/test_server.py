@@ -110,7 +110,9 @@ def test_serve_starts_the_smtp_gateway(tmp_path: Path) -> None:
     ivrgate(data, "user", "add", USERNAME, "--password", "mypass883", "--credit", "10.00")
     ivrgate(data, "rates", "import", str(ROOT / "samples" / "rates.csv"))
     smtp_port = free_tcp_port()
-    env = clean_env(IVRGATE_SMTP__PORT=str(smtp_port))
+    # an SMSC that another node binds to (this serve only accepts): the SMS example is accepted
+    env = clean_env(IVRGATE_SMTP__PORT=str(smtp_port), IVRGATE_SMS__SYSTEM_ID="ivrgate",
+                    IVRGATE_SMS_SERVICE__ENABLED="false")
     log = tmp_path / "serve.log"
     with log.open("w") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "api", "--data", str(data), "serve", "--no-worker",

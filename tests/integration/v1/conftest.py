@@ -21,6 +21,7 @@ from ivr.settings import FetchSettings
 from store import accounts, ledger, rating
 from store.db import Database
 from store.models import Account, Role
+from tests.integration.sms_settings import smsc_elsewhere
 from tests.integration.store.conftest import migrated_database, pg_cluster, pg_template, sqlite_template
 
 __all__ = ["pg_cluster", "pg_template", "sqlite_template"]
@@ -94,7 +95,7 @@ def _login(db: Database, now: dt.datetime, username: str, role: Role, parent_id:
 @pytest.fixture
 def api(db: Database, tmp_path: Path) -> Iterator[Api]:
     clock = Clock()
-    settings = Settings(data_dir=tmp_path / "data", fetch=FetchSettings(allow_private=True))
+    settings = smsc_elsewhere(Settings(data_dir=tmp_path / "data", fetch=FetchSettings(allow_private=True)))
     gateway = Gateway(settings, db, now=clock)
     now = clock()
     with db.transaction() as session:

@@ -129,7 +129,8 @@ def test_health_and_metrics_of_a_database(tmp_path: Path) -> None:
     try:
         context = OpsContext(db, metrics=Metrics(), pool=Engines([11, None]), now=lambda: NOW)
         healthy, body = check_health(context)
-        assert healthy and body == {"status": "ok", "database": "ok", "engines": {"up": 1, "total": 2}}
+        assert healthy and body == {"status": "ok", "database": "ok", "engines": {"up": 1, "total": 2},
+                                    "sms": {"configured": False}}
         context.pool = Engines([None, None])
         assert check_health(context)[0] is False
         text = context.metrics.render().decode()

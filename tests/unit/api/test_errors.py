@@ -28,6 +28,7 @@ SEED_TABLE = [
     (errors.InvalidCallerId, 500, "ERROR: INVALID CALLERID"),
     (errors.GroupNotFound, 500, "ERROR: GROUP NOT FOUND"),
     (errors.InvalidTrunkTemplate, 500, "ERROR: INVALID TRUNK SETTINGS"),
+    (errors.SmsNotConfigured, 500, "ERROR: SMS NOT CONFIGURED"),
     (errors.DoNotCall, 502, "PIN IN DO NOT CALL DATABASE"),
     (errors.InsufficientBalance, 503, "INSUFFICIENT BALANCE"),
     (errors.SpendingLimitReached, 503, "INSUFFICIENT BALANCE"),
