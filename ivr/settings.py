@@ -58,6 +58,12 @@ class SipSettings:
     """Hang up an answered call after this long without RTP from the far end (0: never)."""
     inband_dtmf: str = "auto"
     """auto (when no telephone-event was negotiated) | always | never."""
+    inband_fallback: bool = False
+    """With inband_dtmf auto: detect in-band tones even when telephone-event was negotiated, until the
+    call's first RFC 4733 digit (for trunks that negotiate telephone-event and never send it)."""
+    telephone_event_pt: int = 101
+    """Payload type our offer gives telephone-event (RFC 4733): 101, what most carriers use; 96-127,
+    or 0 for pjsua's own choice (120 with the default codecs)."""
     log_level: int = 1
     """pjsip's own log level (0-6) into our logging."""
 

@@ -1,0 +1,53 @@
+"""run_call through a real engine pool when the far end changes or refuses the media (issue 12):
+re-INVITEs (hold/resume, PCMA, a new port), and after each the same pool serves a normal call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import Calls, Sipp, answered_text, kinds
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+REINVITES = ["uas_hold_resume.xml", "uas_reinvite_pcma.xml", "uas_reinvite_port.xml"]
+
+
+@pytest.mark.parametrize("scenario", REINVITES)
+def test_prompt_ends_after_a_reinvite(calls: Calls, sipp: Callable[..., Sipp], prompts: dict[str, Path],
+                                      scenario: str) -> None:
+    """No response asked: the call ends when the prompt has played (it never did before the fix: the
+    player stayed on the old stream and the call ran to max_call_s)."""
+    peer = sipp(scenario)
+    report = calls.call(peer.uri, prompts["short"], response=False)
+    outcome = report.outcome
+    assert (outcome.code, outcome.sip_code, outcome.digit) == (200, 200, None)
+    assert outcome.text == f"Voice call answered, duration {outcome.duration_s} seconds."
+    assert report.flow is not None and report.flow.reason == "played"
+    assert kinds(report).count("media") >= 2  # the answer and the re-INVITE(s)
+    assert kinds(report).count("playback_done") == 1
+    assert peer.wait(15) == 0, peer.errors()
+    assert calls.pool.in_use == 0
+
+
+@pytest.mark.parametrize("scenario", REINVITES)
+def test_digit_after_a_reinvite(calls: Calls, sipp: Callable[..., Sipp], prompts: dict[str, Path],
+                                scenario: str) -> None:
+    peer = sipp(scenario)
+    report = calls.call(peer.uri, prompts["main"], response=True)
+    assert answered_text(report) == (report.outcome.duration_s, "1")
+    medias = [e for e in report.timeline if e.kind == "media"]
+    digit = next(e for e in report.timeline if e.kind == "digit")
+    assert digit.detail == "1 rfc4733" and digit.at_s > medias[-1].at_s
+    assert peer.wait(15) == 0, peer.errors()
+
+
+def test_carrier_payload_type_101(calls: Calls, sipp: Callable[..., Sipp], prompts: dict[str, Path]) -> None:
+    """The callee answers telephone-event 101 and sends 101: the key is the response (before issue 12
+    it was dropped and the call ended 'No response')."""
+    peer = sipp("uas_rfc4733_pt101.xml")
+    report = calls.call(peer.uri, prompts["main"], response=True)
+    assert answered_text(report) == (report.outcome.duration_s, "1")
+    assert next(e for e in report.timeline if e.kind == "digit").detail == "1 rfc4733"
+    assert peer.wait(15) == 0, peer.errors()
