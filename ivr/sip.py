@@ -100,6 +100,10 @@ class _Leg:
     started: float
     call_id: str = ""
     answered: bool = False
+    confirmed: tuple[int, str] | None = None
+    """(SIP code, remote URI) once the dialog is confirmed: 'answered' waits for `negotiated` too."""
+    negotiated: bool = False
+    """An offer/answer succeeded (pjsua reported the call's media at least once)."""
     media: CallMedia | None = None
     telephone_event: bool | None = None
     rfc4733_heard: bool = False
@@ -552,12 +556,21 @@ class SipUserAgent:
         state, code = info.state, int(info.lastStatusCode)
         if state == pj.PJSIP_INV_STATE_EARLY and leg.outgoing:
             self._emit(leg.ref, "ringing", sip_code=code, call_id=leg.call_id)
-        elif state == pj.PJSIP_INV_STATE_CONFIRMED and not leg.answered:
-            leg.answered = True
-            self._emit(leg.ref, "answered", sip_code=code if leg.outgoing else 200, call_id=leg.call_id,
-                       remote_uri=str(info.remoteUri))
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and not leg.answered and not leg.confirmed:
+            leg.confirmed = (code if leg.outgoing else 200, str(info.remoteUri))
+            if leg.negotiated or not leg.outgoing:
+                self._answered(leg)
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._on_disconnected(leg, code, str(info.lastReason))
+
+    def _answered(self, leg: _Leg) -> None:
+        """Report the answer once the dialog is confirmed *and* its media negotiated: a 2xx whose SDP
+        has no codec in common is confirmed for an instant and then ended by pjsua (415, 'SDP
+        negotiation failed'); it is not an answered call (issue 12)."""
+        assert leg.confirmed is not None
+        code, remote = leg.confirmed
+        leg.answered = True
+        self._emit(leg.ref, "answered", sip_code=code, call_id=leg.call_id, remote_uri=remote)
 
     def _on_disconnected(self, leg: _Leg, code: int, reason: str) -> None:
         self._detach_media(leg)
@@ -582,6 +595,9 @@ class SipUserAgent:
         audio = audio_state(call)
         if audio is None:
             return
+        leg.negotiated = True
+        if leg.confirmed is not None and not leg.answered:
+            self._answered(leg)
         was_held = leg.held
         leg.held = not audio.receiving or audio.status != pj.PJSUA_CALL_MEDIA_ACTIVE
         if was_held and not leg.held:

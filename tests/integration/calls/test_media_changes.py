@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Calls, Sipp, answered_text, kinds
+from .conftest import Calls, Sipp, answered_text, kinds, normal_call_works
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 REINVITES = ["uas_hold_resume.xml", "uas_reinvite_pcma.xml", "uas_reinvite_port.xml"]
@@ -51,3 +51,16 @@ def test_carrier_payload_type_101(calls: Calls, sipp: Callable[..., Sipp], promp
     assert answered_text(report) == (report.outcome.duration_s, "1")
     assert next(e for e in report.timeline if e.kind == "digit").detail == "1 rfc4733"
     assert peer.wait(15) == 0, peer.errors()
+
+
+def test_no_common_codec_fails_415(calls: Calls, sipp: Callable[..., Sipp], prompts: dict[str, Path]) -> None:
+    """A 200 with only G.729: 'Call failed (SIP 415)' like any SDP pjsua refuses (docs/calls.md), not
+    answered, so not charged (before issue 12: 'answered, duration 0 seconds. No response')."""
+    peer = sipp("uas_no_common_codec.xml")
+    report = calls.call(peer.uri, prompts["main"], response=True)
+    outcome = report.outcome
+    assert (outcome.code, outcome.text, outcome.sip_code, outcome.answered, outcome.duration_s) == (
+        603, "Call failed (SIP 415)", 415, False, 0)
+    assert "answered" not in kinds(report) and "play" not in kinds(report)
+    assert peer.wait(15) == 0, peer.errors()
+    normal_call_works(calls, sipp, prompts["short"])
