@@ -55,3 +55,32 @@ def test_hold_pauses_the_prompt(make_ua: Callable[..., Agent], sipp: Callable[..
     agent.ua.hangup("c1")
     agent.log.wait("c1", "disconnected")
     assert peer.wait() == 0, peer.errors()
+
+
+def test_inactive_hold_longer_than_the_rtp_timeout(make_ua: Callable[..., Agent],
+                                                   sipp: Callable[..., Sipp], tmp_path: Path) -> None:
+    """a=inactive for 4 s with a 2 s RTP timeout: the timeout is suspended while the media brings no
+    RTP (before issue 12 the call was hung up as 'no RTP'), and the digit after the resume counts."""
+    agent, peer = make_ua(rtp_timeout_s=2.0), sipp("uas_hold_inactive.xml")
+    agent.ua.call("c1", peer.uri)
+    medias = agent.log.wait("c1", "media", count=3, timeout=15)
+    assert [m.reason for m in medias] == ["", "inactive", ""]
+    digit = agent.log.wait("c1", "digit")[0]
+    assert (digit.digit, digit.source) == ("1", "rfc4733")
+    assert not agent.log.of("c1", "disconnected")
+    agent.ua.hangup("c1")
+    gone = agent.log.wait("c1", "disconnected")[0]
+    assert (gone.sip_code, gone.reason) == (200, "OK")
+    assert peer.wait() == 0, peer.errors()
+
+
+def test_rtp_timeout_still_ends_a_silent_resumed_call(make_ua: Callable[..., Agent],
+                                                      sipp: Callable[..., Sipp]) -> None:
+    """After the resume the timeout runs again: the far end sends its digit and then nothing, so the
+    call ends as 'no RTP' one timeout after the last packet."""
+    agent, peer = make_ua(rtp_timeout_s=2.0), sipp("uas_hold_inactive.xml")
+    agent.ua.call("c1", peer.uri)
+    agent.log.wait("c1", "digit", timeout=15)
+    gone = agent.log.wait("c1", "disconnected", timeout=15)[0]
+    assert gone.reason == "no RTP"
+    assert peer.wait() == 0, peer.errors()
