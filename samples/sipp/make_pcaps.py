@@ -15,6 +15,10 @@
 - pcap/inband_alaw_<key>.pcap: the same tone in G.711 A-law (payload type 8), for calls switched
   to PCMA.
 
+- pcap/g722_tone.pcap: G.722 RTP (payload type 9) of a 440 Hz sine, amplitude 8000 (-12.3 dBFS),
+  2 s, encoded by ffmpeg (an encoder independent of pjmedia's), for the G.722 level test; written
+  only when ffmpeg is installed.
+
 Needs numpy and ivrgate's audio.g711 (pip install -e . from the repository root).
 """
 
@@ -23,7 +27,9 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +103,25 @@ def inband_pcap(key: str, alaw: bool = False) -> bytes:
     return rtp_pcap([codes[i:i + FRAME] for i in range(0, len(codes), FRAME)], 8 if alaw else 0)
 
 
+G722_TONE_HZ = 440.0
+G722_TONE_AMPLITUDE = 8000
+G722_TONE_S = 2.0
+
+
+def g722_tone_pcap() -> bytes | None:
+    """The G.722 tone capture (ffmpeg encodes 16 kHz PCM into 160-byte 20 ms payloads), or None
+    without ffmpeg."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return None
+    t = np.arange(int(16000 * G722_TONE_S)) / 16000
+    pcm = np.round(G722_TONE_AMPLITUDE * np.sin(2 * np.pi * G722_TONE_HZ * t)).astype("<i2")
+    command = [ffmpeg, "-v", "error", "-f", "s16le", "-ar", "16000", "-ac", "1", "-i", "pipe:",
+               "-f", "g722", "pipe:"]
+    encoded = subprocess.run(command, input=pcm.tobytes(), capture_output=True, check=True).stdout
+    return rtp_pcap([encoded[i:i + FRAME] for i in range(0, len(encoded), FRAME)], 9)
+
+
 def write_all(out_dir: Path, payload_type: int = CARRIER_PT) -> list[Path]:
     """Write every capture into out_dir; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,6 +138,11 @@ def write_all(out_dir: Path, payload_type: int = CARRIER_PT) -> list[Path]:
             dst = out_dir / name
             dst.write_bytes(inband_pcap(key, alaw))
             written.append(dst)
+    g722 = g722_tone_pcap()
+    if g722 is not None:
+        dst = out_dir / "g722_tone.pcap"
+        dst.write_bytes(g722)
+        written.append(dst)
     return written
 
 
