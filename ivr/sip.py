@@ -106,6 +106,10 @@ class _Leg:
     """An offer/answer succeeded (pjsua reported the call's media at least once)."""
     media: CallMedia | None = None
     telephone_event: bool | None = None
+    event_pt: int = 0
+    """telephone-event type for this call's later offers (the answer's, when it differed from ours)."""
+    pending_reinvite: bool = False
+    """A re-INVITE offering `event_pt` waits for the answer."""
     rfc4733_heard: bool = False
     """An RFC 4733 digit arrived on this call (ends the in-band fallback)."""
     held: bool = False
@@ -133,7 +137,8 @@ class _Call(pj.Call):  # type: ignore[misc]
 
     def onCallSdpCreated(self, prm: Any) -> None:
         if not str(prm.remSdp.wholeSdp):  # our offer (an answer keeps the offer's payload types)
-            pt = self.ua.settings.telephone_event_pt
+            leg = self.ua._leg_of(self)
+            pt = (leg.event_pt if leg is not None else 0) or self.ua.settings.telephone_event_pt
             sdp = str(prm.sdp.wholeSdp)
             edited = offer_telephone_event_pt(sdp, pt)
             if edited != sdp:
@@ -563,6 +568,24 @@ class SipUserAgent:
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._on_disconnected(leg, code, str(info.lastReason))
 
+    def _realign_event_pt(self, leg: _Leg, rx_pt: int, tx_pt: int) -> None:
+        """The answer named another telephone-event type than our offer: pjmedia would receive events
+        only on ours while the far end sends on its own. Offer its type once more, by a re-INVITE as
+        soon as the call is answered; its answer then makes both types the same (once per call)."""
+        if not leg.outgoing or leg.event_pt or rx_pt <= 0 or tx_pt <= 0 or rx_pt == tx_pt:
+            return
+        leg.event_pt = tx_pt
+        log.info("call %s: answer has telephone-event %d, not our %d: re-offering %d", leg.ref, tx_pt,
+                 rx_pt, tx_pt)
+        if leg.answered:
+            self._commands.put(lambda: self._with_leg(leg.ref, self._reinvite))
+        else:
+            leg.pending_reinvite = True
+
+    def _reinvite(self, leg: _Leg) -> None:
+        leg.pending_reinvite = False
+        leg.call.reinvite(pj.CallOpParam(True))
+
     def _answered(self, leg: _Leg) -> None:
         """Report the answer once the dialog is confirmed *and* its media negotiated: a 2xx whose SDP
         has no codec in common is confirmed for an instant and then ended by pjsua (415, 'SDP
@@ -571,6 +594,8 @@ class SipUserAgent:
         code, remote = leg.confirmed
         leg.answered = True
         self._emit(leg.ref, "answered", sip_code=code, call_id=leg.call_id, remote_uri=remote)
+        if leg.pending_reinvite:
+            self._commands.put(lambda: self._with_leg(leg.ref, self._reinvite))
 
     def _on_disconnected(self, leg: _Leg, code: int, reason: str) -> None:
         self._detach_media(leg)
@@ -613,6 +638,7 @@ class SipUserAgent:
             leg.media = CallMedia(leg.ref, audio.stream, self._media_q, self._reaper)
         leg.media.attach(audio.stream, sending=audio.sending)
         leg.telephone_event = audio.telephone_event
+        self._realign_event_pt(leg, audio.rx_event_pt, audio.tx_event_pt)
         self._emit(leg.ref, "media", call_id=leg.call_id, telephone_event=leg.telephone_event,
                    reason=audio.describe())
         if not leg.media.detecting and self._wants_inband(leg):

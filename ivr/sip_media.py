@@ -355,8 +355,15 @@ class AudioState:
     """pjmedia_dir of the stream: ENCODING (we send), DECODING (we receive), both, or NONE."""
     stream: Any
     """The stream's AudioMedia in the bridge; None when there is no stream (a=inactive, port 0)."""
-    telephone_event: bool
-    """RFC 4733 telephone-event was negotiated."""
+    rx_event_pt: int = -1
+    """Payload type pjmedia receives telephone-events on (our offer's; -1: none)."""
+    tx_event_pt: int = -1
+    """Payload type it sends them with (the answer's; -1: none)."""
+
+    @property
+    def telephone_event(self) -> bool:
+        """RFC 4733 telephone-event was negotiated."""
+        return self.rx_event_pt > 0 or self.tx_event_pt > 0
 
     @property
     def sending(self) -> bool:
@@ -382,7 +389,7 @@ def audio_state(call: Any) -> AudioState | None:
         index, media = next((i, m) for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO)
         status, direction = int(media.status), int(media.dir)
         if int(media.audioConfSlot) < 0 or direction == pj.PJMEDIA_DIR_NONE:
-            return AudioState(status, pj.PJMEDIA_DIR_NONE, None, False)
+            return AudioState(status, pj.PJMEDIA_DIR_NONE, None)
         stream = call.getAudioMedia(index)
         stream_info = call.getStreamInfo(index)
     except (pj.Error, StopIteration):
@@ -390,7 +397,7 @@ def audio_state(call: Any) -> AudioState | None:
     rx_pt, tx_pt = int(stream_info.audRxEventPt), int(stream_info.audTxEventPt)
     log.debug("audio: %s, status %d, dir %d, telephone-event rx %d tx %d", stream_info.codecName,
               status, direction, rx_pt, tx_pt)
-    return AudioState(status, direction, stream, rx_pt > 0 or tx_pt > 0)
+    return AudioState(status, direction, stream, rx_pt, tx_pt)
 
 
 class CallMedia:

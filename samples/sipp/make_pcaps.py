@@ -6,8 +6,9 @@
   payload type set to --pt: the type ivrgate offers (`sip.telephone_event_pt`, 101 by default;
   pjsua's own choice, with telephone_event_pt = 0, is 120 for the default codecs), which the
   scenarios echo in their answer.
-- pcap/dtmf_pt101_2833_<key>.pcap: the same events on payload type 101 whatever --pt says, for
-  callees that answer telephone-event 101 (and send it) to an offer of another type.
+- pcap/dtmf_pt101_2833_<key>.pcap, pcap/dtmf_pt96_2833_<key>.pcap: the same events on payload
+  type 101 (96) whatever --pt says, for callees that answer telephone-event with their own type (and
+  send it) to an offer of another type.
 - pcap/inband_<key>.pcap: G.711 mu-law RTP (payload type 0) carrying the key's DTMF tone
   pair (120 ms at -10 dBm0 per tone, 200 ms of silence before, 400 ms after), for trunks
   that send key presses only in the audio. Debian's SIPp 3.6.1 cannot stream WAV files, so
@@ -45,6 +46,8 @@ SIPTESTER_DIR = "/usr/share/sip-tester"
 FULL_SCALE_DBM0 = 3.14
 CARRIER_PT = 101
 """The telephone-event payload type most carriers answer with and send, whatever was offered."""
+FIXED_PTS = (CARRIER_PT, 96)
+"""Types of the pcap/dtmf_pt<N>_2833_* copies, for callees that answer and send their own type."""
 """A full-scale mu-law sine is +3.14 dBm0."""
 
 
@@ -130,9 +133,10 @@ def write_all(out_dir: Path, payload_type: int = CARRIER_PT) -> list[Path]:
         dst = out_dir / os.path.basename(src)
         rewrite_2833(Path(src), dst, payload_type)
         written.append(dst)
-        dst = out_dir / os.path.basename(src).replace("dtmf_", f"dtmf_pt{CARRIER_PT}_")
-        rewrite_2833(Path(src), dst, CARRIER_PT)
-        written.append(dst)
+        for fixed in FIXED_PTS:
+            dst = out_dir / os.path.basename(src).replace("dtmf_", f"dtmf_pt{fixed}_")
+            rewrite_2833(Path(src), dst, fixed)
+            written.append(dst)
     for key in "0123456789":
         for name, alaw in ((f"inband_{key}.pcap", False), (f"inband_alaw_{key}.pcap", True)):
             dst = out_dir / name

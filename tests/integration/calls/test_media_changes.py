@@ -43,10 +43,12 @@ def test_digit_after_a_reinvite(calls: Calls, sipp: Callable[..., Sipp], prompts
     assert peer.wait(15) == 0, peer.errors()
 
 
-def test_carrier_payload_type_101(calls: Calls, sipp: Callable[..., Sipp], prompts: dict[str, Path]) -> None:
-    """The callee answers telephone-event 101 and sends 101: the key is the response (before issue 12
-    it was dropped and the call ended 'No response')."""
-    peer = sipp("uas_rfc4733_pt101.xml")
+@pytest.mark.parametrize("scenario", ["uas_rfc4733_pt101.xml", "uas_rfc4733_pt96.xml"])
+def test_answer_payload_type(calls: Calls, sipp: Callable[..., Sipp], prompts: dict[str, Path],
+                             scenario: str) -> None:
+    """The callee answers telephone-event 101 (or 96, then we re-INVITE offering 96) and sends on it:
+    the key is the response (before issue 12 it was dropped and the call ended 'No response')."""
+    peer = sipp(scenario)
     report = calls.call(peer.uri, prompts["main"], response=True)
     assert answered_text(report) == (report.outcome.duration_s, "1")
     assert next(e for e in report.timeline if e.kind == "digit").detail == "1 rfc4733"
