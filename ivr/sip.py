@@ -569,10 +569,15 @@ class SipUserAgent:
             self._on_disconnected(leg, code, str(info.lastReason))
 
     def _realign_event_pt(self, leg: _Leg, rx_pt: int, tx_pt: int) -> None:
-        """The answer named another telephone-event type than our offer: pjmedia would receive events
-        only on ours while the far end sends on its own. Offer its type once more, by a re-INVITE as
-        soon as the call is answered; its answer then makes both types the same (once per call)."""
+        """The answer named another telephone-event type than our offer: pjmedia receives events only
+        on ours. RFC 3264 has the far end send on ours, but some send on their own: with
+        `telephone_event_realign`, offer its type once more by a re-INVITE as soon as the call is
+        answered; its answer then makes both types the same (once per call). Off by default: a
+        compliant peer needs no re-INVITE, and a brittle one may drop the call over it."""
         if not leg.outgoing or leg.event_pt or rx_pt <= 0 or tx_pt <= 0 or rx_pt == tx_pt:
+            return
+        if not self.settings.telephone_event_realign:
+            log.debug("call %s: answer has telephone-event %d, ours is %d", leg.ref, tx_pt, rx_pt)
             return
         leg.event_pt = tx_pt
         log.info("call %s: answer has telephone-event %d, not our %d: re-offering %d", leg.ref, tx_pt,

@@ -3,15 +3,32 @@ re-INVITEs (hold/resume, PCMA, a new port), and after each the same pool serves 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import Calls, Sipp, answered_text, kinds, normal_call_works
+from .conftest import (
+    Calls,
+    Sipp,
+    answered_text,
+    kinds,
+    normal_call_works,
+    pool_settings,
+    start_pool,
+    stop_pool,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 REINVITES = ["uas_hold_resume.xml", "uas_reinvite_pcma.xml", "uas_reinvite_port.xml"]
+
+
+@pytest.fixture(scope="module")
+def calls() -> Iterator[Calls]:
+    """Two engines, as conftest's, with sip.telephone_event_realign on (for uas_rfc4733_pt96.xml)."""
+    running = start_pool(pool_settings(2, ring_timeout_s=3.0, telephone_event_realign=True))
+    yield running
+    stop_pool(running)
 
 
 @pytest.mark.parametrize("scenario", REINVITES)
@@ -46,7 +63,8 @@ def test_digit_after_a_reinvite(calls: Calls, sipp: Callable[..., Sipp], prompts
 @pytest.mark.parametrize("scenario", ["uas_rfc4733_pt101.xml", "uas_rfc4733_pt96.xml"])
 def test_answer_payload_type(calls: Calls, sipp: Callable[..., Sipp], prompts: dict[str, Path],
                              scenario: str) -> None:
-    """The callee answers telephone-event 101 (or 96, then we re-INVITE offering 96) and sends on it:
+    """The callee answers telephone-event 101 (or 96, then we re-INVITE offering 96: this module's
+    pool has telephone_event_realign) and sends on it:
     the key is the response (before issue 12 it was dropped and the call ended 'No response')."""
     peer = sipp(scenario)
     report = calls.call(peer.uri, prompts["main"], response=True)

@@ -48,8 +48,10 @@ def test_the_offered_type_is_a_setting(make_ua: Callable[..., Agent], sipp: Call
 def test_an_answer_with_its_own_type_is_realigned(make_ua: Callable[..., Agent], sipp: Callable[..., Sipp],
                                                   offered: int) -> None:
     """The callee answers telephone-event 96 to our 101 (or pjsua's 120) and sends 96: pjmedia would
-    receive events only on the offered type, so we re-INVITE offering 96; the digit then counts."""
-    agent = make_ua(SipSettings(telephone_event_pt=offered), inband_dtmf="never")
+    receive events only on the offered type, so (telephone_event_realign) we re-INVITE offering 96;
+    the digit then counts."""
+    settings = SipSettings(telephone_event_pt=offered, telephone_event_realign=True)
+    agent = make_ua(settings, inband_dtmf="never")
     peer = sipp("uas_rfc4733_pt96.xml")
     agent.ua.call("c1", peer.uri)
     first, second = agent.log.wait("c1", "media", count=2)
@@ -82,3 +84,16 @@ def test_inband_fallback_ends_with_the_first_rfc4733_digit(make_ua: Callable[...
     with pytest.raises(AssertionError, match="no 'digit'"):  # the tone comes 1 s after the event
         agent.log.wait("c1", "digit", count=2, timeout=3.0)
     hang_up(agent, peer)
+
+
+def test_no_realign_by_default(make_ua: Callable[..., Agent], sipp: Callable[..., Sipp]) -> None:
+    """Without telephone_event_realign no re-INVITE is sent (a compliant peer sends on our type): the
+    PT-96 callee, which waits for one, never sends its digit."""
+    agent = make_ua(inband_dtmf="never")
+    peer = sipp("uas_rfc4733_pt96.xml")
+    agent.ua.call("c1", peer.uri)
+    agent.log.wait("c1", "answered")
+    with pytest.raises(AssertionError, match="no 'media'"):
+        agent.log.wait("c1", "media", count=2, timeout=2.0)
+    agent.ua.hangup("c1")
+    assert agent.log.wait("c1", "disconnected")[0].sip_code == 200
