@@ -622,12 +622,12 @@ class SipUserAgent:
         leg = self._leg_of(call)
         if leg is None:
             return
+        leg.negotiated = True  # pjsua reports media only after a successful offer/answer
+        if leg.confirmed is not None and not leg.answered:
+            self._answered(leg)
         audio = audio_state(call)
         if audio is None:
             return
-        leg.negotiated = True
-        if leg.confirmed is not None and not leg.answered:
-            self._answered(leg)
         was_held = leg.held
         leg.held = not audio.receiving or audio.status != pj.PJSUA_CALL_MEDIA_ACTIVE
         if was_held and not leg.held:
