@@ -93,6 +93,15 @@ class SipSettings:
     """Hang up an answered call after this long without RTP from the far end (0: never)."""
     inband_dtmf: str = "auto"
     """auto (when no telephone-event was negotiated) | always | never."""
+    inband_fallback: bool = False
+    """With inband_dtmf auto: detect in-band tones even when telephone-event was negotiated, until the
+    call's first RFC 4733 digit (for trunks that negotiate telephone-event and never send it)."""
+    telephone_event_pt: int = 101
+    """Payload type our offer gives telephone-event (RFC 4733): 101, what most carriers use; 96-127,
+    or 0 for pjsua's own choice (120 with the default codecs)."""
+    telephone_event_realign: bool = False
+    """When an answer names another telephone-event type than our offer, re-INVITE once offering the
+    answer's type (for trunks that send events on the type of their answer, against RFC 3264)."""
     log_level: int = 1
     """pjsip's own log level (0-6) into our logging."""
 

@@ -44,8 +44,9 @@ import pjsua2 as pj
 from ivr.digits import DigitMerger, dtmf_from_info
 from ivr.errors import IvrError
 from ivr.events import NOT_REGISTERED, DigitSource, DtmfMethod, EventKind, SipEvent
+from ivr.sdp import offer_telephone_event_pt
 from ivr.settings import SipSettings
-from ivr.sip_media import DTMF, CallMedia, MediaQueue, PortReaper
+from ivr.sip_media import DTMF, CallMedia, MediaQueue, PortReaper, audio_state
 from ivr.sip_setup import account_config, call_param, error_text, start_endpoint
 
 __all__ = [
@@ -99,8 +100,21 @@ class _Leg:
     started: float
     call_id: str = ""
     answered: bool = False
+    confirmed: tuple[int, str] | None = None
+    """(SIP code, remote URI) once the dialog is confirmed: 'answered' waits for `negotiated` too."""
+    negotiated: bool = False
+    """An offer/answer succeeded (pjsua reported the call's media at least once)."""
     media: CallMedia | None = None
     telephone_event: bool | None = None
+    event_pt: int = 0
+    """telephone-event type for this call's later offers (the answer's, when it differed from ours)."""
+    pending_reinvite: bool = False
+    """A re-INVITE offering `event_pt` waits for the answer."""
+    rfc4733_heard: bool = False
+    """An RFC 4733 digit arrived on this call (ends the in-band fallback)."""
+    held: bool = False
+    """The negotiated media does not bring us RTP (the far end holds the call, a=inactive, or we
+    only send): the RTP timeout is suspended meanwhile."""
     rtp_packets: int = 0
     rtp_seen: float = 0.0
     """When `rtp_packets` last grew (time.monotonic())."""
@@ -120,6 +134,15 @@ class _Call(pj.Call):  # type: ignore[misc]
 
     def onCallMediaState(self, prm: Any) -> None:
         self.ua._on_media_state(self)
+
+    def onCallSdpCreated(self, prm: Any) -> None:
+        if not str(prm.remSdp.wholeSdp):  # our offer (an answer keeps the offer's payload types)
+            leg = self.ua._leg_of(self)
+            pt = (leg.event_pt if leg is not None else 0) or self.ua.settings.telephone_event_pt
+            sdp = str(prm.sdp.wholeSdp)
+            edited = offer_telephone_event_pt(sdp, pt)
+            if edited != sdp:
+                prm.sdp.wholeSdp = edited
 
     def onCallTsxState(self, prm: Any) -> None:
         self.ua._on_tsx(self, prm)
@@ -170,6 +193,8 @@ class SipUserAgent:
         self.inband_dtmf = inband_dtmf or settings.inband_dtmf
         if self.inband_dtmf not in ("auto", "always", "never"):
             raise SipError(f"inband_dtmf must be auto, always or never, not {self.inband_dtmf!r}")
+        if settings.telephone_event_pt and not 96 <= settings.telephone_event_pt <= 127:
+            raise SipError(f"telephone_event_pt must be 0 or 96-127, not {settings.telephone_event_pt}")
         self.rtp_timeout_s = float(rtp_timeout_s if rtp_timeout_s is not None
                                    else settings.rtp_timeout_s)
         """Hang up an answered call after this long without RTP; 0 disables the check."""
@@ -546,12 +571,46 @@ class SipUserAgent:
         state, code = info.state, int(info.lastStatusCode)
         if state == pj.PJSIP_INV_STATE_EARLY and leg.outgoing:
             self._emit(leg.ref, "ringing", sip_code=code, call_id=leg.call_id)
-        elif state == pj.PJSIP_INV_STATE_CONFIRMED and not leg.answered:
-            leg.answered = True
-            self._emit(leg.ref, "answered", sip_code=code if leg.outgoing else 200, call_id=leg.call_id,
-                       remote_uri=str(info.remoteUri))
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and not leg.answered and not leg.confirmed:
+            leg.confirmed = (code if leg.outgoing else 200, str(info.remoteUri))
+            if leg.negotiated or not leg.outgoing:
+                self._answered(leg)
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._on_disconnected(leg, code, str(info.lastReason))
+
+    def _realign_event_pt(self, leg: _Leg, rx_pt: int, tx_pt: int) -> None:
+        """The answer named another telephone-event type than our offer: pjmedia receives events only
+        on ours. RFC 3264 has the far end send on ours, but some send on their own: with
+        `telephone_event_realign`, offer its type once more by a re-INVITE as soon as the call is
+        answered; its answer then makes both types the same (once per call). Off by default: a
+        compliant peer needs no re-INVITE, and a brittle one may drop the call over it."""
+        if not leg.outgoing or leg.event_pt or rx_pt <= 0 or tx_pt <= 0 or rx_pt == tx_pt:
+            return
+        if not self.settings.telephone_event_realign:
+            log.debug("call %s: answer has telephone-event %d, ours is %d", leg.ref, tx_pt, rx_pt)
+            return
+        leg.event_pt = tx_pt
+        log.info("call %s: answer has telephone-event %d, not our %d: re-offering %d", leg.ref, tx_pt,
+                 rx_pt, tx_pt)
+        if leg.answered:
+            self._commands.put(lambda: self._with_leg(leg.ref, self._reinvite))
+        else:
+            leg.pending_reinvite = True
+
+    def _reinvite(self, leg: _Leg) -> None:
+        leg.pending_reinvite = False
+        leg.call.reinvite(pj.CallOpParam(True))
+
+    def _answered(self, leg: _Leg) -> None:
+        """Report the answer once the dialog is confirmed *and* its media negotiated: a 2xx whose SDP
+        has no codec in common is confirmed for an instant and then ended by pjsua (415, 'SDP
+        negotiation failed'); it is not an answered call (issue 12)."""
+        assert leg.confirmed is not None
+        code, remote = leg.confirmed
+        leg.answered = True
+        self._emit(leg.ref, "answered", sip_code=code, call_id=leg.call_id, remote_uri=remote)
+        if leg.pending_reinvite:
+            self._commands.put(lambda: self._with_leg(leg.ref, self._reinvite))
 
     def _on_disconnected(self, leg: _Leg, code: int, reason: str) -> None:
         self._detach_media(leg)
@@ -568,24 +627,48 @@ class SipUserAgent:
         leg.pending.clear()
 
     def _on_media_state(self, call: _Call) -> None:
+        """The first negotiation and every later one (re-INVITE, UPDATE): hold, resume, a codec
+        switch or a new address rebuild the stream, and the call's ports follow it."""
         leg = self._leg_of(call)
-        if leg is None or leg.media is not None:
+        if leg is None:
             return
-        try:
-            stream = call.getAudioMedia(-1)
-            info = call.getInfo()  # keep it alive: its media vector is a view into it
-            index = next(i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO)
-            stream_info = call.getStreamInfo(index)
-        except (pj.Error, StopIteration):
+        leg.negotiated = True  # pjsua reports media only after a successful offer/answer
+        if leg.confirmed is not None and not leg.answered:
+            self._answered(leg)
+        audio = audio_state(call)
+        if audio is None:
             return
-        leg.media = CallMedia(leg.ref, stream, self._media_q, self._reaper)
-        leg.telephone_event = stream_info.audRxEventPt > 0 or stream_info.audTxEventPt > 0
-        self._emit(leg.ref, "media", call_id=leg.call_id, telephone_event=leg.telephone_event)
-        if self.inband_dtmf == "always" or (self.inband_dtmf == "auto" and not leg.telephone_event):
+        was_held = leg.held
+        leg.held = not audio.receiving or audio.status != pj.PJSUA_CALL_MEDIA_ACTIVE
+        if was_held and not leg.held:
+            leg.rtp_seen = 0.0  # the RTP timeout starts again from now
+        if audio.stream is None:
+            if leg.media is not None:
+                leg.media.attach(None, sending=False)
+            self._emit(leg.ref, "media", call_id=leg.call_id, telephone_event=leg.telephone_event,
+                       reason=audio.describe())
+            return
+        first = leg.media is None
+        if leg.media is None:
+            leg.media = CallMedia(leg.ref, audio.stream, self._media_q, self._reaper)
+        leg.media.attach(audio.stream, sending=audio.sending)
+        leg.telephone_event = audio.telephone_event
+        self._realign_event_pt(leg, audio.rx_event_pt, audio.tx_event_pt)
+        self._emit(leg.ref, "media", call_id=leg.call_id, telephone_event=leg.telephone_event,
+                   reason=audio.describe())
+        if not leg.media.detecting and self._wants_inband(leg):
             leg.media.start_detection()
-        pending, leg.pending = leg.pending, []
-        for action in pending:
-            action()
+        if first:
+            pending, leg.pending = leg.pending, []
+            for action in pending:
+                action()
+
+    def _wants_inband(self, leg: _Leg) -> bool:
+        """In-band detection for this call: `always`; with `auto`, when telephone-event was not
+        negotiated, or (`inband_fallback`) until the call's first RFC 4733 digit."""
+        if self.inband_dtmf != "auto":
+            return self.inband_dtmf == "always"
+        return not leg.telephone_event or (self.settings.inband_fallback and not leg.rfc4733_heard)
 
     def _on_digit(self, call: _Call, digit: str, source: DigitSource) -> None:
         leg = self._leg_of(call)
@@ -593,6 +676,10 @@ class SipUserAgent:
             self._report_digit(leg, digit, source)
 
     def _report_digit(self, leg: _Leg, digit: str, source: DigitSource) -> None:
+        if source == "rfc4733" and not leg.rfc4733_heard:
+            leg.rfc4733_heard = True
+            if leg.media is not None and leg.media.detecting and not self._wants_inband(leg):
+                leg.media.stop_detection()  # the fallback is not needed: this trunk sends events
         now = time.monotonic()
         if leg.merger.feed(digit, source, now) is not None:
             self._emit(leg.ref, "digit", digit=digit, source=source, call_id=leg.call_id)
@@ -641,7 +728,7 @@ class SipUserAgent:
             return
         self._next_rtp_check = now + RTP_CHECK_S
         for leg in list(self._legs.values()):
-            if not leg.answered or leg.media is None or leg.timed_out:
+            if not leg.answered or leg.media is None or leg.timed_out or leg.held:
                 continue
             packets = self._rtp_received(leg)
             if packets != leg.rtp_packets or not leg.rtp_seen:

@@ -37,6 +37,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +345,61 @@ class PortReaper:
         self._parked = []
 
 
+@dataclass
+class AudioState:
+    """A call's audio after a negotiation, as pjsua reports it."""
+
+    status: int
+    """pjsua's media status: PJSUA_CALL_MEDIA_ACTIVE, _REMOTE_HOLD, _LOCAL_HOLD, _NONE, _ERROR."""
+    direction: int
+    """pjmedia_dir of the stream: ENCODING (we send), DECODING (we receive), both, or NONE."""
+    stream: Any
+    """The stream's AudioMedia in the bridge; None when there is no stream (a=inactive, port 0)."""
+    rx_event_pt: int = -1
+    """Payload type pjmedia receives telephone-events on (our offer's; -1: none)."""
+    tx_event_pt: int = -1
+    """Payload type it sends them with (the answer's; -1: none)."""
+
+    @property
+    def telephone_event(self) -> bool:
+        """RFC 4733 telephone-event was negotiated."""
+        return self.rx_event_pt > 0 or self.tx_event_pt > 0
+
+    @property
+    def sending(self) -> bool:
+        return bool(self.direction & pj.PJMEDIA_DIR_ENCODING) and self.stream is not None
+
+    @property
+    def receiving(self) -> bool:
+        return bool(self.direction & pj.PJMEDIA_DIR_DECODING) and self.stream is not None
+
+    def describe(self) -> str:
+        """'' for sendrecv, else what is missing: 'hold (receive only)', 'send only', 'inactive'."""
+        if self.sending and self.receiving:
+            return "" if self.status == pj.PJSUA_CALL_MEDIA_ACTIVE else "hold"
+        if self.receiving:
+            return "hold (receive only)"
+        return "send only" if self.sending else "inactive"
+
+
+def audio_state(call: Any) -> AudioState | None:
+    """The call's first audio media now (owner thread); None when the call has no audio line."""
+    try:
+        info = call.getInfo()  # keep it alive: its media vector is a view into it
+        index, media = next((i, m) for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO)
+        status, direction = int(media.status), int(media.dir)
+        if int(media.audioConfSlot) < 0 or direction == pj.PJMEDIA_DIR_NONE:
+            return AudioState(status, pj.PJMEDIA_DIR_NONE, None)
+        stream = call.getAudioMedia(index)
+        stream_info = call.getStreamInfo(index)
+    except (pj.Error, StopIteration):
+        return None
+    rx_pt, tx_pt = int(stream_info.audRxEventPt), int(stream_info.audTxEventPt)
+    log.debug("audio: %s, status %d, dir %d, telephone-event rx %d tx %d", stream_info.codecName,
+              status, direction, rx_pt, tx_pt)
+    return AudioState(status, direction, stream, rx_pt, tx_pt)
+
+
 class CallMedia:
     """The audio of one call and the ports attached to it (player, recorder, tap, tone source).
 
@@ -353,7 +409,12 @@ class CallMedia:
 
     def __init__(self, ref: str, stream: Any, media_q: MediaQueue, reaper: PortReaper,
                  loader: DtmfLoader = DTMF) -> None:
-        self.ref, self.stream = ref, stream
+        self.ref = ref
+        self.stream: Any = stream
+        """The call's audio stream in the bridge; None while the call has none (held with a=inactive)."""
+        self.sending = True
+        """The negotiated direction lets us send: the player and the tone source are connected only
+        then, so a prompt pauses at its position while the far end holds the call."""
         self._media_q, self._reaper, self._loader = media_q, reaper, loader
         self.player: Player | None = None
         self.recorder: Any = None
@@ -376,8 +437,9 @@ class CallMedia:
         self.drop_player()
         player = Player(self._media_q, self.ref, loop)
         player.createPlayer(str(wav), 0 if loop else pj.PJMEDIA_FILE_NO_LOOP)
-        player.startTransmit(self.stream)
         self.player = player
+        if self.sending and self.stream is not None:
+            player.startTransmit(self.stream)
 
     def plays(self, serial: object) -> bool:
         """True when `serial` (an 'eof' payload) is the current player's."""
@@ -386,7 +448,8 @@ class CallMedia:
     def drop_player(self) -> None:
         """Stop the playback, if any."""
         if self.player is not None:
-            self._reaper.stop_transmit(self.player, self.stream)
+            if self.stream is not None:
+                self._reaper.stop_transmit(self.player, self.stream)
             self._reaper.retire(self.player)
             self.player = None
 
@@ -395,7 +458,8 @@ class CallMedia:
         closed = self.close_recorder()
         recorder = pj.AudioMediaRecorder()
         recorder.createRecorder(str(path))
-        self.stream.startTransmit(recorder)
+        if self.stream is not None:
+            self.stream.startTransmit(recorder)
         self.recorder, self.record_path = recorder, path
         return closed
 
@@ -403,7 +467,8 @@ class CallMedia:
         """Finish the recording (its WAV header is written when the recorder is destroyed); its path."""
         if self.recorder is None:
             return None
-        _stop_tx(self.stream, self.recorder)
+        if self.stream is not None:
+            self._reaper.stop_transmit(self.stream, self.recorder)
         self.recorder = None
         return self.record_path
 
@@ -421,7 +486,8 @@ class CallMedia:
         if self.source is None:
             self.source = ToneSource()
             self.source.createPort(f"tones-{self.ref}", audio_format())
-            self.source.startTransmit(self.stream)
+            if self.sending and self.stream is not None:
+                self.source.startTransmit(self.stream)
         if self.source.chunks is not None:
             self.source.chunks.extend(frames)
 
@@ -431,7 +497,8 @@ class CallMedia:
         self._loader.start()
         self.tap = Tap(self._media_q, self.ref)
         self.tap.createPort(f"tap-{self.ref}", audio_format())
-        self.stream.startTransmit(self.tap)
+        if self.stream is not None:
+            self.stream.startTransmit(self.tap)
         self.advance()
 
     def feed(self, pcm: bytes) -> list[str]:
@@ -458,6 +525,33 @@ class CallMedia:
         early, self._early = bytes(self._early), bytearray()
         return self.detector.feed(early) if early else []
 
+    def attach(self, stream: Any, *, sending: bool) -> None:
+        """Follow a renegotiated stream (a re-INVITE or UPDATE: hold, resume, another codec, another
+        address). pjsua rebuilds the stream in a new conference slot when the media changed, and the
+        old slot's connections go with it, so every port is connected again to `stream` (None: the
+        call has no stream now, e.g. a=inactive). Connecting an existing connection again changes
+        nothing, so this is safe when nothing changed. The player is connected only while `sending`:
+        on hold it is not read, so the prompt goes on from where it stopped when the call resumes."""
+        self.stream = stream
+        if stream is None:
+            self.sending = False
+            return
+        if self.player is not None:
+            if sending:
+                self.player.startTransmit(stream)
+            elif self.sending:
+                self._reaper.stop_transmit(self.player, stream)
+        if self.source is not None:
+            if sending:
+                self.source.startTransmit(stream)
+            elif self.sending:
+                self._reaper.stop_transmit(self.source, stream)
+        self.sending = sending
+        if self.tap is not None:
+            stream.startTransmit(self.tap)
+        if self.recorder is not None:
+            stream.startTransmit(self.recorder)
+
     def detach(self) -> Path | None:
         """Take every port off the call (it is ending); returns the path of a recording it closed.
 
@@ -465,14 +559,22 @@ class CallMedia:
         and retired to the reaper, which destroys it once the bridge has removed it."""
         self.drop_player()
         closed = self.close_recorder()
-        if self.tap is not None:
-            self._reaper.stop_transmit(self.stream, self.tap)
-            self.tap.close()
-            self._reaper.retire(self.tap)
+        self.stop_detection()
         if self.source is not None:
-            self._reaper.stop_transmit(self.source, self.stream)
+            if self.stream is not None:
+                self._reaper.stop_transmit(self.source, self.stream)
             self.source.close()
             self._reaper.retire(self.source)
-        self.tap = self.source = None
-        self.detector, self.detecting, self._early, self._tones = None, False, bytearray(), ""
+        self.source = None
+        self._tones = ""
         return closed
+
+    def stop_detection(self) -> None:
+        """Stop tapping the far end's audio for in-band DTMF (the tap goes to the reaper)."""
+        if self.tap is not None:
+            if self.stream is not None:
+                self._reaper.stop_transmit(self.stream, self.tap)
+            self.tap.close()
+            self._reaper.retire(self.tap)
+        self.tap = None
+        self.detector, self.detecting, self._early = None, False, bytearray()

@@ -126,6 +126,7 @@ def _init_endpoint(started: Started, s: SipSettings, *, port: int, max_calls: in
     ep.libStart()
     ep.audDevManager().setNullDev()
     set_codecs(ep, s.codecs)
+    set_g722_level()
 
 
 def endpoint_config(s: SipSettings, max_calls: int, writer: LogWriter) -> Any:
@@ -170,6 +171,25 @@ def set_codecs(ep: Any, wanted: tuple[str, ...]) -> None:
     """Apply `codec_priorities` to the endpoint: the SDP offer lists codecs in that order."""
     for cid, priority in codec_priorities([str(c.codecId) for c in ep.codecEnum2()], wanted).items():
         ep.codecSetPriority(cid, priority)
+
+
+G722_PCM_SHIFT = 1
+"""Bits pjmedia's G.722 codec shifts 16-bit PCM by: right before encoding, left after decoding.
+pjmedia's default, 2, treats 16-bit audio as G.722's 14-bit input; other implementations (ffmpeg's,
+and the spandsp-derived ones in common PBXs) take 16-bit PCM at full level, so what we sent decoded
+6.0 dB quieter than the same prompt on G.711 there, and what they sent us decoded 6 dB louder.
+Measured with ffmpeg's decoder (self-consistent to 0.01 dB from -18 to -1 dBFS): docs/sip.md."""
+
+
+def set_g722_level(shift: int = G722_PCM_SHIFT) -> None:
+    """Set pjmedia's G.722 level shift (applies to G.722 streams opened afterwards; pjsua2 has no
+    setting for it, the wheel exports pjmedia_codec_g722_set_pcm_shift)."""
+    lib = _native()
+    lib.pjmedia_codec_g722_set_pcm_shift.argtypes = [ctypes.c_uint]
+    lib.pjmedia_codec_g722_set_pcm_shift.restype = ctypes.c_int
+    status = lib.pjmedia_codec_g722_set_pcm_shift(shift)
+    if status != 0:
+        log.warning("pjmedia_codec_g722_set_pcm_shift(%d): status %d", shift, status)
 
 
 def proxy_uri(proxy: str) -> str:

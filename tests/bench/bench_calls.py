@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-calls-") as scratch:
         work = Path(scratch)
-        make_pcaps.write_all(work / "pcap", 120)
+        make_pcaps.write_all(work / "pcap", SipSettings().telephone_event_pt)
         prompt = write_tone(work / "prompt.wav", 20.0, amplitude=6000)  # longer than the call
         for n in (int(x) for x in args.calls.split(",")):
             try:

@@ -85,7 +85,7 @@ def sipp_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("sipp") is None:
         pytest.skip("sipp (Debian sip-tester) is not installed")
     work = tmp_path_factory.mktemp("sipp")
-    load_make_pcaps().write_all(work / "pcap", 120)
+    load_make_pcaps().write_all(work / "pcap", SipSettings().telephone_event_pt)
     return work
 
 

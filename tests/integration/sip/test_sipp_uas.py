@@ -131,3 +131,15 @@ def test_unknown_ref_is_dropped(make_ua: Callable[..., Agent], sipp: Callable[..
     agent.ua.hangup("nobody")
     agent.ua.send_dtmf("nobody", "1", "rfc4733")
     hang_up_and_check(agent, peer)
+
+
+def test_no_common_codec_is_not_answered(make_ua: Callable[..., Agent], sipp: Callable[..., Sipp]) -> None:
+    """A 200 whose SDP offers only G.729: pjsua confirms the dialog for an instant, then ends it (415,
+    'SDP negotiation failed'). No 'answered' (it was reported before issue 12, and billed as answered)."""
+    agent, peer = make_ua(), sipp("uas_no_common_codec.xml")
+    agent.ua.call("c1", peer.uri)
+    gone = agent.log.wait("c1", "disconnected")[0]
+    assert (gone.sip_code, gone.reason) == (415, "SDP negotiation failed")
+    assert not agent.log.of("c1", "answered") and not agent.log.of("c1", "media")
+    assert peer.wait() == 0, peer.errors()
+    assert agent.ua.active == 0
