@@ -20,6 +20,7 @@ from api.jobs import Claim
 from api.service import Gateway
 from api.settings import Settings
 from store.models import LedgerEntry, Message
+from tests.integration.sms_settings import smsc_elsewhere
 from tests.integration.v1.conftest import OTHER_PHONE, PHONE, Api
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)]
@@ -120,7 +121,7 @@ def test_one_batch_and_two_gateways_write_once(api: Api) -> None:
                                                    job(api.gateway, "x", Claim("batch", "g" * 64))])
     assert isinstance(first, list) and isinstance(repeat, Replayed) and repeat == first
     assert isinstance(other, IdempotencyConflict)
-    second_process = Gateway(Settings(data_dir=api.data_dir), api.db, now=api.clock)
+    second_process = Gateway(smsc_elsewhere(Settings(data_dir=api.data_dir)), api.db, now=api.clock)
     try:
         async def both() -> list[Any]:
             return list(await asyncio.gather(second_process.submit_async(job(second_process)),
