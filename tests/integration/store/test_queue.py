@@ -124,7 +124,9 @@ def test_complete_call_charges_by_increment_and_queues_callback(
         assert item.url == "https://client.example/cb?a=1&b='x'" and item.secret_ref == f"account:{owner.id}"
 
 
-@pytest.mark.parametrize("target", ["store.outbox.enqueue", "store.ledger.settle", "store.queue.add_event"])
+@pytest.mark.parametrize(
+    "target", ["store.outbox.enqueue_rows", "store.ledger.settle_many", "store.queue.add_events"]
+)
 def test_complete_call_is_all_or_nothing(db: Database, owner: Account, now: dt.datetime, target: str) -> None:
     (message_id,) = _submit(db, owner, now, callback="https://client.example/cb")
     with db.transaction() as session:
@@ -133,9 +135,9 @@ def test_complete_call_is_all_or_nothing(db: Database, owner: Account, now: dt.d
         200, "Voice call answered, duration 20 seconds.", answered=True, duration_s=20
     )
     real = {
-        "store.ledger.settle": ledger.settle,
-        "store.outbox.enqueue": outbox.enqueue,
-        "store.queue.add_event": queue.add_event,
+        "store.ledger.settle_many": ledger.settle_many,
+        "store.outbox.enqueue_rows": outbox.enqueue_rows,
+        "store.queue.add_events": queue.add_events,
     }[target]
 
     def write_then_fail(*args: object, **kwargs: object) -> None:
