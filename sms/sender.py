@@ -45,14 +45,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from sms import gsm
 from sms.errors import SmsError
@@ -657,40 +657,50 @@ class SmsSender:
         ids = sorted(set(session.scalars(select(SmsPart.message_id).where(SmsPart.smsc_id.in_(wanted)))))
         messages = {m.id: m for m in session.scalars(
             select(Message).where(Message.id.in_(ids)).order_by(Message.id).with_for_update()
-            .options(selectinload(Message.sms_parts)).execution_options(populate_existing=True))}
+            .execution_options(populate_existing=True))}
+        parts: dict[str, list[_PartRow]] = {}
+        by_smsc_id: dict[str, list[_PartRow]] = {}
+        for row in session.execute(select(SmsPart.message_id, SmsPart.part, SmsPart.smsc_id, SmsPart.state)
+                                   .where(SmsPart.message_id.in_(ids)).order_by(SmsPart.part)):
+            loaded = _PartRow(messages[row.message_id], row.part, row.smsc_id, row.state)
+            parts.setdefault(row.message_id, []).append(loaded)
+            by_smsc_id.setdefault(row.smsc_id, []).append(loaded)
         now = self._now()
         results: list[bool | _Final | None] = []
         events: list[dict[str, Any]] = []
+        states: dict[tuple[str, int], str] = {}
         finishes: list[queue.Finish] = []
         for receipt in receipts:
-            found = _pick_part(messages.values(), receipt.match_ids)
-            if found is None:
+            part = _pick_part(by_smsc_id, receipt.match_ids)
+            if part is None:
                 results.append(None)
                 continue
-            message, part = found
+            message = part.message
             part.state = merge_state(part.state, receipt.state)[:16]
+            states[(message.id, part.part)] = part.state
             if not _receipts_apply(message):
                 results.append(True)
                 continue
             events.append({"message_id": message.id, "at": now, "kind": "receipt",
                            "detail": f"part {part.part}: {receipt.state}"})
-            status = receipt_outcome(message.status_code, [p.state for p in message.sms_parts])
+            siblings = parts[message.id]
+            status = receipt_outcome(message.status_code, [p.state for p in siblings])
             if status is None:
                 results.append(True)
                 continue
             error = receipt_error_text(receipt) if status != DELIVERED else ""
-            sms = ClaimedSms.of(message)
+            sms, cost = ClaimedSms.of(message), sms_cost(message, len(siblings))
             if status == UNDELIVERABLE and sms.tts_fallback and self._fallback is not None:
-                results.append(_Final(sms, status, sms_cost(message), error))
+                results.append(_Final(sms, status, cost, error))
                 continue
             if message.finished_at is None:
-                finishes.append(_finish(message, status, sms_cost(message), error))
+                finishes.append(_finish(message, status, cost, error))
             else:
                 queue.add_events(session, events)  # in order: this receipt's event before the restatus'
                 events = []
-                _conclude(session, message, now, status, sms_cost(message), error)
+                _conclude(session, message, now, status, cost, error)
             results.append(True)
-        session.flush()
+        queue.set_part_states(session, states)
         queue.add_events(session, events)
         queue.finish_messages(session, finishes, now)
         return results
@@ -729,9 +739,11 @@ class SmsSender:
             await self._apply_receipt(orphan.receipt, orphan.first_seen)
 
 
-def sms_cost(message: Message) -> int:
-    """What an SMS the SMSC accepted costs, whatever its receipts say: the rate per part sent."""
-    return message.rate * max(message.parts, len(message.sms_parts))
+def sms_cost(message: Message, sent_parts: int | None = None) -> int:
+    """What an SMS the SMSC accepted costs, whatever its receipts say: the rate per part sent
+    (`sent_parts`: its sms_parts rows, when the caller has counted them)."""
+    sent = len(message.sms_parts) if sent_parts is None else sent_parts
+    return message.rate * max(message.parts, sent)
 
 
 def _receipts_apply(message: Message) -> bool:
@@ -757,18 +769,27 @@ def _conclude(session: Session, message: Message, now: dt.datetime, status: tupl
         queue.restatus(session, message, now, status, event=finish.event, **finish.fields)
 
 
-def _pick_part(messages: Iterable[Message], smsc_ids: Sequence[str]) -> tuple[Message, SmsPart] | None:
+@dataclass
+class _PartRow:
+    """One sms_parts row of a message a batch of receipts locked (its state as the batch changes it)."""
+
+    message: Message
+    part: int
+    smsc_id: str
+    state: str
+
+
+def _pick_part(by_smsc_id: dict[str, list[_PartRow]], smsc_ids: Sequence[str]) -> _PartRow | None:
     """The part a receipt belongs to, among parts whose SMSC ID is one of `smsc_ids` (the forms the
     receipt's ID may take, most likely first): an unfinished message's part still without a receipt first
     (an SMSC that restarted may reuse IDs), then the likelier form, then the newest."""
     likelihood = {sid: n for n, sid in reversed(list(enumerate(smsc_ids)))}
-    candidates = [(message, part) for message in messages for part in message.sms_parts
-                  if part.smsc_id in likelihood]
+    candidates = [part for sid in likelihood for part in by_smsc_id.get(sid, ())]
     if not candidates:
         return None
-    newest_first = sorted(candidates, key=lambda mp: _stamp(mp[0].updated_at), reverse=True)
-    return min(newest_first, key=lambda mp: (mp[0].finished_at is not None, mp[1].state != "",
-                                             likelihood[mp[1].smsc_id]))
+    newest_first = sorted(candidates, key=lambda p: _stamp(p.message.updated_at), reverse=True)
+    return min(newest_first, key=lambda p: (p.message.finished_at is not None, p.state != "",
+                                            likelihood[p.smsc_id]))
 
 
 def _stamp(at: dt.datetime | None) -> float:

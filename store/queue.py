@@ -304,13 +304,8 @@ def claim(
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     claimed = list(session.scalars(statement))
-    for message in claimed:
-        session.add(
-            MessageEvent(
-                message_id=message.id, at=now, kind="claimed", detail=f"{worker} attempt {message.attempts}"
-            )
-        )
-    session.flush()
+    add_events(session, [{"message_id": m.id, "at": now, "kind": "claimed",
+                          "detail": f"{worker} attempt {m.attempts}"} for m in claimed])
     return claimed
 
 
@@ -466,6 +461,22 @@ def await_receipts(session: Session, worker: str, now: dt.datetime, accepted: Se
     add_events(session, [{"message_id": a.message_id, "at": now, "kind": "sent",
                           "detail": ",".join(a.smsc_ids)} for a in stored])
     return held
+
+
+_PARTS = Base.metadata.tables[SmsPart.__tablename__]
+_SET_PART_STATE = (
+    update(_PARTS)
+    .where(_PARTS.c.message_id == bindparam("b_message"), _PARTS.c.part == bindparam("b_part"))
+    .values(state=bindparam("b_state"))
+)
+
+
+def set_part_states(session: Session, states: dict[tuple[str, int], str]) -> None:
+    """Write the receipt states of many SMS parts ((message id, part) -> state) in one statement."""
+    if states:
+        ledger.core(session).execute(
+            _SET_PART_STATE, [{"b_message": m, "b_part": p, "b_state": s} for (m, p), s in states.items()]
+        )
 
 
 def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
