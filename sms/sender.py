@@ -35,8 +35,11 @@ decides whether the number's type is ambiguous and, if so, queues a NEW TTS mess
 text names it. The fallback is submitted before the SMS is finished: a crash between the two leaves
 the SMS unfinished (it is sent again) rather than a refused SMS without its promised call.
 
-Store writes of many messages are batched into one transaction (each in its own savepoint), which is
-what lets one SQLite file keep up with an SMSC at thousands of parts a second.
+Store writes of many messages are batched into one transaction (each in its own savepoint), and the
+frequent ones are set-based (`_WriteBatcher.write_many`): the SMSC IDs of every message of a transaction
+in a few statements (store.queue.await_receipts), its receipts likewise (`_record_receipts`: the messages
+locked in one SELECT, part states, events, settlement and callbacks in one statement each), which is what
+lets one SQLite file keep up with an SMSC (docs/sms.md, Measured).
 """
 
 from __future__ import annotations
