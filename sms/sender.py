@@ -646,18 +646,19 @@ class SmsSender:
         """Record many receipts, each as if alone and in order (`_record_receipt`), in a few statements:
         receipts that may concern the same message go in successive rounds."""
         results: list[bool | _Final | None] = [None] * len(receipts)
-        for round_ in _receipt_rounds(session, receipts):
-            for index, result in zip(round_, self._receipt_round(session, [receipts[i] for i in round_]),
-                                     strict=True):
+        rounds, owners = _receipt_rounds(session, receipts)
+        for round_ in rounds:
+            batch = [receipts[i] for i in round_]
+            for index, result in zip(round_, self._receipt_round(session, batch, owners), strict=True):
                 results[index] = result
         return results
 
-    def _receipt_round(self, session: Session, receipts: list[Receipt]) -> list[bool | _Final | None]:
+    def _receipt_round(self, session: Session, receipts: list[Receipt],
+                       owners: dict[str, set[str]]) -> list[bool | _Final | None]:
         """Receipts of distinct messages: the messages locked and loaded in one statement, then each
         receipt's part picked (`_pick_part`), its state merged and its outcome (`receipt_outcome`)
         written: the events, and the messages it finishes settled together (queue.finish_messages)."""
-        wanted = {sid for receipt in receipts for sid in receipt.match_ids}
-        ids = sorted(set(session.scalars(select(SmsPart.message_id).where(SmsPart.smsc_id.in_(wanted)))))
+        ids = sorted({mid for r in receipts for sid in r.match_ids for mid in owners.get(sid, ())})
         messages = {m.id: m for m in session.scalars(
             select(Message).where(Message.id.in_(ids)).order_by(Message.id).with_for_update()
             .execution_options(populate_existing=True))}
@@ -801,10 +802,13 @@ def _stamp(at: dt.datetime | None) -> float:
     return (at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)).timestamp()
 
 
-def _receipt_rounds(session: Session, receipts: Sequence[Receipt]) -> list[list[int]]:
+def _receipt_rounds(
+    session: Session, receipts: Sequence[Receipt]
+) -> tuple[list[list[int]], dict[str, set[str]]]:
     """Indexes of `receipts` in rounds: a receipt goes in the round after the last one holding a receipt
     that may concern the same message (its SMSC IDs' parts), so receipts within a round are independent
-    and a round after round applies them in their order."""
+    and a round after round applies them in their order. Also the IDs of the messages with a part of
+    each SMSC ID."""
     wanted = {sid for receipt in receipts for sid in receipt.match_ids}
     owners: dict[str, set[str]] = {}
     for sid, message_id in session.execute(
@@ -820,7 +824,7 @@ def _receipt_rounds(session: Session, receipts: Sequence[Receipt]) -> list[list[
         if at == len(rounds):
             rounds.append([])
         rounds[at].append(index)
-    return rounds
+    return rounds, owners
 
 
 # ------------------------------------------------------------------------------------ batched writes
