@@ -35,8 +35,11 @@ decides whether the number's type is ambiguous and, if so, queues a NEW TTS mess
 text names it. The fallback is submitted before the SMS is finished: a crash between the two leaves
 the SMS unfinished (it is sent again) rather than a refused SMS without its promised call.
 
-Store writes of many messages are batched into one transaction (each in its own savepoint), which is
-what lets one SQLite file keep up with an SMSC at thousands of parts a second.
+Store writes of many messages are batched into one transaction (each in its own savepoint), and the
+frequent ones are set-based (`_WriteBatcher.write_many`): the SMSC IDs of every message of a transaction
+in a few statements (store.queue.await_receipts), its receipts likewise (`_record_receipts`: the messages
+locked in one SELECT, part states, events, settlement and callbacks in one statement each), which is what
+lets one SQLite file keep up with an SMSC (docs/sms.md, Measured).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import case, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -492,9 +495,8 @@ class SmsSender:
         cutoff = now - dt.timedelta(seconds=self.options.receipt_timeout_s)
         messages = queue.awaiting_receipt(session, cutoff, SWEEP_BATCH, kinds=SMS_KINDS)
         detail = f"no final receipt {self.options.receipt_timeout_s:g} s after sending"
-        for message in messages:
-            queue.finish_message(session, message, now, NO_RECEIPT, sms_cost(message), event="no_receipt",
-                                 detail=detail)
+        queue.finish_messages(session, [queue.Finish(m, NO_RECEIPT, sms_cost(m), "no_receipt", detail)
+                                        for m in messages], now)
         return len(messages)
 
     async def _idle(self) -> None:
@@ -562,13 +564,9 @@ class SmsSender:
         """Every part accepted: store the SMSC IDs (110 Sent to SMSC), then apply parked receipts."""
         sms = outgoing.sms
         smsc_ids = [outgoing.accepted[n] for n in sorted(outgoing.accepted)]
-        def record(session: Session) -> None:
-            now = self._now()
-            queue.progress(session, sms.id, self.options.worker_id, now, parts=outgoing.billable)
-            queue.await_receipt(session, sms.id, self.options.worker_id, now, smsc_ids)
-
         try:
-            await self._batch.write(record)
+            accepted = queue.Accepted(sms.id, smsc_ids, outgoing.billable)
+            await self._batch.write_many(self._record_sent, accepted)
         except LeaseLost:
             log.warning("SMS %s: lease lost before its SMSC IDs were stored", sms.id)
         except (StoreError, SQLAlchemyError) as exc:
@@ -579,6 +577,13 @@ class SmsSender:
                 self._unrecorded.pop(sid, None)
         for receipt in parked:
             await self._apply_receipt(receipt, self._now())
+
+    def _record_sent(self, session: Session, accepted: list[queue.Accepted]) -> list[object]:
+        """Store the SMSC IDs of many SMS at once (queue.await_receipts); LeaseLost for those not held."""
+        held = queue.await_receipts(session, self.options.worker_id, self._now(), accepted)
+        return [None if a.message_id in held
+                else LeaseLost(f"{self.options.worker_id} does not hold message {a.message_id}")
+                for a in accepted]
 
     async def _refused(self, outgoing: _Outgoing) -> None:
         """A part refused: 605 with the SMSC error, the accepted parts charged, maybe the TTS fallback."""
@@ -628,7 +633,7 @@ class SmsSender:
 
     async def _apply_receipt(self, receipt: Receipt, first_seen: dt.datetime) -> None:
         try:
-            result = await self._batch.write(lambda s: self._record_receipt(s, receipt))
+            result = await self._batch.write_many(self._record_receipts, receipt)
         except (StoreError, SQLAlchemyError) as exc:
             log.error("receipt for %s not recorded: %s", receipt.smsc_id, exc)
             result = None
@@ -637,27 +642,72 @@ class SmsSender:
         elif isinstance(result, _Final):
             await self._finish_with_fallback(result)
 
-    def _record_receipt(self, session: Session, receipt: Receipt) -> bool | _Final | None:
-        """Record one receipt; None when its part is unknown, a _Final when the fallback must run first."""
-        part = _receipt_part(session, receipt.match_ids)
-        if part is None:
-            return None
-        part.state = merge_state(part.state, receipt.state)[:16]
-        message = session.scalar(select(Message).where(Message.id == part.message_id).with_for_update()
-                                 .execution_options(populate_existing=True))
-        if message is None or not _receipts_apply(message):
-            return True
+    def _record_receipts(self, session: Session, receipts: list[Receipt]) -> list[bool | _Final | None]:
+        """Record many receipts, each as if alone and in order (`_record_receipt`), in a few statements:
+        receipts that may concern the same message go in successive rounds."""
+        results: list[bool | _Final | None] = [None] * len(receipts)
+        rounds, owners = _receipt_rounds(session, receipts)
+        for round_ in rounds:
+            batch = [receipts[i] for i in round_]
+            for index, result in zip(round_, self._receipt_round(session, batch, owners), strict=True):
+                results[index] = result
+        return results
+
+    def _receipt_round(self, session: Session, receipts: list[Receipt],
+                       owners: dict[str, set[str]]) -> list[bool | _Final | None]:
+        """Receipts of distinct messages: the messages locked and loaded in one statement, then each
+        receipt's part picked (`_pick_part`), its state merged and its outcome (`receipt_outcome`)
+        written: the events, and the messages it finishes settled together (queue.finish_messages)."""
+        ids = sorted({mid for r in receipts for sid in r.match_ids for mid in owners.get(sid, ())})
+        messages = {m.id: m for m in session.scalars(
+            select(Message).where(Message.id.in_(ids)).order_by(Message.id).with_for_update()
+            .execution_options(populate_existing=True))}
+        parts: dict[str, list[_PartRow]] = {}
+        by_smsc_id: dict[str, list[_PartRow]] = {}
+        for row in session.execute(select(SmsPart.message_id, SmsPart.part, SmsPart.smsc_id, SmsPart.state)
+                                   .where(SmsPart.message_id.in_(ids)).order_by(SmsPart.part)):
+            loaded = _PartRow(messages[row.message_id], row.part, row.smsc_id, row.state)
+            parts.setdefault(row.message_id, []).append(loaded)
+            by_smsc_id.setdefault(row.smsc_id, []).append(loaded)
         now = self._now()
-        queue.add_event(session, message.id, "receipt", now, f"part {part.part}: {receipt.state}")
-        status = receipt_outcome(message.status_code, [p.state for p in message.sms_parts])
-        if status is None:
-            return True
-        error = receipt_error_text(receipt) if status != DELIVERED else ""
-        sms = ClaimedSms.of(message)
-        if status == UNDELIVERABLE and sms.tts_fallback and self._fallback is not None:
-            return _Final(sms, status, sms_cost(message), error)
-        _conclude(session, message, now, status, sms_cost(message), error)
-        return True
+        results: list[bool | _Final | None] = []
+        events: list[dict[str, Any]] = []
+        states: dict[tuple[str, int], str] = {}
+        finishes: list[queue.Finish] = []
+        for receipt in receipts:
+            part = _pick_part(by_smsc_id, receipt.match_ids)
+            if part is None:
+                results.append(None)
+                continue
+            message = part.message
+            part.state = merge_state(part.state, receipt.state)[:16]
+            states[(message.id, part.part)] = part.state
+            if not _receipts_apply(message):
+                results.append(True)
+                continue
+            events.append({"message_id": message.id, "at": now, "kind": "receipt",
+                           "detail": f"part {part.part}: {receipt.state}"})
+            siblings = parts[message.id]
+            status = receipt_outcome(message.status_code, [p.state for p in siblings])
+            if status is None:
+                results.append(True)
+                continue
+            error = receipt_error_text(receipt) if status != DELIVERED else ""
+            sms, cost = ClaimedSms.of(message), sms_cost(message, len(siblings))
+            if status == UNDELIVERABLE and sms.tts_fallback and self._fallback is not None:
+                results.append(_Final(sms, status, cost, error))
+                continue
+            if message.finished_at is None:
+                finishes.append(_finish(message, status, cost, error))
+            else:
+                queue.add_events(session, events)  # in order: this receipt's event before the restatus'
+                events = []
+                _conclude(session, message, now, status, cost, error)
+            results.append(True)
+        queue.set_part_states(session, states)
+        queue.add_events(session, events)
+        queue.finish_messages(session, finishes, now)
+        return results
 
     async def _finish_with_fallback(self, final: _Final) -> None:
         if final.sms.id in self._falling_back:
@@ -693,9 +743,11 @@ class SmsSender:
             await self._apply_receipt(orphan.receipt, orphan.first_seen)
 
 
-def sms_cost(message: Message) -> int:
-    """What an SMS the SMSC accepted costs, whatever its receipts say: the rate per part sent."""
-    return message.rate * max(message.parts, len(message.sms_parts))
+def sms_cost(message: Message, sent_parts: int | None = None) -> int:
+    """What an SMS the SMSC accepted costs, whatever its receipts say: the rate per part sent
+    (`sent_parts`: its sms_parts rows, when the caller has counted them)."""
+    sent = len(message.sms_parts) if sent_parts is None else sent_parts
+    return message.rate * max(message.parts, sent)
 
 
 def _receipts_apply(message: Message) -> bool:
@@ -704,34 +756,75 @@ def _receipts_apply(message: Message) -> bool:
     return message.finished_at is None or message.status_code in STATUS_PRECEDENCE
 
 
+def _finish(message: Message, status: tuple[int, str], cost: int, error: str) -> queue.Finish:
+    """How a receipt outcome finishes a message (queue.finish_messages)."""
+    fields: dict[str, Any] = {"smsc_error": error} if error else {}
+    return queue.Finish(message, status, cost, status[1].split(";")[0].lower(), "", fields)
+
+
 def _conclude(session: Session, message: Message, now: dt.datetime, status: tuple[int, str], cost: int,
               error: str) -> None:
     """Finish a message with a receipt outcome, or raise the final status of a finished one (the money
     stays as it was settled: every receipt outcome costs the same)."""
-    fields: dict[str, Any] = {"smsc_error": error} if error else {}
-    event = status[1].split(";")[0].lower()
+    finish = _finish(message, status, cost, error)
     if message.finished_at is None:
-        queue.finish_message(session, message, now, status, cost, event=event, **fields)
+        queue.finish_messages(session, [finish], now)
     elif status_precedence(status[0]) > status_precedence(message.status_code):
-        queue.restatus(session, message, now, status, event=event, **fields)
+        queue.restatus(session, message, now, status, event=finish.event, **finish.fields)
 
 
-def _receipt_part(session: Session, smsc_ids: Sequence[str]) -> SmsPart | None:
+@dataclass
+class _PartRow:
+    """One sms_parts row of a message a batch of receipts locked (its state as the batch changes it)."""
+
+    message: Message
+    part: int
+    smsc_id: str
+    state: str
+
+
+def _pick_part(by_smsc_id: dict[str, list[_PartRow]], smsc_ids: Sequence[str]) -> _PartRow | None:
     """The part a receipt belongs to, among parts whose SMSC ID is one of `smsc_ids` (the forms the
     receipt's ID may take, most likely first): an unfinished message's part still without a receipt first
     (an SMSC that restarted may reuse IDs), then the likelier form, then the newest."""
-    if not smsc_ids:
+    likelihood = {sid: n for n, sid in reversed(list(enumerate(smsc_ids)))}
+    candidates = [part for sid in likelihood for part in by_smsc_id.get(sid, ())]
+    if not candidates:
         return None
-    likelihood = case({sid: n for n, sid in enumerate(smsc_ids)}, value=SmsPart.smsc_id, else_=len(smsc_ids))
-    finished = Message.finished_at.is_not(None)
-    query = (
-        select(SmsPart)
-        .join(Message, Message.id == SmsPart.message_id)
-        .where(SmsPart.smsc_id.in_(list(smsc_ids)))
-        .order_by(finished, SmsPart.state != "", likelihood, Message.updated_at.desc())
-        .limit(1)
-    )
-    return session.scalar(query)
+    newest_first = sorted(candidates, key=lambda p: _stamp(p.message.updated_at), reverse=True)
+    return min(newest_first, key=lambda p: (p.message.finished_at is not None, p.state != "",
+                                            likelihood[p.smsc_id]))
+
+
+def _stamp(at: dt.datetime | None) -> float:
+    if at is None:
+        return 0.0
+    return (at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def _receipt_rounds(
+    session: Session, receipts: Sequence[Receipt]
+) -> tuple[list[list[int]], dict[str, set[str]]]:
+    """Indexes of `receipts` in rounds: a receipt goes in the round after the last one holding a receipt
+    that may concern the same message (its SMSC IDs' parts), so receipts within a round are independent
+    and a round after round applies them in their order. Also the IDs of the messages with a part of
+    each SMSC ID."""
+    wanted = {sid for receipt in receipts for sid in receipt.match_ids}
+    owners: dict[str, set[str]] = {}
+    for sid, message_id in session.execute(
+            select(SmsPart.smsc_id, SmsPart.message_id).where(SmsPart.smsc_id.in_(wanted))):
+        owners.setdefault(sid, set()).add(message_id)
+    last: dict[str, int] = {}
+    rounds: list[list[int]] = []
+    for index, receipt in enumerate(receipts):
+        mids = {mid for sid in receipt.match_ids for mid in owners.get(sid, ())}
+        at = 1 + max((last[mid] for mid in mids if mid in last), default=-1)
+        for mid in mids:
+            last[mid] = at
+        if at == len(rounds):
+            rounds.append([])
+        rounds[at].append(index)
+    return rounds, owners
 
 
 # ------------------------------------------------------------------------------------ batched writes
@@ -739,8 +832,11 @@ def _receipt_part(session: Session, smsc_ids: Sequence[str]) -> SmsPart | None:
 
 @dataclass
 class _Op:
-    work: Callable[[Session], Any]
+    work: Callable[[Session], Any] | None
     done: asyncio.Future[Any]
+    bulk: Callable[[Session, list[Any]], Sequence[Any]] | None = None
+    """Writes the items of every op of the transaction with the same `bulk` at once."""
+    item: Any = None
 
 
 class _WriteBatcher:
@@ -757,6 +853,14 @@ class _WriteBatcher:
     async def write(self, work: Callable[..., T], *args: Any) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Op(lambda session: work(session, *args), future))
+        return await future
+
+    async def write_many(self, bulk: Callable[[Session, list[Any]], Sequence[Any]], item: Any) -> Any:
+        """Queue `item` for `bulk(session, items)`, called once per transaction with the items queued
+        with it, in one savepoint; it answers one result per item (an exception instance: that item's
+        error). Its result for `item`."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Op(None, future, bulk, item))
         return await future
 
     async def run(self) -> None:
@@ -793,12 +897,25 @@ class _WriteBatcher:
                 op.done.set_exception(value)
 
     def _transaction(self, ops: list[_Op]) -> list[tuple[bool, Any]]:
-        results: list[tuple[bool, Any]] = []
+        results: list[tuple[bool, Any]] = [(False, None)] * len(ops)
+        groups: dict[Callable[[Session, list[Any]], Sequence[Any]], list[int]] = {}
         with self._lock, self._db.transaction() as session:
-            for op in ops:
+            for index, op in enumerate(ops):
+                if op.bulk is not None:
+                    groups.setdefault(op.bulk, []).append(index)
+                    continue
+                assert op.work is not None
                 try:
                     with session.begin_nested():
-                        results.append((True, op.work(session)))
+                        results[index] = (True, op.work(session))
                 except (StoreError, SQLAlchemyError, ValueError, TypeError) as exc:
-                    results.append((False, exc))
+                    results[index] = (False, exc)
+            for bulk, indexes in groups.items():
+                try:
+                    with session.begin_nested():
+                        values = list(bulk(session, [ops[i].item for i in indexes]))
+                except (StoreError, SQLAlchemyError, ValueError, TypeError) as exc:
+                    values = [exc] * len(indexes)
+                for index, value in zip(indexes, values, strict=True):
+                    results[index] = (not isinstance(value, Exception), value)
         return results

@@ -346,24 +346,40 @@ def settle(session: Session, message: Message, cost: int, now: dt.datetime) -> i
     """Charge `cost` for a message and release its reservation (cost 0: release only). The charge is
     capped at what was reserved. Sets message.cost; a message is settled once (StoreError otherwise).
     Returns the cost charged."""
-    if message.cost is not None:
-        raise StoreError(f"message {message.id} is already settled")
-    if cost > message.reserved:
-        log.warning(
-            "message %s costs %d, more than the %d reserved: capped", message.id, cost, message.reserved
-        )
-        cost = message.reserved
-    cost = max(0, cost)
-    lock_owner_id(session, message.account_id)
-    if cost:
-        _entry(session, EntryKind.CHARGE, message.account_id, -cost, now, message.user_id, message.id)
-    if message.reserved:
-        _entry(
-            session, EntryKind.RELEASE, message.account_id, message.reserved, now, message.user_id, message.id
-        )
-    message.cost = cost
+    return settle_many(session, [(message, cost)], now)[0]
+
+
+def settle_many(session: Session, settlements: Sequence[tuple[Message, int]], now: dt.datetime) -> list[int]:
+    """settle() of many messages at once (the SMS sender's receipts): every owner locked in one
+    statement (in id order), every charge and release written in one. The costs charged, in order;
+    StoreError and nothing changed when one of them is already settled."""
+    settled = [message.id for message, _ in settlements if message.cost is not None]
+    if settled:
+        raise StoreError(f"message {settled[0]} is already settled")
+    if not settlements:
+        return []
+    lock_owner_ids(session, [message.account_id for message, _ in settlements])
+    rows: list[dict[str, object]] = []
+    charged: list[int] = []
+    for message, cost in settlements:
+        if cost > message.reserved:
+            log.warning(
+                "message %s costs %d, more than the %d reserved: capped", message.id, cost, message.reserved
+            )
+            cost = message.reserved
+        cost = max(0, cost)
+        entry = {"account_id": message.account_id, "user_id": message.user_id, "message_id": message.id,
+                 "note": "", "created_at": now}
+        if cost:
+            rows.append({**entry, "kind": EntryKind.CHARGE.value, "amount": -cost})
+        if message.reserved:
+            rows.append({**entry, "kind": EntryKind.RELEASE.value, "amount": message.reserved})
+        message.cost = cost
+        charged.append(cost)
+    if rows:
+        core(session).execute(_INSERT_ENTRIES_ONLY, rows)
     session.flush()
-    return cost
+    return charged
 
 
 def refund(session: Session, message: Message, amount: int, now: dt.datetime, note: str = "") -> LedgerEntry:

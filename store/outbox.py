@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import OutboxItem
@@ -19,6 +20,7 @@ from store.models import OutboxItem
 CALLBACK = "callback"
 WEBHOOK = "webhook"
 MAX_ATTEMPTS = 12
+_INSERT = insert(OutboxItem.metadata.tables[OutboxItem.__tablename__])
 
 
 def backoff(attempts: int, base_s: float = 30.0, cap_s: float = 3600.0) -> dt.timedelta:
@@ -37,20 +39,26 @@ def enqueue(
     message_id: str | None = None,
 ) -> OutboxItem:
     """Add a POST of `body` (JSON text) to `url`, due now."""
-    item = OutboxItem(
-        kind=kind,
-        url=url,
-        body=body,
-        secret_ref=secret_ref,
-        message_id=message_id,
-        attempts=0,
-        next_attempt_at=now,
-        last_error="",
-        created_at=now,
-    )
+    fields = row(kind=kind, url=url, body=body, now=now, secret_ref=secret_ref, message_id=message_id)
+    item = OutboxItem(**fields)
     session.add(item)
     session.flush()
     return item
+
+
+def row(
+    *, kind: str, url: str, body: str, now: dt.datetime, secret_ref: str = "", message_id: str | None = None
+) -> dict[str, Any]:
+    """The columns of one outbox row as enqueue() writes it (enqueue_rows() writes many in one statement)."""
+    return {"kind": kind, "url": url, "body": body, "secret_ref": secret_ref, "message_id": message_id,
+            "attempts": 0, "next_attempt_at": now, "last_error": "", "created_at": now}
+
+
+def enqueue_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Add many POSTs (rows built by row()) in one statement."""
+    if rows:
+        session.flush()
+        session.connection().execute(_INSERT, list(rows))
 
 
 def destination(url: str) -> str:

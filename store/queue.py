@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from store import ledger, outbox
@@ -304,13 +304,8 @@ def claim(
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     claimed = list(session.scalars(statement))
-    for message in claimed:
-        session.add(
-            MessageEvent(
-                message_id=message.id, at=now, kind="claimed", detail=f"{worker} attempt {message.attempts}"
-            )
-        )
-    session.flush()
+    add_events(session, [{"message_id": m.id, "at": now, "kind": "claimed",
+                          "detail": f"{worker} attempt {m.attempts}"} for m in claimed])
     return claimed
 
 
@@ -415,12 +410,79 @@ def await_receipt(
 ) -> Message:
     """An SMS the SMSC accepted: store its part IDs, status 110 'Sent to SMSC', release the lease and
     wait for the receipts (finish_message() when they arrive)."""
-    message = _held(session, message_id, worker)
-    _apply(message, SENT_TO_SMSC, now, {})
-    message.sms_parts = [SmsPart(part=n, smsc_id=sid) for n, sid in enumerate(smsc_ids, start=1)]
-    message.lease_owner, message.lease_expires_at, message.next_attempt_at = None, None, None
-    add_event(session, message_id, "sent", now, ",".join(smsc_ids))
+    if message_id not in await_receipts(session, worker, now, [Accepted(message_id, smsc_ids)]):
+        _held(session, message_id, worker)  # raises MessageNotFound or LeaseLost
+    message = session.get(Message, message_id, populate_existing=True)
+    assert message is not None
+    session.expire(message, ["sms_parts"])
     return message
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An SMS whose parts the SMSC all accepted: their IDs in part order (await_receipts())."""
+
+    message_id: str
+    smsc_ids: Sequence[str]
+    parts: int | None = None
+    """SMS parts charged, when it differs from the submission's count (message_payload)."""
+
+
+_MESSAGES = Base.metadata.tables[Message.__tablename__]
+_SENT = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("b_id"))
+    .values(status_code=SENT_TO_SMSC[0], status_text=SENT_TO_SMSC[1], updated_at=bindparam("b_now"),
+            parts=func.coalesce(bindparam("b_parts", type_=Integer), _MESSAGES.c.parts),
+            lease_owner=None, lease_expires_at=None, next_attempt_at=None)
+)
+_INSERT_PARTS = insert(Base.metadata.tables[SmsPart.__tablename__])
+
+
+def await_receipts(session: Session, worker: str, now: dt.datetime, accepted: Sequence[Accepted]) -> set[str]:
+    """await_receipt() of many SMS in a few statements (the SMS sender's batch): the IDs of those
+    `worker` still held and that were stored; the others (lease lost, finished) are left unchanged."""
+    if not accepted:
+        return set()
+    conn = ledger.core(session)
+    held = set(conn.scalars(
+        select(_MESSAGES.c.id)
+        .where(_MESSAGES.c.id.in_([a.message_id for a in accepted]), _MESSAGES.c.lease_owner == worker,
+               _MESSAGES.c.finished_at.is_(None))
+        .order_by(_MESSAGES.c.id)
+        .with_for_update()
+    ))
+    stored = [a for a in accepted if a.message_id in held]
+    if not stored:
+        return held
+    conn.execute(_SENT, [{"b_id": a.message_id, "b_now": now, "b_parts": a.parts} for a in stored])
+    conn.execute(_INSERT_PARTS, [{"message_id": a.message_id, "part": n, "smsc_id": sid, "state": ""}
+                                 for a in stored for n, sid in enumerate(a.smsc_ids, start=1)])
+    add_events(session, [{"message_id": a.message_id, "at": now, "kind": "sent",
+                          "detail": ",".join(a.smsc_ids)} for a in stored])
+    return held
+
+
+_PARTS = Base.metadata.tables[SmsPart.__tablename__]
+_SET_PART_STATE = (
+    update(_PARTS)
+    .where(_PARTS.c.message_id == bindparam("b_message"), _PARTS.c.part == bindparam("b_part"))
+    .values(state=bindparam("b_state"))
+)
+
+
+def set_part_states(session: Session, states: dict[tuple[str, int], str]) -> None:
+    """Write the receipt states of many SMS parts ((message id, part) -> state) in one statement."""
+    if states:
+        ledger.core(session).execute(
+            _SET_PART_STATE, [{"b_message": m, "b_part": p, "b_state": s} for (m, p), s in states.items()]
+        )
+
+
+def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Append many timeline events (message_id, at, kind, detail) in one statement."""
+    if rows:
+        ledger.core(session).execute(_INSERT_EVENTS, list(rows))
 
 
 def awaiting_receipts(session: Session) -> int:
@@ -448,14 +510,39 @@ def finish_message(
 ) -> Message:
     """Write a final status, settle the money (charge `cost`, release the rest of the reservation) and
     queue the status callback, in the caller's transaction."""
-    _apply(message, status, now, fields)
-    message.finished_at = now
-    message.lease_owner, message.lease_expires_at, message.next_attempt_at = None, None, None
-    ledger.settle(session, message, cost, now)
-    add_event(session, message.id, event, now, detail or status[1])
-    _queue_callback(session, message, now)
-    session.flush()
+    finish_messages(session, [Finish(message, status, cost, event, detail, fields)], now)
     return message
+
+
+@dataclass(frozen=True)
+class Finish:
+    """One message for finish_messages(): finish_message()'s arguments."""
+
+    message: Message
+    status: tuple[int, str]
+    cost: int
+    event: str = "finished"
+    detail: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def finish_messages(session: Session, finishes: Sequence[Finish], now: dt.datetime) -> None:
+    """finish_message() of many messages: the statuses, the settlements (ledger.settle_many: the owners
+    locked and the entries written in one statement each), the events and callbacks in one insert each."""
+    if not finishes:
+        return
+    for finish in finishes:
+        _apply(finish.message, finish.status, now, finish.fields)
+    ledger.settle_many(session, [(finish.message, finish.cost) for finish in finishes], now)
+    for finish in finishes:
+        message = finish.message
+        message.finished_at = now
+        message.lease_owner, message.lease_expires_at, message.next_attempt_at = None, None, None
+    session.flush()
+    add_events(session, [{"message_id": f.message.id, "at": now, "kind": f.event,
+                          "detail": f.detail or f.status[1]} for f in finishes])
+    callbacks = [_callback_row(f.message, now) for f in finishes]
+    outbox.enqueue_rows(session, [row for row in callbacks if row is not None])
 
 
 def restatus(
@@ -480,16 +567,17 @@ def restatus(
 
 
 def _queue_callback(session: Session, message: Message, now: dt.datetime) -> None:
-    if message.callback_url:
-        outbox.enqueue(
-            session,
-            kind=outbox.CALLBACK,
-            url=message.callback_url,
-            body=callback_body(message),
-            now=now,
-            secret_ref=f"account:{message.account_id}",
-            message_id=message.id,
-        )
+    row = _callback_row(message, now)
+    if row is not None:
+        outbox.enqueue_rows(session, [row])
+
+
+def _callback_row(message: Message, now: dt.datetime) -> dict[str, Any] | None:
+    """The outbox row of a message's status callback, None when it has no callback URL."""
+    if not message.callback_url:
+        return None
+    return outbox.row(kind=outbox.CALLBACK, url=message.callback_url, body=callback_body(message), now=now,
+                      secret_ref=f"account:{message.account_id}", message_id=message.id)
 
 
 def awaiting_receipt(

@@ -124,7 +124,9 @@ def test_complete_call_charges_by_increment_and_queues_callback(
         assert item.url == "https://client.example/cb?a=1&b='x'" and item.secret_ref == f"account:{owner.id}"
 
 
-@pytest.mark.parametrize("target", ["store.outbox.enqueue", "store.ledger.settle", "store.queue.add_event"])
+@pytest.mark.parametrize(
+    "target", ["store.outbox.enqueue_rows", "store.ledger.settle_many", "store.queue.add_events"]
+)
 def test_complete_call_is_all_or_nothing(db: Database, owner: Account, now: dt.datetime, target: str) -> None:
     (message_id,) = _submit(db, owner, now, callback="https://client.example/cb")
     with db.transaction() as session:
@@ -133,9 +135,9 @@ def test_complete_call_is_all_or_nothing(db: Database, owner: Account, now: dt.d
         200, "Voice call answered, duration 20 seconds.", answered=True, duration_s=20
     )
     real = {
-        "store.ledger.settle": ledger.settle,
-        "store.outbox.enqueue": outbox.enqueue,
-        "store.queue.add_event": queue.add_event,
+        "store.ledger.settle_many": ledger.settle_many,
+        "store.outbox.enqueue_rows": outbox.enqueue_rows,
+        "store.queue.add_events": queue.add_events,
     }[target]
 
     def write_then_fail(*args: object, **kwargs: object) -> None:
@@ -314,3 +316,25 @@ def test_sigkilled_worker_claim_is_reclaimed(db: Database, owner: Account, now: 
     assert [(m.id, m.attempts, m.lease_owner, m.status_code) for m in reclaimed] == [
         (message_id, 2, "w2", 100)
     ]
+
+
+def test_await_receipts_stores_only_what_the_worker_still_holds(
+    db: Database, owner: Account, now: dt.datetime
+) -> None:
+    """The sender's batch of SMSC IDs: a message whose lease expired and was taken by another worker is
+    left as that worker has it (the caller answers LeaseLost for it); the held one is stored."""
+    held_id, lost_id = _submit(db, owner, now, count=2)
+    with db.transaction() as session:
+        queue.claim(session, "w1", now, LEASE, limit=2, kinds=["tts"])
+    with db.transaction() as session:  # w1 stalled past its lease: w2 takes one message over
+        (taken,) = queue.claim(session, "w2", _later(now, LEASE + 1), LEASE, limit=1, kinds=["tts"])
+    lost_id, held_id = (taken.id, held_id if taken.id == lost_id else lost_id)
+    accepted = [queue.Accepted(held_id, ["a1", "a2"], 2), queue.Accepted(lost_id, ["b1"])]
+    with db.transaction() as session:
+        assert queue.await_receipts(session, "w1", _later(now, LEASE + 2), accepted) == {held_id}
+    with db.read() as session:
+        held, lost = queue.get_message(session, held_id), queue.get_message(session, lost_id)
+        assert (held.status_text, held.smsc_ids, held.parts) == ("Sent to SMSC", ["a1", "a2"], 2)
+        assert held.lease_owner is None
+        assert [e.kind for e in held.events][-1] == "sent"
+        assert (lost.status_code, lost.smsc_ids, lost.lease_owner) == (100, [], "w2")

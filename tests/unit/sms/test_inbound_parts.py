@@ -126,8 +126,9 @@ def test_sar_parts_are_joined(numbered: Store) -> None:
 def test_a_part_survives_a_restart(numbered: Store, tmp_path: Path) -> None:
     first, second = parts("B" * 200, 9)
     assert take(handler(numbered.db, Clock()), first) is None
+    url = numbered.db.url.render_as_string(hide_password=False)
     numbered.db.dispose()
-    after = Database.open(f"sqlite:///{tmp_path / 'store.db'}")  # a new process on the same store
+    after = Database.open(url)  # a new process on the same store
     try:
         recorded = take(handler(after, Clock()), second)
         assert recorded is not None and recorded.parts is None
@@ -162,8 +163,9 @@ def test_the_timeout_counts_across_restarts(numbered: Store, tmp_path: Path) -> 
     clock = Clock()
     first, _ = parts("D" * 200, 11)
     assert take(handler(numbered.db, clock), first) is None
+    url = numbered.db.url.render_as_string(hide_password=False)
     numbered.db.dispose()
-    after = Database.open(f"sqlite:///{tmp_path / 'store.db'}")
+    after = Database.open(url)
     try:
         clock.now = T0 + dt.timedelta(seconds=TIMEOUT_S + 1)
         (late,) = handler(after, clock).sweep()  # what a restarted node does first
