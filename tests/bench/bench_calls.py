@@ -109,6 +109,13 @@ class Figures:
     wall_s: float
 
 
+def total_pss(pids: list[int]) -> int:
+    """PSS KiB of `pids`. Run it off the event loop (asyncio.to_thread): on a saturated machine reading
+    smaps_rollup of 126 processes took 17.8 s, and the dialer served no call meanwhile (its stop and
+    hang-up after the key press then came after the engines' 30 s RTP timeout had ended the calls)."""
+    return sum(pss_kib(p) for p in pids)
+
+
 def free_block(count: int) -> int:
     """A base port with `count` free UDP ports from it, from a range wide enough for 500 calls."""
     return _free_block(count, low=20000, high=60000, tries=500)
@@ -128,7 +135,8 @@ def start_sipp(work: Path, name: str, sdp: str, pcap: str, calls: int) -> tuple[
     return proc, f"sip:1000@127.0.0.1:{port}"
 
 
-async def run_calls(n: int, inband_share: float, work: Path, prompt: Path) -> Figures:
+async def run_calls(n: int, inband_share: float, work: Path, prompt: Path,
+                    trace: Path | None = None) -> Figures:
     began = time.perf_counter()
     engines = math.ceil(n / 4)
     inband = round(n * inband_share)
@@ -144,26 +152,32 @@ async def run_calls(n: int, inband_share: float, work: Path, prompt: Path) -> Fi
         await pool.start()
         pids = [os.getpid(), *(p for p in pool.pids if p is not None)]
         await asyncio.sleep(1.0)
-        pss_idle = sum(pss_kib(p) for p in pids)
-        idle = sample(pids)
+        pss_idle = await asyncio.to_thread(total_pss, pids)
+        idle = await asyncio.to_thread(sample, pids)
         await asyncio.sleep(WINDOW_S)
-        cpu_idle = cpu_pct(idle, sample(pids))
+        cpu_idle = cpu_pct(idle, await asyncio.to_thread(sample, pids))
         uris = [peers[0][1]] * (n - inband) + ([peers[1][1]] * inband if inband else [])
         dialer = Dialer(pool, DialerSettings(max_concurrent=n, calls_per_second=10_000.0,
                                              response_timeout_s=30.0, max_call_s=60.0))
         await dialer.start()
+        wait0 = _sched_wait()
+        lag = LoopLag()
+        lag_task = asyncio.create_task(lag.run())
         parent = sample([os.getpid()])
         jobs = [CallJob(job_id=f"b{i}", uri=uri, prompt=prompt, response=True) for i, uri in enumerate(uris)]
         futures = [dialer.submit(job) for job in jobs]
         while pool.in_use < n and not any(f.done() for f in futures):
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.5)  # every call answered and playing
-        pss_busy = sum(pss_kib(p) for p in pids)
-        busy = sample(pids)
+        t_pss = time.perf_counter()
+        pss_busy = await asyncio.to_thread(total_pss, pids)
+        t_pss = time.perf_counter() - t_pss
+        busy = await asyncio.to_thread(sample, pids)
         await asyncio.sleep(WINDOW_S)
-        cpu_busy = cpu_pct(busy, sample(pids))
+        cpu_busy = cpu_pct(busy, await asyncio.to_thread(sample, pids))
         reports: list[CallReport] = await asyncio.wait_for(asyncio.gather(*futures), HOLD_MS / 1000 + 60)
         parent_cpu = cpu_pct(parent, sample([os.getpid()]))
+        lag_task.cancel()
         await dialer.shutdown()
         crashed = sum(1 for before, now in zip(pids[1:], pool.pids, strict=True) if before != now)
     finally:
@@ -173,6 +187,10 @@ async def run_calls(n: int, inband_share: float, work: Path, prompt: Path) -> Fi
                 proc.kill()
             proc.wait(10)
     failed = [r for r in reports if (r.outcome.code, r.outcome.digit) != (200, "1")]
+    if trace is not None:
+        write_trace(trace, reports)
+        print(f"trace: PSS read {t_pss:.2f} s; parent waited {(_sched_wait() - wait0):.2f} s for a CPU;"
+              f" loop stalls > 0.5 s (start s, length s): {lag.stalls}", file=sys.stderr)
     for report in failed[:5]:
         print(f"  failed: {report.outcome.text} {report.timeline[-3:]}", file=sys.stderr)
     answered = [r.started_at + e.at_s for r in reports for e in r.timeline if e.kind == "answered"]
@@ -182,6 +200,38 @@ async def run_calls(n: int, inband_share: float, work: Path, prompt: Path) -> Fi
                    cpu_pct=cpu_busy, pss_idle_mib=pss_idle / 1024, pss_mib=pss_busy / 1024,
                    failed=len(failed), parent_cpu_pct=parent_cpu, crashed=crashed,
                    wall_s=time.perf_counter() - began)
+
+
+def _sched_wait() -> float:
+    """Seconds this process's threads have waited, runnable, for a CPU (/proc/self/schedstat)."""
+    return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+
+
+class LoopLag:
+    """Records when this process's event loop did not run for a while (blocked or starved)."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.stalls: list[tuple[float, float]] = []
+
+    async def run(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            if now - last > 0.6:
+                self.stalls.append((round(last - self.t0, 1), round(now - last - 0.1, 1)))
+            last = now
+
+
+def write_trace(path: Path, reports: list[CallReport]) -> None:
+    """One line per call: its events in seconds from the first call placed (SIP events at the engine's
+    time, 'play'/'stop'/'hangup' when the dialer sent them), to see where a slow call lost its time."""
+    first = min(r.started_at for r in reports)
+    with path.open("w") as out:
+        for r in reports:
+            events = " ".join(f"{e.kind}@{r.started_at - first + e.at_s:.2f}" for e in r.timeline)
+            out.write(f"{r.job.job_id} {r.job.uri} {r.outcome.code} {events}\n")
 
 
 def print_table(rows: list[Figures]) -> None:
@@ -207,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", default="50,100,250,500", help="comma list of concurrent call counts")
     parser.add_argument("--inband", type=float, default=0.2, help="share of calls with in-band detection")
+    parser.add_argument("--trace", type=Path, help="write each call's event times to this file")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound of each run, seconds")
     args = parser.parse_args(argv)
     if shutil.which("sipp") is None:
@@ -223,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         prompt = write_tone(work / "prompt.wav", 20.0, amplitude=6000)  # longer than the call
         for n in (int(x) for x in args.calls.split(",")):
             try:
-                figures = asyncio.run(asyncio.wait_for(run_calls(n, args.inband, work, prompt), args.timeout))
+                run = run_calls(n, args.inband, work, prompt, args.trace)
+                figures = asyncio.run(asyncio.wait_for(run, args.timeout))
             except Exception as exc:  # one size failing must not hide the others
                 print(f"{n} calls: the run failed: {exc!r}")
                 continue
