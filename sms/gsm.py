@@ -67,6 +67,8 @@ class Encoded:
     esm_class: int
     text_length: int
     """Septets (GSM-7) or UTF-16 code units (UCS-2)."""
+    segments: int
+    """The SMSs the text becomes (count_parts): len(parts), or what the SMSC splits a payload into."""
 
 
 def is_gsm7(text: str) -> bool:
@@ -151,15 +153,15 @@ def encode(text: str, *, reference: int, max_parts: int = 6, use_payload: bool =
     pack = packed and data_coding == GSM7
     if use_payload:
         whole = b"".join(chunks)
-        return Encoded(data_coding, (pack_gsm(whole) if pack else whole,), 0, length)
+        return Encoded(data_coding, (pack_gsm(whole) if pack else whole,), 0, length, len(chunks))
     if len(chunks) == 1:
-        return Encoded(data_coding, (pack_gsm(chunks[0]) if pack else chunks[0],), 0, length)
+        return Encoded(data_coding, (pack_gsm(chunks[0]) if pack else chunks[0],), 0, length, 1)
     total = len(chunks)
     parts = []
     for seq, chunk in enumerate(chunks, start=1):
         udh = udh_concat(reference, total, seq, reference_bits)
         parts.append(udh + (pack_gsm(chunk, len(udh)) if pack else chunk))
-    return Encoded(data_coding, tuple(parts), UDHI, length)
+    return Encoded(data_coding, tuple(parts), UDHI, length, total)
 
 
 def _fill_bits(udh_octets: int) -> int:

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from sms import gsm, pdu
 from sms.errors import SmsError
-from sms.keywords import Keyword, detect
+from sms.keywords import Keyword, Replies, detect
 from sms.receipts import Incoming, mo_part
 from store import lists, mo_parts, outbox, queue
 from store.db import Database
@@ -131,10 +131,8 @@ def stored_part(sm: pdu.ShortMessage, seq: int) -> mo_parts.StoredPart:
 
 
 def reply_text(keyword: Keyword | None, options: InboundOptions) -> str:
-    """The configured answer to a keyword ('' for none)."""
-    replies = {Keyword.HELP: options.help_text, Keyword.STOP: options.stop_reply,
-               Keyword.START: options.start_reply}
-    return replies.get(keyword, "") if keyword is not None else ""
+    """The configured answer to a keyword ('' for none): keywords.Replies.to, the one rule."""
+    return Replies(options.help_text, options.stop_reply, options.start_reply).to(keyword)
 
 
 # ------------------------------------------------------------------------------------------ the store side

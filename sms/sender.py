@@ -526,9 +526,7 @@ class SmsSender:
         except SmsError as exc:  # TooManyParts (511)
             await self._unsendable(sms, exc)
             return
-        billable = (gsm.count_parts(sms.body, self.options.max_parts, self.options.concat_ref_bits)
-                    if self.options.use_payload else None)
-        outgoing = _Outgoing(sms, len(encoded.parts), billable or len(encoded.parts))
+        outgoing = _Outgoing(sms, len(encoded.parts), encoded.segments)
         self._outgoing[sms.id] = outgoing
         try:
             await self._submit_parts(sms, encoded)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from store.db import upsert_insert
 from store.models import ConcatCounter
 
 
@@ -25,8 +25,7 @@ def allocate(session: Session, counts: Mapping[str, int]) -> dict[str, int]:
     rows = [{"destination": d, "counter": counts[d]} for d in sorted(counts) if counts[d] > 0]
     if not rows:
         return {}
-    insert_of = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    insert = insert_of(ConcatCounter).values(rows)
+    insert = upsert_insert(session)(ConcatCounter).values(rows)
     upsert = insert.on_conflict_do_update(index_elements=["destination"],
                                           set_={"counter": ConcatCounter.counter + insert.excluded.counter})
     result = session.execute(upsert.returning(ConcatCounter.destination, ConcatCounter.counter))

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -69,6 +70,12 @@ def retrying(transaction: Callable[[], T], attempts: int = CONFLICT_RETRIES) -> 
             log.warning("transaction rolled back by a conflict (attempt %d of %d): running it again",
                         attempt, attempts)
     raise AssertionError("unreachable")
+
+
+def upsert_insert(bind: Session | Connection) -> Any:
+    """The INSERT construct of the store's dialect, the one with ON CONFLICT (PostgreSQL or SQLite)."""
+    dialect = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def resolve_url(explicit: str, data_dir: Path) -> str:

@@ -17,12 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from store.db import upsert_insert
 from store.models import MoGroup, MoPart
 
 
@@ -56,14 +55,9 @@ class Taken:
     """In sequence order; fewer than key.total when the message is incomplete."""
 
 
-def _insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)
-
-
 def _lock_group(session: Session, key: GroupKey, now: dt.datetime) -> int:
     """The group's id, its row created or locked (the upsert's update is a no-op that takes the lock)."""
-    insert = _insert(session)(MoGroup).values(source=key.source, destination=key.destination,
+    insert = upsert_insert(session)(MoGroup).values(source=key.source, destination=key.destination,
                                               reference=key.reference, total=key.total, first_at=now)
     upsert = insert.on_conflict_do_update(index_elements=["source", "destination", "reference", "total"],
                                           set_={"total": insert.excluded.total})
@@ -75,7 +69,7 @@ def add_part(session: Session, key: GroupKey, part: StoredPart, now: dt.datetime
     """Store one part (once, however often it arrives); when it completes its message, take the message
     out of the store and return it."""
     group_id = _lock_group(session, key, now)
-    insert = _insert(session)(MoPart).values(
+    insert = upsert_insert(session)(MoPart).values(
         group_id=group_id, seq=part.seq, short_message=part.short_message, data_coding=part.data_coding,
         esm_class=part.esm_class, received_at=now)
     session.execute(insert.on_conflict_do_nothing(index_elements=["group_id", "seq"]))

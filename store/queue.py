@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Integer, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from store import ledger, outbox
 from store.errors import LeaseLost, MessageNotFound
@@ -584,9 +584,11 @@ def awaiting_receipt(
     session: Session, sent_before: dt.datetime, limit: int, kinds: Sequence[str] = (MessageKind.SMS.value,)
 ) -> list[Message]:
     """SMS accepted by the SMSC (110 Sent to SMSC, no lease) and last updated before `sent_before`:
-    those whose receipts are overdue. Locked (skipping rows another node holds)."""
+    those whose receipts are overdue. Locked (skipping rows another node holds); their sms_parts loaded
+    in one more query (the sweep's cost counts them)."""
     query = (
         select(Message)
+        .options(selectinload(Message.sms_parts))
         .where(
             Message.finished_at.is_(None),
             Message.next_attempt_at.is_(None),

@@ -12,7 +12,16 @@ from api.callbacks import SIGNATURE_HEADER, CallbackSecrets, CallbackSender, ver
 from sms import gsm, keywords
 from store import ledger, lists, outbox, queue
 from store.models import Message
-from tests.integration.sms_gateway.conftest import FUNDS, NUMBER, PASSWORD, SMS_RATE, USER, Gw, wait_for
+from tests.integration.sms_gateway.conftest import (
+    FUNDS,
+    NUMBER,
+    PASSWORD,
+    SMS_RATE,
+    USER,
+    Gw,
+    Received,
+    wait_for,
+)
 
 PHONE = "+12505550123"
 
@@ -69,13 +78,20 @@ def test_ucs2(gw: Gw) -> None:
     assert gsm.decode(bytes.fromhex(submit["sm_hex"]), 8, submit["esm_class"])[0] == text
 
 
-def test_incoming_sms_reaches_the_webhook_signed(gw: Gw) -> None:
-    gw.smsc.send_mo("+16045550199", NUMBER, "Running late, 10 min")
-    item = wait_for(lambda: _webhook_rows(gw), what="the webhook in the outbox")
+def _deliver_the_webhook(gw: Gw) -> tuple[CallbackSecrets, Received]:
+    """Send the one due callback to the receiver with the real callback sender: the secrets it signed
+    with and the one request the receiver got."""
     secrets = CallbackSecrets.load(gw.settings.callbacks, gw.settings.data_dir)
     with CallbackSender(gw.gateway.db, secrets, gw.settings.callbacks) as sender:
         assert sender.send_due().delivered == 1
     (request,) = gw.receiver.requests
+    return secrets, request
+
+
+def test_incoming_sms_reaches_the_webhook_signed(gw: Gw) -> None:
+    gw.smsc.send_mo("+16045550199", NUMBER, "Running late, 10 min")
+    item = wait_for(lambda: _webhook_rows(gw), what="the webhook in the outbox")
+    secrets, request = _deliver_the_webhook(gw)
     fields = dict(parse_qsl(request.body.decode()))
     assert list(fields) == ["phonefrom", "phoneto", "id", "orgserver", "timestamp", "txt"]
     assert fields["phonefrom"] == "+16045550199" and fields["phoneto"] == NUMBER
@@ -201,10 +217,7 @@ def test_a_number_added_over_v1_receives_sms(gw: Gw) -> None:
     assert added.status_code == 201 and added.json()["number"] == "+12505550111", added.text
     gw.smsc.send_mo("+16045550199", "+12505550111", "On my way")
     mo_id = wait_for(lambda: _webhook_rows(gw), what="the webhook in the outbox")
-    secrets = CallbackSecrets.load(gw.settings.callbacks, gw.settings.data_dir)
-    with CallbackSender(gw.gateway.db, secrets, gw.settings.callbacks) as sender:
-        assert sender.send_due().delivered == 1
-    (request,) = gw.receiver.requests
+    _, request = _deliver_the_webhook(gw)
     fields = dict(parse_qsl(request.body.decode()))
     assert (fields["id"], fields["phoneto"], fields["txt"]) == (mo_id, "+12505550111", "On my way")
     assert gw.client.delete("/v1/numbers/+12505550111", auth=auth).status_code == 204

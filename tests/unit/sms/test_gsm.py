@@ -30,7 +30,9 @@ def test_gsm7_round_trip_and_size(text: str) -> None:
     for part in encoded.parts:
         assert gsm.air_octets(part, encoded.data_coding, encoded.esm_class) <= gsm.AIR_OCTETS
         assert part[-1:] != b"\x1b"
-    assert len(encoded.parts) == gsm.count_parts(text, 10)
+    assert len(encoded.parts) == gsm.count_parts(text, 10) == encoded.segments
+    payload = gsm.encode(text, reference=200, max_parts=10, use_payload=True)
+    assert len(payload.parts) == 1 and payload.segments == encoded.segments
 
 
 @given(st.text(min_size=1, max_size=500).filter(lambda t: not gsm.is_gsm7(t)))
