@@ -41,6 +41,12 @@ class StartupFailed(GatewayError):
 
     status_text = "ERROR: INVALID SETTINGS"
 
+    @classmethod
+    def port_taken(cls, setting: str, host: str, port: int, kind: str, exc: OSError | str) -> StartupFailed:
+        """The one-line refusal of a listener that cannot be bound: `smtp.port: 127.0.0.1:25 (TCP): ...`."""
+        why = exc if isinstance(exc, str) else (exc.strerror or str(exc))
+        return cls(f"{setting}: {host}:{port} ({kind.upper()}): {why}")
+
 
 class AccountNotFound(GatewayError):
     """404: the account a request acts for does not exist (e.g. a sub-user whose parent account is gone).

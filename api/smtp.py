@@ -237,8 +237,7 @@ async def running_smtp(settings: SmtpSettings, gateway: Gateway) -> AsyncIterato
     try:
         server = await loop.create_server(factory, host=settings.host, port=settings.port)
     except OSError as exc:
-        why = exc.strerror or exc
-        raise StartupFailed(f"smtp.port: {settings.host}:{settings.port} (TCP): {why}") from None
+        raise StartupFailed.port_taken("smtp.port", settings.host, settings.port, "tcp", exc) from None
     port = int(server.sockets[0].getsockname()[1])
     log.info("SMTP gateway on %s:%d for %s", settings.host, port, settings.address)
     try:

@@ -59,8 +59,6 @@ PROBE_NUMBER = "+12025550123"
 """A possible number the trunk template is tried with at start-up."""
 
 
-StartupError = StartupFailed
-"""A setting that cannot work, found before anything starts (the name the commands use)."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,7 +87,7 @@ def with_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         try:
             update["server"] = dataclasses.replace(settings.server, **given)  # type: ignore[arg-type]
         except ValueError as exc:
-            raise StartupError(f"server: {exc}") from None
+            raise StartupFailed(f"server: {exc}") from None
     if args.no_worker:
         update["worker"] = dataclasses.replace(settings.worker, enabled=False)
     return settings.model_copy(update=update) if update else settings
@@ -103,22 +101,22 @@ def check_startup(settings: Settings) -> None:
     for name in ("certfile", "keyfile"):
         path = getattr(server, name)
         if path and not Path(path).is_file():
-            raise StartupError(f"server.{name}: no such file: {path}")
+            raise StartupFailed(f"server.{name}: no such file: {path}")
     if settings.worker.enabled:
         try:
             sip_uri(PROBE_NUMBER, settings.sip.uri_template, settings.sip.trunk_host)
         except GatewayError as exc:
             hint = "set IVRGATE_SIP__TRUNK_HOST, or serve --no-worker"
-            raise StartupError(f"sip: {exc.detail} ({hint})") from None
+            raise StartupFailed(f"sip: {exc.detail} ({hint})") from None
     check_ports(settings)
 
 
 def check_ports(settings: Settings, *, smtp: bool = True) -> None:
-    """StartupError naming the first setting whose port another program holds (SMTP, each SIP engine)."""
+    """StartupFailed naming the first setting whose port another program holds (SMTP, each SIP engine)."""
     for setting, host, port, kind in listeners(settings, smtp=smtp):
-        why = port_taken(host, port, kind)
+        why = why_unbindable(host, port, kind)
         if why:
-            raise StartupError(f"{setting}: {host}:{port} ({kind.upper()}): {why}")
+            raise StartupFailed.port_taken(setting, host, port, kind, why)
 
 
 def listeners(settings: Settings, *, smtp: bool = True) -> list[tuple[str, str, int, str]]:
@@ -132,7 +130,7 @@ def listeners(settings: Settings, *, smtp: bool = True) -> list[tuple[str, str, 
     return found
 
 
-def port_taken(host: str, port: int, kind: str) -> str:
+def why_unbindable(host: str, port: int, kind: str) -> str:
     """Why (host, port) cannot be bound now, or '' when it can (the probe socket is closed at once)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM) as probe:
@@ -170,21 +168,22 @@ class StartupGuard:
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
-        held: list[Any] = []
+        failed = False
 
         async def send_startup(message: Any) -> None:
+            nonlocal failed
             if message["type"] == "lifespan.startup.failed":
-                held.append(message)  # sent below, without the traceback text
+                failed = True  # sent below, without the traceback text
                 return
             await send(message)
 
         try:
             await self.app(scope, receive, send_startup)
         except BaseException as exc:  # every start-up failure becomes one line
-            if not held:
+            if not failed:
                 raise
             self.failure = one_line(exc)
-        if held:
+        if failed:
             await send({"type": "lifespan.startup.failed", "message": ""})
 
 
@@ -202,13 +201,12 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, banner: str = "") -> None:
         super().__init__(config)
         self.banner = banner
-        self.failed = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         try:
             await super().startup(sockets=sockets)
-        except SystemExit:
-            self.failed = self.should_exit = True
+        except SystemExit:  # uvicorn's way out of a failed start-up; `started` stays False
+            self.should_exit = True
             return
         if self.banner:
             print(self.banner, flush=True)
@@ -221,7 +219,7 @@ class Server(uvicorn.Server):
             self.run(sockets=sockets)
         finally:
             logging.getLogger("uvicorn.error").removeFilter(quiet)
-        if self.failed or not self.started:
+        if not self.started:
             app = self.config.app
             failure = app.failure if isinstance(app, StartupGuard) else ""
             raise StartupFailed(failure or "the application did not start (see the log above)")
@@ -397,7 +395,7 @@ def http_socket(settings: Settings) -> socket.socket:
     try:
         return shared_socket(server.host, server.port, reuse_port=server.http_processes > 1)
     except OSError as exc:
-        raise StartupError(f"server.port: {server.host}:{server.port} (TCP): {exc.strerror or exc}") from None
+        raise StartupFailed.port_taken("server.port", server.host, server.port, "tcp", exc) from None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -28,9 +28,9 @@ import sys
 from collections.abc import Callable
 
 from api.callbacks import sending_callbacks
-from api.commands.serve import PROBE_NUMBER, StartupError, check_ports
+from api.commands.serve import PROBE_NUMBER, check_ports
 from api.commands.user import open_store
-from api.errors import GatewayError
+from api.errors import GatewayError, StartupFailed
 from api.logging_setup import configure_logging
 from api.phones import sip_uri
 from api.settings import Settings, runs_sms_node
@@ -56,11 +56,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def check_trunk(settings: Settings) -> None:
-    """Refuse a trunk URI template or host that cannot produce a SIP URI (StartupError)."""
+    """Refuse a trunk URI template or host that cannot produce a SIP URI (StartupFailed)."""
     try:
         sip_uri(PROBE_NUMBER, settings.sip.uri_template, settings.sip.trunk_host)
     except GatewayError as exc:
-        raise StartupError(f"sip: {exc.detail} (set IVRGATE_SIP__TRUNK_HOST)") from None
+        raise StartupFailed(f"sip: {exc.detail} (set IVRGATE_SIP__TRUNK_HOST)") from None
 
 
 async def run_node(settings: Settings, db: Database, stop: asyncio.Event, *, callbacks: bool = True,
