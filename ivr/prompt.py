@@ -42,6 +42,7 @@ from ivr.fetch import Fetched, UrlFetcher
 from ivr.settings import FetchSettings, PromptSettings
 from tts.base import GENDERS, LANGUAGES, Voice
 from tts.cache import SegmentCache
+from tts.engine_io import REFERENCE_WPM
 from tts.normalize import validate_text
 from tts.registry import get_engine
 from tts.render import render_speech
@@ -57,8 +58,7 @@ MAX_SEGMENTS = 32
 MAX_CHARS_PER_SECOND = 30.0
 """Faster than any voice speaks at the default rate (espeak at 160 wpm speaks about 15 characters a
 second), so text / MAX_CHARS_PER_SECOND is a lower bound of its spoken length; scaled up for a faster
-tts.rate_wpm."""
-_DEFAULT_RATE_WPM = TTSSettings().rate_wpm
+tts.rate_wpm (relative to the engines' natural speed, tts.engine_io.REFERENCE_WPM)."""
 
 DEFAULT_VOICE = Voice()
 """The seed's default voice: English (us), female."""
@@ -218,10 +218,10 @@ def min_prompt_seconds(
     spec: PromptSpec, assemble_settings: AssembleSettings, tts: TTSSettings, audio_seconds: float = 0.0
 ) -> float:
     """A lower bound of the rendered length of `spec`: its texts at MAX_CHARS_PER_SECOND (more when
-    tts.rate_wpm is faster than the default), the lead, tail and gaps, and `audio_seconds` (the length of
-    its audio segments, as far as the caller knows it)."""
+    tts.rate_wpm is faster than the engines' natural speed), the lead, tail and gaps, and `audio_seconds`
+    (the length of its audio segments, as far as the caller knows it)."""
     text_chars = sum(len(segment.text) for segment in spec.segments if isinstance(segment, TextSegment))
-    chars_per_second = MAX_CHARS_PER_SECOND * max(1.0, tts.rate_wpm / _DEFAULT_RATE_WPM)
+    chars_per_second = MAX_CHARS_PER_SECOND * max(1.0, tts.rate_wpm / REFERENCE_WPM)
     gaps_ms = assemble_settings.lead_ms + assemble_settings.tail_ms
     gaps_ms += assemble_settings.gap_ms * (len(spec.segments) - 1)
     return text_chars / chars_per_second + gaps_ms / 1000 + audio_seconds
