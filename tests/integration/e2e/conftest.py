@@ -125,14 +125,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
                         IVRGATE_SIP__RTP_PORTS_PER_PROCESS="16", IVRGATE_SERVER__LOG_FORMAT="json",
                         IVRGATE_DIALER__RESPONSE_TIMEOUT_S="8", IVRGATE_DIALER__MAX_CALL_S="60",
                         **more_env)
-        log = tmp_path / f"serve{len(started)}.log"
-        with log.open("w") as sink:
-            proc = subprocess.Popen([sys.executable, "-m", "api", "--data", str(data), "serve", "--port",
-                                     str(port)], cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                    text=True)
-        server = Server(proc, f"http://127.0.0.1:{port}", data, log)
+        server = launch_serve(data, tmp_path / f"serve{len(started)}.log", env, port=port)
         started.append(server)
-        wait_healthy(server)
         return server
 
     yield start
@@ -140,6 +134,24 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait(10)
+
+
+def launch_serve(data_dir: Path, log: Path, env: dict[str, str], *args: str, port: int = 0) -> Server:
+    """`ivrgate --data DATA_DIR serve --port PORT ARGS...` (a free port when 0) with `env` (a whole
+    environment: clean_env), its output in `log`; returns once /healthz answers, and ends the process
+    when it does not."""
+    port = port or free_tcp_port()
+    with log.open("w") as sink:
+        argv = [sys.executable, "-m", "api", "--data", str(data_dir), "serve", "--port", str(port), *args]
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
+    server = Server(proc, f"http://127.0.0.1:{port}", data_dir, log)
+    try:
+        wait_healthy(server)
+    except BaseException:
+        proc.kill()
+        proc.wait(10)
+        raise
+    return server
 
 
 def wait_healthy(server: Server, timeout: float = 60.0) -> None:

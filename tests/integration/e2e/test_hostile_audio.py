@@ -35,9 +35,8 @@ from .conftest import (
     Server,
     clean_env,
     fields,
-    free_tcp_port,
     ivrgate,
-    wait_healthy,
+    launch_serve,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -147,20 +146,13 @@ def api_only(tmp_path: Path) -> Iterator[Server]:
     """`ivrgate serve --no-worker` with one user, on a free port, fetching voice URLs from 127.0.0.1."""
     data = tmp_path / "data"
     ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", "10.00")
-    port = free_tcp_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "api", "--data", str(data), "serve", "--no-worker",
-                                 "--port", str(port)], cwd=ROOT,
-                                env=clean_env(IVRGATE_FETCH__ALLOW_PRIVATE="true"), stdout=sink,
-                                stderr=subprocess.STDOUT, text=True)
-    server = Server(proc, f"http://127.0.0.1:{port}", data, log)
+    server = launch_serve(data, tmp_path / "serve.log", clean_env(IVRGATE_FETCH__ALLOW_PRIVATE="true"),
+                          "--no-worker")
     try:
-        wait_healthy(server)
         yield server
     finally:
-        proc.kill()
-        proc.wait(10)
+        server.proc.kill()
+        server.proc.wait(10)
 
 
 def ui_client(server: Server) -> tuple[httpx.Client, str]:

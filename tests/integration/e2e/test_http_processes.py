@@ -9,8 +9,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -29,9 +27,8 @@ from tests.integration.e2e.conftest import (
     Server,
     clean_env,
     fields,
-    free_tcp_port,
     ivrgate,
-    wait_healthy,
+    launch_serve,
 )
 from tests.procfs import children
 
@@ -76,23 +73,8 @@ def start_serve(tmp_path: Path, processes: int) -> Server:
     data = tmp_path / "data"
     ivrgate(data, "user", "add", USERNAME, "--password", PASSWORD, "--credit", "100.00")
     ivrgate(data, "rates", "import", str(ROOT / "samples" / "rates.csv"))
-    port = free_tcp_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api", "--data", str(data), "serve", "--port", str(port), "--no-worker",
-             "--http-processes", str(processes)],
-            cwd=ROOT, env=clean_env(IVRGATE_SERVER__LOG_FORMAT="json"), stdout=sink,
-            stderr=subprocess.STDOUT, text=True,
-        )
-    server = Server(proc, f"http://127.0.0.1:{port}", data, log)
-    try:
-        wait_healthy(server)
-    except BaseException:
-        proc.terminate()
-        proc.wait(60)
-        raise
-    return server
+    env = clean_env(IVRGATE_SERVER__LOG_FORMAT="json")
+    return launch_serve(data, tmp_path / "serve.log", env, "--no-worker", "--http-processes", str(processes))
 
 
 def test_two_http_processes_share_the_port_and_the_store(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from tests.integration.e2e.conftest import (
     fields,
     free_tcp_port,
     ivrgate,
-    wait_healthy,
+    launch_serve,
 )
 from tests.integration.pool.conftest import free_block
 from tests.integration.sms.conftest import smsc  # noqa: F401  (fixture)
@@ -101,14 +101,8 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
 
 def start_serve(data_dir: Path, log: Path, env: dict[str, str], processes: list[subprocess.Popen[str]],
                 *args: str) -> Server:
-    port = free_tcp_port()
-    with log.open("w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "api", "--data", str(data_dir), "serve", "--port",
-                                 str(port), *args], cwd=ROOT, env=clean_env(**env), stdout=sink,
-                                stderr=subprocess.STDOUT, text=True)
-    processes.append(proc)
-    server = Server(proc, f"http://127.0.0.1:{port}", data_dir, log)
-    wait_healthy(server)
+    server = launch_serve(data_dir, log, clean_env(**env), *args)
+    processes.append(server.proc)
     return server
 
 
