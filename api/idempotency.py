@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from api.errors import GatewayError, InvalidParameter
 from api.jobs import Claim, Submitted
+from store.db import upsert_insert
 from store.models import IdempotencyKey
 
 MAX_KEY_CHARS = 255
@@ -108,7 +108,7 @@ def claim(conn: Connection, user_id: int, claim: Claim, now: dt.datetime, ttl_s:
     answer (Replayed) or IdempotencyConflict. An expired key is taken over."""
     conn.execute(delete(_TABLE).where(
         _TABLE.c.user_id == user_id, _TABLE.c.key == claim.key, _TABLE.c.expires_at <= now))
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = upsert_insert(conn)
     values = {"user_id": user_id, "key": claim.key, "request_hash": claim.request_hash, "response": None,
               "created_at": now, "expires_at": now + dt.timedelta(seconds=ttl_s)}
     taken = conn.execute(insert(_TABLE).values(values).on_conflict_do_nothing(

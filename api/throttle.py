@@ -34,11 +34,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from api.errors import WrongCredentials
 from store import accounts
+from store.db import upsert_insert
 from store.errors import InvalidUsername
 from store.models import LoginFailure
 
@@ -188,8 +188,7 @@ class LoginThrottle:
         with self._write() as session:
             # a row for every key first (two processes may count a new key at once), then lock them
             new = [{"key": name, "failures": 0, "last_failure_at": now} for name in names]
-            dialect = session.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            insert = upsert_insert(session)
             session.execute(insert(LoginFailure).values(new).on_conflict_do_nothing(index_elements=["key"]))
             query = select(LoginFailure).where(LoginFailure.key.in_(names)).order_by(LoginFailure.key)
             rows = {row.key: row for row in session.scalars(query.with_for_update())}
