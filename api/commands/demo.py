@@ -27,7 +27,7 @@ from api.commands.prompt import make_renderer
 from api.settings import Settings
 from ivr.dialer import CallJob, CallReport, run_call
 from ivr.pool import EnginePool
-from ivr.prompt import PromptSpec, TextSegment, make_voice
+from ivr.prompt import PromptSpec, RenderedPrompt, TextSegment, make_voice
 from ivr.sip import MAX_CALLS
 from tts.base import GENDERS, LANGUAGES
 
@@ -136,10 +136,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise DemoError("--calls must be at least 1")
     if args.calls > 1:
         return run_many(args, settings)
-    spec = PromptSpec((TextSegment(DENTIST_REMINDER[args.language]),), make_voice(args.language, args.gender))
-    rendered = make_renderer(settings).render(spec)
-    print(f"prompt: {rendered.duration_s:.1f} s of speech ({args.language}, {args.gender}), "
-          f"{rendered.path}")
+    rendered = demo_prompt(args, settings)
     with tempfile.TemporaryDirectory(prefix="ivrgate-demo-") as scratch:
         phone = PhoneProcess(args, settings, Path(scratch))
         phone.wait_ready()
@@ -159,12 +156,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.outcome.digit == args.press[-1:] else 1
 
 
-def run_many(args: argparse.Namespace, settings: Settings) -> int:
-    """`--calls N`: N calls at once to the phone; one status line each, then the tally."""
+def demo_prompt(args: argparse.Namespace, settings: Settings) -> RenderedPrompt:
+    """The seed's dentist reminder in the chosen language and gender, rendered or cached; says which file."""
     spec = PromptSpec((TextSegment(DENTIST_REMINDER[args.language]),), make_voice(args.language, args.gender))
     rendered = make_renderer(settings).render(spec)
-    processes = _processes(args.calls)
     print(f"prompt: {rendered.duration_s:.1f} s of speech ({args.language}, {args.gender}), {rendered.path}")
+    return rendered
+
+
+def run_many(args: argparse.Namespace, settings: Settings) -> int:
+    """`--calls N`: N calls at once to the phone; one status line each, then the tally."""
+    rendered = demo_prompt(args, settings)
+    processes = _processes(args.calls)
     with tempfile.TemporaryDirectory(prefix="ivrgate-demo-") as scratch:
         phone = PhoneProcess(args, settings, Path(scratch))
         phone.wait_ready()
