@@ -79,13 +79,9 @@ def _mpeg_audio_sync(head: bytes) -> str | None:
     """'mp3' for an MPEG audio frame header (layers I-III), 'aac' for an ADTS header, else None."""
     if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
         return None
-    version, layer = (head[1] >> 3) & 3, (head[1] >> 1) & 3
     if head[1] & 0xF6 == 0xF0:
         return "aac"
-    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 3
-    if version == 1 or layer == 0 or bitrate == 15 or rate == 3:
-        return None
-    return "mp3"
+    return "mp3" if mpeg.header_fields(head) is not None else None
 
 
 def _skip_id3(data: bytes) -> int:

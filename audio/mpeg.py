@@ -48,14 +48,24 @@ class Walk:
     cut_short: bool
 
 
-def parse_header(head: bytes) -> FrameHeader | None:
-    """The frame header in the first 4 bytes of `head`; None when they are not one (or free format)."""
+def header_fields(head: bytes) -> tuple[int, int, int, int, int] | None:
+    """(version, layer bits, bitrate index, rate index, padding) when the first 4 bytes of `head` are an
+    MPEG audio frame header (layers I-III, free format included), else None."""
     if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
         return None
     version, layer_bits = (head[1] >> 3) & 3, (head[1] >> 1) & 3
     bitrate_index, rate_index, padding = head[2] >> 4, (head[2] >> 2) & 3, (head[2] >> 1) & 1
-    if version == 1 or layer_bits == 0 or bitrate_index in (0, 15) or rate_index == 3:
+    if version == 1 or layer_bits == 0 or bitrate_index == 15 or rate_index == 3:
         return None
+    return version, layer_bits, bitrate_index, rate_index, padding
+
+
+def parse_header(head: bytes) -> FrameHeader | None:
+    """The frame header in the first 4 bytes of `head`; None when they are not one (or free format)."""
+    fields = header_fields(head)
+    if fields is None or fields[2] == 0:  # free format: the frame length is not in the header
+        return None
+    version, layer_bits, bitrate_index, rate_index, padding = fields
     layer = 4 - layer_bits
     kbps = _BITRATES_KBPS[(1 if version == 3 else 2, layer)][bitrate_index]
     rate = _RATES[version][rate_index]
