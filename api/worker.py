@@ -43,6 +43,7 @@ from api.settings import Settings
 from ivr.dialer import CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
 from ivr.events import SipEvent
 from ivr.fetch import UrlFetcher
+from ivr.flow import DEFAULT_REPLAY_DIGIT
 from ivr.identity import check_caller_id
 from ivr.outcome import CODE_ANSWERED, CODE_CANCELLED, CODE_FAILED, TEXT_ENGINE_FAILED, answered_text
 from ivr.pool import EnginePool, EngineUnavailable
@@ -95,7 +96,7 @@ def store_outcome(report: CallReport) -> queue.CallOutcome:
         sip_code=outcome.sip_code, sip_call_id=outcome.call_id)
 
 
-REPLAY_KEY = "9"
+REPLAY_KEY = DEFAULT_REPLAY_DIGIT
 """The key that replays the prompt (ivr.flow); it is never a response."""
 
 

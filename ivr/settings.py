@@ -110,6 +110,8 @@ class SipSettings:
             raise ValueError(f"callerid_mode must be from or pai, not {self.callerid_mode!r}")
         if self.register_wait_s < 0:
             raise ValueError(f"register_wait_s must be >= 0, not {self.register_wait_s!r}")
+        if self.telephone_event_pt and not 96 <= self.telephone_event_pt <= 127:
+            raise ValueError(f"telephone_event_pt must be 0 or 96-127, not {self.telephone_event_pt}")
         from ivr.identity import check_caller_id  # ivr.identity imports this module
 
         check_caller_id(self.caller_id)

@@ -193,8 +193,6 @@ class SipUserAgent:
         self.inband_dtmf = inband_dtmf or settings.inband_dtmf
         if self.inband_dtmf not in ("auto", "always", "never"):
             raise SipError(f"inband_dtmf must be auto, always or never, not {self.inband_dtmf!r}")
-        if settings.telephone_event_pt and not 96 <= settings.telephone_event_pt <= 127:
-            raise SipError(f"telephone_event_pt must be 0 or 96-127, not {settings.telephone_event_pt}")
         self.rtp_timeout_s = float(rtp_timeout_s if rtp_timeout_s is not None
                                    else settings.rtp_timeout_s)
         """Hang up an answered call after this long without RTP; 0 disables the check."""

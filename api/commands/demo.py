@@ -28,6 +28,7 @@ from api.settings import Settings
 from ivr.dialer import CallJob, CallReport, run_call
 from ivr.pool import EnginePool
 from ivr.prompt import PromptSpec, RenderedPrompt, TextSegment, make_voice
+from ivr.settings import rtp_range
 from ivr.sip import MAX_CALLS
 from tts.base import GENDERS, LANGUAGES
 
@@ -69,13 +70,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+def phone_rtp_port(settings: Settings, calls: int) -> int:
+    """The phone's first RTP port: just past the RTP ranges of the engines that place `calls` (one rule,
+    ivr.settings.rtp_range), so however many calls the demo places, the two never share a port."""
+    sip = settings.sip
+    return rtp_range(sip.rtp_port, sip.rtp_ports_per_process, _processes(calls))[0]
+
+
 class PhoneProcess:
     """`ivrgate phone` in a child process; its stdout lines are collected by a reader thread."""
 
     def __init__(self, args: argparse.Namespace, settings: Settings, record_dir: Path) -> None:
         command = [sys.executable, "-m", "api", "phone", "--port", str(args.phone_port),
                    "--processes", str(_processes(args.calls)),
-                   "--rtp-port", str(settings.sip.rtp_port + 1000), "--press", args.press,
+                   "--rtp-port", str(phone_rtp_port(settings, args.calls)), "--press", args.press,
                    "--mode", args.mode, "--wait", str(args.wait), "--gap", "1.5", "--calls", str(args.calls),
                    "--json", "--record", str(record_dir)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

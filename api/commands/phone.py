@@ -26,7 +26,7 @@ from typing import IO, Any
 from ivr.engine import settings_to_json
 from ivr.phone import LISTENING, PhoneScript, TestPhone, script_to_json, serve
 from ivr.phone_front import PhoneFront
-from ivr.settings import SipSettings, rtp_block
+from ivr.settings import SipSettings, rtp_range
 from ivr.sip import MAX_CALLS
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,6 @@ class _Child:
 
 def _run_pool(args: argparse.Namespace, sip: SipSettings, processes: int, done: threading.Event) -> int:
     first_rtp = sip.rtp_port if args.rtp_port is None else args.rtp_port
-    block = rtp_block(sip.rtp_ports_per_process)
     lock = threading.Lock()
     finished: list[dict[str, Any]] = []
     front: PhoneFront | None = None
@@ -156,8 +155,9 @@ def _run_pool(args: argparse.Namespace, sip: SipSettings, processes: int, done: 
 
     settings = json.loads(settings_to_json(sip))
     script = script_to_json(_script(args))
-    children = [_Child({"settings": settings, "script": script, "port": 0, "rtp_port": first_rtp + i * block},
-                       on_call) for i in range(processes)]
+    children = [_Child({"settings": settings, "script": script, "port": 0,
+                        "rtp_port": rtp_range(first_rtp, sip.rtp_ports_per_process, i)[0]}, on_call)
+                for i in range(processes)]
     try:
         deadline = time.monotonic() + CHILD_START_TIMEOUT_S
         for child in children:
