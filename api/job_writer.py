@@ -144,18 +144,15 @@ class JobWriter:
             if ident in first:
                 repeats[index] = first[ident]
                 continue
-            repeats[index] = index
             try:
                 earlier = idempotency.claim(conn, job.caller.user_id, claim, now, ttl)
             except idempotency.IdempotencyConflict as exc:
                 outcomes[index] = exc
                 continue
-            if earlier is not None:
+            if earlier is not None:  # answered by an earlier submission: this write holds no claim for it
                 outcomes[index] = earlier
                 continue
-            first[ident] = index
-        for index in [i for i, holder in repeats.items() if i == holder and i not in first.values()]:
-            del repeats[index]  # answered by an earlier submission: this write holds no claim for it
+            first[ident] = repeats[index] = index
         if keyed and time.monotonic() - self._pruned_at > PRUNE_KEYS_EVERY_S:
             self._pruned_at = time.monotonic()
             idempotency.prune(conn, now)

@@ -357,8 +357,7 @@ class Gateway:
             if snapshot is not None:
                 with contextlib.suppress(GatewayError):
                     return self._check_login(snapshot, username, password)
-        if _INLINE.get() and not self.runs_inline:
-            raise NeedsThread("login read")
+        self._io_allowed()
         with self._read() as session:
             row = login_row(session, username)
         if rechecked and row is not None:
@@ -698,8 +697,7 @@ class Gateway:
         job is built so a retry costs no fetch or decode; IdempotencyConflict for another request with
         the key. The write claims the key again in its transaction (api.idempotency), so two retries
         racing past this read still write once."""
-        if _INLINE.get() and not self.runs_inline:
-            raise NeedsThread("idempotency read")
+        self._io_allowed()
         with self._read() as session:
             return idempotency.find(session.connection(), caller.user_id, claim, self.now())
 
