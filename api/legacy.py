@@ -47,7 +47,7 @@ from api.forms import (
     Upload,
     parse_form,
 )
-from api.idempotency import check_key, request_hash
+from api.idempotency import Replayed, check_key, request_hash
 from api.jobs import Caller, Claim, Job, Submitted
 from api.phones import ParsedPhones
 from api.service import Gateway, NeedsThread, from_address, inline
@@ -190,6 +190,14 @@ def _submission(gateway: Gateway, submitted: list[Submitted], as_json: bool) -> 
 def _login(gateway: Gateway, data: Inputs) -> Caller:
     account = parse_form(AccountForm, data, gateway.settings.forms)
     return gateway.login(account.username, account.password)
+
+
+def _replayed(gateway: Gateway, name: str, data: Inputs, key: object) -> tuple[Claim, Replayed | None]:
+    """The claim of a keyed submission and the answer kept for it, if any: the credentials first (510,
+    512, 505/506/404 keep answering before the key's own 422 or 500 IDEMPOTENCY KEY REUSED), then the key."""
+    caller = _login(gateway, data)
+    claim = Claim(check_key(key if isinstance(key, str) else str(key)), request_hash(name, data))
+    return claim, gateway.replay(caller, claim)
 
 
 def _parse(gateway: Gateway, form: type[LegacyForm], data: Mapping[str, Any]) -> Any:
@@ -362,11 +370,14 @@ async def _run(name: str, gateway: Gateway, data: Inputs, as_json: bool) -> str:
     if build is None:
         return await _call(HANDLERS[name], gateway, query_inline, data, as_json)
     key = data.pop(IDEMPOTENCY_FIELD, None)
+    claim = None
+    if key is not None:  # a retry answers from the kept answer before its job is built: no fetch, no decode
+        claim, replayed = await _call(_replayed, gateway, query_inline, name, data, key)
+        if replayed is not None:
+            return _submission(gateway, replayed, as_json)
     try:
         job = await _call(build, gateway, name in INLINE_ROUTES, data)
-        if key is not None:  # after the credentials, so 505/506/404 keep answering first
-            job.idempotency = Claim(check_key(key if isinstance(key, str) else str(key)),
-                                    request_hash(name, data))
+        job.idempotency = claim
     except WrongCredentials:
         raise  # already the answer of a fresh read (and counted once by the login throttle)
     except Exception:

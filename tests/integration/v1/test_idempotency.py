@@ -20,6 +20,7 @@ from api.jobs import Claim
 from api.service import Gateway
 from api.settings import Settings
 from store.models import LedgerEntry, Message
+from tests.integration.fetch.server import serve
 from tests.integration.sms_settings import smsc_elsewhere
 from tests.integration.v1.conftest import OTHER_PHONE, PHONE, Api
 
@@ -150,3 +151,19 @@ def test_legacy_idempotency_key(api: Api) -> None:
     with ThreadPoolExecutor(4) as pool:
         assert len(set(pool.map(send, range(4)))) == 1
     assert _count(api) == 2
+
+
+def test_a_legacy_retry_is_answered_before_its_voice_url_is_fetched(api: Api) -> None:
+    """The retry of a keyed matrix_voicew gets the first answer without fetching its URL again (so a URL gone
+    by then does not matter): the kept answer is read before the job is built (docs/api-legacy.md,
+    "Retries")."""
+    with serve() as audio:
+        form = {"username": api.owner.username, "password": api.owner.password, "phone": "2506063167",
+                "voiceurl": audio.url("/tone.mp3"), "idempotency_key": "voicew-1"}
+        first = api.client.post("/matrix_voicew.json", data=form).json()
+        again = api.client.post("/matrix_voicew.json", data=form).json()
+        assert audio.requests == ["/tone.mp3"]
+    assert first["STATUSCODE"] == 200 and again == first
+    assert _count(api) == 1
+    wrong = api.client.post("/matrix_voicew.json", data={**form, "password": "not it"}).json()
+    assert wrong["STATUSCODE"] == 505  # the credentials still answer before the kept answer
