@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from argon2 import PasswordHasher
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from api.errors import GatewayError, GroupNotFound, InvalidParameter
@@ -134,6 +134,7 @@ class MessageFilter:
 
 
 T = TypeVar("T")
+_Query = TypeVar("_Query", bound=Select)  # type: ignore[type-arg]
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ class Page(Generic[T]):
 OUTCOMES = ("pending", "success", "failure")
 
 
-def _visible(viewer: Viewer) -> list[object]:
+def message_scope(viewer: Viewer) -> list[ColumnElement[bool]]:
+    """The conditions that keep `viewer`'s messages (every front lists messages through them)."""
     if viewer.role == Role.ADMINISTRATOR:
         return []
     if viewer.role == Role.SUBUSER:
@@ -154,8 +156,9 @@ def _visible(viewer: Viewer) -> list[object]:
     return [Message.account_id == viewer.owner_id]
 
 
-def _filtered(query: Select[Message], f: MessageFilter) -> Select[Message]:
-    conditions: list[object] = []
+def filter_messages(query: _Query, f: MessageFilter) -> _Query:
+    """`query` (over Message, or over some of its columns) narrowed by the filter."""
+    conditions: list[ColumnElement[bool]] = []
     if f.kind is not None:
         conditions.append(Message.kind == f.kind)
     if f.status is not None:
@@ -175,7 +178,7 @@ def _filtered(query: Select[Message], f: MessageFilter) -> Select[Message]:
         conditions.append(Message.created_at >= f.since)
     if f.until is not None:
         conditions.append(Message.created_at < f.until)
-    return query.where(*conditions)  # type: ignore[arg-type]
+    return query.where(*conditions)
 
 
 def encode_cursor(created_at: dt.datetime, message_id: str) -> str:
@@ -212,7 +215,7 @@ def list_messages(
 ) -> Page[Message]:
     """The viewer's messages, newest first, `limit` a page; keyset pagination by an opaque cursor, so a
     page stays stable while new messages arrive."""
-    query = _filtered(select(Message).where(*_visible(viewer)), f)  # type: ignore[arg-type]
+    query = filter_messages(select(Message).where(*message_scope(viewer)), f)
     if cursor:
         created_at, message_id = decode_cursor(cursor)
         older = or_(

@@ -1,7 +1,7 @@
 """Reads the GUI needs beyond api.manage: message search, the CSV export, and per-day report figures.
 
-Visibility and filters are api.manage's own (`manage._visible`, `manage._filtered`), so the GUI shows a
-login exactly what the v1 API would; this module only adds a free-text search and the report's
+Visibility and filters are api.manage's own (`manage.message_scope`, `manage.filter_messages`), so the
+GUI shows a login exactly what the v1 API would; this module only adds a free-text search and the report's
 aggregation. The aggregation (`aggregate`) is pure: rows in, figures out.
 """
 
@@ -13,9 +13,8 @@ import io
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from api import manage
@@ -31,7 +30,7 @@ CSV_COLUMNS = ("id", "created_at", "kind", "phone", "callerid", "status_code", "
                "duration_s", "cost", "currency", "user_id", "job_id", "finished_at")
 
 
-def _searched(text: str | None) -> list[object]:
+def _searched(text: str | None) -> list[ColumnElement[bool]]:
     if not text or not text.strip():
         return []
     needle = f"%{text.strip()[:100]}%"
@@ -40,8 +39,8 @@ def _searched(text: str | None) -> list[object]:
 
 
 def _query(viewer: Viewer, f: MessageFilter, search: str | None) -> object:
-    base = select(Message).where(*manage._visible(viewer), *_searched(search))  # type: ignore[arg-type]
-    return manage._filtered(base, f)
+    base = select(Message).where(*manage.message_scope(viewer), *_searched(search))
+    return manage.filter_messages(base, f)
 
 
 def search_messages(
@@ -173,8 +172,8 @@ def report_rows(
     until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC)
     columns = select(Message.created_at, Message.kind, Message.status_code, Message.finished_at,
                      Message.response, Message.cost)
-    query = manage._filtered(columns.where(*manage._visible(viewer)),  # type: ignore[arg-type]
-                             MessageFilter(since=since, until=until, user_id=user_id))
-    rows: Any = session.execute(query)  # _filtered is typed for Select[Message]; these are columns
+    query = manage.filter_messages(columns.where(*manage.message_scope(viewer)),
+                                   MessageFilter(since=since, until=until, user_id=user_id))
+    rows = session.execute(query)
     for created, kind, code, finished, response, cost in rows:
         yield ReportRow(created, kind, code, finished is not None, response or "", cost or 0)
