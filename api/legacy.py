@@ -31,7 +31,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from api import legacy_format as fmt
-from api.errors import ParseError, VoiceFileTooLarge, WrongCredentials
+from api.errors import ParseError, VoiceFileTooLarge
 from api.forms import (
     AccountForm,
     CarrierForm,
@@ -51,6 +51,7 @@ from api.idempotency import check_key, request_hash
 from api.jobs import Caller, Claim, Job, Submitted
 from api.phones import ParsedPhones
 from api.service import Gateway, NeedsThread, from_address, inline
+from store.errors import WrongCredentials
 from store.models import MICROS
 
 log = logging.getLogger(__name__)

@@ -74,12 +74,14 @@ class Forbidden(GatewayError):
     """The caller's role may not do this (a sub-user managing sub-users, a non-administrator topping up)."""
 
     status_text = "ERROR: FORBIDDEN"
+    http_status = 403
 
 
 class NotFound(GatewayError):
     """An unknown or foreign sub-user, API key, group member or do-not-call entry."""
 
     status_text = "ERROR: NOT FOUND"
+    http_status = 404
 
 
 class InvalidCursor(InvalidParameter):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.carrier import can_take_sms
-from api.errors import AccountNotActive, AccountNotFound, GatewayError
+from api.errors import GatewayError
 from api.jobs import Caller
 from api.ops import OpsContext
 from api.phones import smpp_e164
@@ -38,6 +38,7 @@ from sms.inbound import InboundHandler, InboundOptions
 from sms.sender import FallbackRequest, SenderOptions, SmsSender, TtsFallback
 from sms.smpp import Esme
 from store import queue
+from store.errors import AccountNotActive, AccountNotFound
 from store.models import Account
 
 log = logging.getLogger(__name__)

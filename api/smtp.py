@@ -42,6 +42,7 @@ from api.smtp_parse import (
     parse_mail,
 )
 from api.throttle import LoginThrottled
+from coded.errors import CodedError
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,9 @@ def error_reply(exc: BaseException, with_detail: bool = True) -> str:
 
     Store failures are transient (451: the sender's server tries again; nothing was written); anything
     without a status is a bug, answered 451 too so that no mail is lost to it."""
-    status = status_of(exc)
-    if status is None:
+    if not isinstance(exc, CodedError):
         return REPLY_BUG
-    code, text = status
+    code, text = exc.status
     if isinstance(exc, LoginThrottled):  # temporary: the sender's server may try again after the lock
         return f"{REPLY_THROTTLED} {code} {_clean(text)} (too many failed logins: try again in " \
                f"{exc.retry_after_s} s)"
@@ -115,7 +115,7 @@ def error_reply(exc: BaseException, with_detail: bool = True) -> str:
         prefix = "550 5.6.1"
     else:
         prefix = "550 5.6.0"
-    detail = getattr(exc, "detail", "")
+    detail = exc.detail
     shown = f" ({_clean(detail)})" if with_detail and detail and detail != text else ""
     return f"{prefix} {code} {_clean(text)}{shown}"
 

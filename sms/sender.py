@@ -57,6 +57,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from coded.errors import CodedError
 from sms import gsm
 from sms.errors import SmsError
 from sms.receipts import FAILED_STATES, Receipt, merge_state, normalise_smsc_id
@@ -617,10 +618,11 @@ class SmsSender:
         try:
             new_id = await asyncio.to_thread(self._fallback, sms.fallback_request())
         except Exception as exc:
-            reason = getattr(exc, "status_text", None)
-            if not isinstance(reason, str):
+            if isinstance(exc, CodedError):
+                reason = exc.status_text
+            else:
                 log.exception("SMS %s: the TTS fallback failed", sms.id)
-                reason = "ERROR"
+                reason = CodedError.status_text
             log.info("SMS %s: TTS fallback refused: %s", sms.id, reason)
             return fallback_status(status, None, reason)
         if new_id is not None:
