@@ -23,6 +23,7 @@ from api.errors import GroupNotFound, TooManyRecipients
 from api.jobs import ACCOUNTS, LOGIN_ROWS_BY_ID, Caller, Claim, Draft, Job, Submitted, row_caller
 from api.settings import Settings
 from coded.errors import CodedError
+from coded.statuses import DO_NOT_CALL
 from store import blobs, ledger, lists, queue, rating
 from store.db import retrying
 from store.errors import AccountNotFound, StoreError, WrongCredentials
@@ -30,7 +31,6 @@ from store.models import MessageKind
 
 log = logging.getLogger(__name__)
 
-DO_NOT_CALL = (502, "PIN IN DO NOT CALL DATABASE")
 PRUNE_KEYS_EVERY_S = 3600.0
 """How often (at most) a writer deletes expired idempotency keys."""
 Outcome = list[Submitted] | CodedError

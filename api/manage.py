@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import GatewayError, GroupNotFound, InvalidParameter
 from api.phones import PhoneSettings, parse_phone
+from coded.statuses import FIRST_FAILURE
 from store import accounts, ledger, lists, queue
 from store.errors import DuplicateEntry
 from store.models import (
@@ -165,9 +166,9 @@ def _filtered(query: Select[Message], f: MessageFilter) -> Select[Message]:
     if f.outcome == "pending":
         conditions.append(Message.finished_at.is_(None))
     elif f.outcome == "success":
-        conditions += [Message.finished_at.is_not(None), Message.status_code < 400]
+        conditions += [Message.finished_at.is_not(None), Message.status_code < FIRST_FAILURE]
     elif f.outcome == "failure":
-        conditions += [Message.finished_at.is_not(None), Message.status_code >= 400]
+        conditions += [Message.finished_at.is_not(None), Message.status_code >= FIRST_FAILURE]
     elif f.outcome is not None:
         raise InvalidParameter("outcome", f"outcome must be one of {', '.join(OUTCOMES)}")
     for column, value in ((Message.phone, f.phone), (Message.user_id, f.user_id), (Message.job_id, f.job_id)):

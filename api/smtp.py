@@ -43,11 +43,10 @@ from api.smtp_parse import (
 )
 from api.throttle import LoginThrottled
 from coded.errors import CodedError
+from coded.statuses import OK, QUEUED
 
 log = logging.getLogger(__name__)
 
-QUEUED = 100
-"""A queued recipient (the legacy answer says 200 OK)."""
 SHUTDOWN_GRACE_S = 30.0
 """How long a stopping server waits for submissions in progress to commit and be answered."""
 MAX_DETAIL_CHARS = 160
@@ -125,7 +124,7 @@ def accepted_reply(submitted: list[Submitted]) -> str:
 
     When no recipient was queued (all on a do-not-call list), the first refusal is answered 550 with
     its stored message's ID, so the sender learns why."""
-    queued = [s for s in submitted if s.code == QUEUED]
+    queued = [s for s in submitted if s.code == QUEUED[0]]
     if not queued:
         first = submitted[0]
         return f"550 5.7.1 {first.code} {_clean(first.text)} ID: {first.message_id}"
@@ -137,7 +136,7 @@ def accepted_reply(submitted: list[Submitted]) -> str:
 
 
 def _recipient_line(s: Submitted) -> str:
-    code, text = (200, "OK") if s.code == QUEUED else (s.code, _clean(s.text))
+    code, text = OK if s.code == QUEUED[0] else (s.code, _clean(s.text))
     return f"250-2.0.0 {code} {text} ID: {s.message_id} PHONE: {s.phone}"
 
 

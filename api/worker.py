@@ -367,7 +367,7 @@ class VoiceWorker:
     async def _call(self, active: _Active, job: CallJob) -> CallReport:
         message = active.message
         await self._write(lambda s: queue.progress(s, message.id, self.worker_id, self._now(),
-                                                   status=queue.CALLING, event="dialling", detail=job.uri))
+                                                   status=statuses.CALLING, event="dialling", detail=job.uri))
         active.dialled = True
         self._count_attempt(message)
         timeline: asyncio.Queue[SipEvent | None] = asyncio.Queue()

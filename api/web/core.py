@@ -28,6 +28,7 @@ from api.jobs import Caller
 from api.service import Gateway
 from api.web import session as sess
 from coded.errors import CodedError
+from coded.statuses import QUEUED, is_success
 from store.models import MICROS, Account, Role
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True)
     env.filters.update(money=money, when=when)
+    env.tests.update(success=is_success, queued=lambda code: code == QUEUED[0])  # coded.statuses
     return env
 
 
