@@ -3,7 +3,7 @@
     app = create_app(load_settings())          # builds the Database and the Gateway; nothing at import
     uvicorn.run(app, host="127.0.0.1", port=8080)
 
-One exception handler turns every error that carries `code` and `status_text` (api, store, ivr, audio, tts)
+One exception handler turns every coded error (coded.errors.CodedError, the root of every layer's tree)
 into the legacy body (text, or JSON on a `.json` route) with HTTP 200, or into v1 JSON under /v1. Anything
 else is a bug: HTTP 500 with the generic legacy body, the traceback only in the log.
 
@@ -32,11 +32,9 @@ from api.errors import GatewayError, VoiceFileTooLarge, http_status_of, status_o
 from api.headers import SecurityHeaders
 from api.service import Gateway
 from api.settings import Settings, sms_configured
-from audio.errors import AudioError
-from ivr.errors import IvrError
+from api.throttle import LoginThrottled
+from coded.errors import CodedError
 from store.db import Database, resolve_url
-from store.errors import StoreError
-from tts.errors import TTSError
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +52,6 @@ CSV_IMPORT_BYTES = 5 * 1024 * 1024
 """v1 CSV imports (group members, do-not-call entries)."""
 BASE64_ESCAPE_MARGIN = 1.02
 """JSON encoders that escape '/' (PHP's json_encode) lengthen base64 by 1/64: room for that."""
-CODED_ERRORS: tuple[type[Exception], ...] = (GatewayError, StoreError, IvrError, AudioError, TTSError)
-"""The layers' error bases: each carries `code` and `status_text`."""
 V1_PREFIX = "/v1"
 
 
@@ -143,8 +139,7 @@ def error_response(exc: BaseException, path: str, timestamp: int) -> Response:
     as_json = legacy.wants_json(path)
     text = legacy_format.render_error(status[0], status[1], timestamp, as_json=as_json)
     media = legacy_format.JSON_MEDIA_TYPE if as_json else legacy_format.TEXT_MEDIA_TYPE
-    retry_after = getattr(exc, "retry_after_s", None)  # the login throttle's delay (api.throttle)
-    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, LoginThrottled) else None
     return Response(text, status_code=http_status_of(exc), media_type=media, headers=headers)
 
 
@@ -156,18 +151,17 @@ def v1_error_response(exc: BaseException) -> Response:
 
         answer = v1_answer(exc)
     except ImportError:
-        status = status_of(exc)
-        if status is not None:
-            body = {"code": status[0], "status": status[1], "detail": getattr(exc, "detail", None)}
-            answer = JSONResponse(body, status_code=400)
+        if isinstance(exc, CodedError):
+            body = {"code": exc.code, "status": exc.status_text, "detail": exc.detail}
+            answer = JSONResponse(body, status_code=exc.http_status)
     return answer or JSONResponse({"code": 500, "status": "ERROR", "detail": None}, status_code=500)
 
 
 def _logged_error(method: str, path: str, exc: Exception, scope: Scope) -> Response:
     """error_response() for `exc`, logged: a coded refusal at INFO, anything else (a bug) with its
     traceback at ERROR."""
-    if isinstance(exc, CODED_ERRORS):
-        log.info("%s %s refused: %s %s", method, path, status_of(exc), exc)
+    if isinstance(exc, CodedError):
+        log.info("%s %s refused: %s %s", method, path, exc.status, exc)
     else:
         log.error("%s %s failed", method, path, exc_info=exc)
     return error_response(exc, path, _timestamp(scope))
@@ -287,8 +281,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worke
     lifespan_with_sms = sms_node.with_sms(lifespan, settings, gw, wake.targets, context)  # when SMPP is set
     app = App(title="ivrgate", version="0.1.0", lifespan=lifespan_with_sms)
     app.state.settings, app.state.gateway, app.state.wake = settings, gw, wake.event
-    for error in CODED_ERRORS:
-        app.add_exception_handler(error, _error)
+    app.add_exception_handler(CodedError, _error)
     app.add_exception_handler(Exception, _error)
     app.include_router(legacy.router)
     ops.attach(app, context)  # mounts ops.router (/healthz, /metrics) once

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from api.settings import SettingsError, load_settings
+from coded.errors import CodedError
 
 COMMANDS = ("serve", "worker", "demo", "call", "phone", "prompt", "dtmf", "db", "user", "number", "rates")
 """Modules of api.commands, in the order `ivrgate --help` lists them."""
@@ -41,11 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args, settings))
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        status = getattr(exc, "status_text", None)
-        if status is None:
-            raise
-        print(f"ivrgate: {status}: {getattr(exc, 'detail', exc)}", file=sys.stderr)
+    except CodedError as exc:
+        print(f"ivrgate: {exc.status_text}: {exc.detail}", file=sys.stderr)
         return 1
 
 

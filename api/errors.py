@@ -1,38 +1,27 @@
-"""The gateway's errors: one tree whose classes carry the seed's status code and exact status text.
+"""The gateway's errors: the API layer's tree, whose classes carry the seed's status code, exact status
+text and v1 HTTP status as class attributes (coded.errors.CodedError, the root of every layer's tree).
 
 A legacy client sees only STATUSCODE and STATUSTXT, so every refusal the API layer makes is one of these
-classes; `detail` says more for the logs and the v1 API. The lower layers (audio, tts, ivr) keep their
-own trees with the same two attributes, and `status_of` translates any of them at the edge.
+classes or a lower layer's (the account and message refusals are store.errors', raised by both);
+`detail` says more for the logs and the v1 API.
 
 Every answer that carries a STATUSCODE is sent with HTTP 200 (docs/DESIGN.md, "Legacy answers"): that is
-true of all of ours. Only an exception that carries no status (a bug) becomes an HTTP 500.
+true of every CodedError. Only an exception that is not one (a bug) becomes an HTTP 500.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from coded.errors import CodedError
+from store.errors import InsufficientBalance
+
 HTTP_OK: Final = 200
 HTTP_INTERNAL_ERROR: Final = 500
 
-STATUS_OK: Final = (200, "OK")
-"""The answer to an accepted request."""
 
-
-def is_success(code: int) -> bool:
-    """The seed's rule: 0-399 inclusive mean success, anything else failure."""
-    return 0 <= code <= 399
-
-
-class GatewayError(Exception):
-    """Any refusal of the gateway; the seed's generic 500 ERROR."""
-
-    code: int = 500
-    status_text: str = "ERROR"
-
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail or self.status_text)
-        self.detail = detail or self.status_text
+class GatewayError(CodedError):
+    """Any refusal of the API layer; the seed's generic 500 ERROR."""
 
 
 class StartupFailed(GatewayError):
@@ -48,25 +37,11 @@ class StartupFailed(GatewayError):
         return cls(f"{setting}: {host}:{port} ({kind.upper()}): {why}")
 
 
-class AccountNotFound(GatewayError):
-    """404: the account a request acts for does not exist (e.g. a sub-user whose parent account is gone).
-
-    A wrong username or password is 505, never 404, so an answer does not reveal which usernames exist."""
-
-    code = 404
-    status_text = "ACCOUNT OR USER DOES NOT EXIST"
-
-
-class MessageNotFound(GatewayError):
-    """An unknown, malformed or foreign message ID (matrix_status)."""
-
-    status_text = "ERROR: MESSAGE NOT FOUND"
-
-
 class VoiceFileTooLarge(GatewayError):
     """An upload over the size limit (matrix_voice)."""
 
     status_text = "ERROR: VOICE FILE TOO LARGE"
+    http_status = 413
 
 
 class InvalidCallerId(GatewayError):
@@ -79,6 +54,7 @@ class GroupNotFound(GatewayError):
     """matrix's `group` names no group of the account, or an empty one."""
 
     status_text = "ERROR: GROUP NOT FOUND"
+    http_status = 404
 
 
 class InvalidTrunkTemplate(GatewayError):
@@ -92,6 +68,7 @@ class SmsNotConfigured(GatewayError):
     than queued, with money held, for a message that could never go (docs/sms.md)."""
 
     status_text = "ERROR: SMS NOT CONFIGURED"
+    http_status = 503
 
 
 class InvalidParameter(GatewayError):
@@ -110,13 +87,7 @@ class DoNotCall(GatewayError):
 
     code = 502
     status_text = "PIN IN DO NOT CALL DATABASE"
-
-
-class InsufficientBalance(GatewayError):
-    """503: the balance cannot cover the reservation of the request."""
-
-    code = 503
-    status_text = "INSUFFICIENT BALANCE"
+    http_status = 409
 
 
 class SpendingLimitReached(InsufficientBalance):
@@ -128,6 +99,7 @@ class DatabaseError(GatewayError):
 
     code = 504
     status_text = "DATABASE ERROR"
+    http_status = 503
 
 
 class DatabaseWriteError(DatabaseError):
@@ -142,39 +114,11 @@ class DatabaseUnavailable(DatabaseError):
     code = 508
 
 
-class WrongCredentials(GatewayError):
-    """505: no user has this username, or the password is wrong (deliberately the same answer)."""
-
-    code = 505
-    status_text = "USER NOT FOUND OR WRONG PASSWORD"
-
-
-class AccountNotActive(GatewayError):
-    """506: the credentials are right but the account (or its parent) is disabled."""
-
-    code = 506
-    status_text = "ACCOUNT NOT ACTIVE"
-
-
-class InvalidUsername(GatewayError):
-    """510: `username` missing, empty, too long or holding whitespace or control characters."""
-
-    code = 510
-    status_text = "INVALID USERNAME"
-
-
 class InvalidTxt(GatewayError):
     """511: `txt` missing, empty, too long, or holding control characters other than tab and line breaks."""
 
     code = 511
     status_text = "INVALID TXT"
-
-
-class InvalidPassword(GatewayError):
-    """512: `password` missing, empty or too long."""
-
-    code = 512
-    status_text = "INVALID PASSWORD"
 
 
 class InvalidPin(GatewayError):
@@ -203,20 +147,11 @@ class ParseError(GatewayError):
 
 
 def status_of(exc: BaseException) -> tuple[int, str] | None:
-    """The legacy (STATUSCODE, STATUSTXT) of any ivrgate exception, or None when it carries none.
-
-    Any layer's error qualifies (audio.errors, tts.errors, ivr.errors, ivr.flow, this module): they all
-    carry an int `code` and a str `status_text`. None means a bug, which the front answers with HTTP 500.
-    """
-    code = getattr(exc, "code", None)
-    text = getattr(exc, "status_text", None)
-    if isinstance(code, bool) or not isinstance(code, int) or not isinstance(text, str):
-        return None
-    if not 0 <= code <= 999 or not text:
-        return None
-    return code, text
+    """The legacy (STATUSCODE, STATUSTXT) of any layer's coded error, or None for anything else (a bug,
+    which the front answers with HTTP 500)."""
+    return exc.status if isinstance(exc, CodedError) else None
 
 
 def http_status_of(exc: BaseException) -> int:
-    """The HTTP status a front answers `exc` with: 200 whenever the body carries a STATUSCODE, else 500."""
-    return HTTP_OK if status_of(exc) is not None else HTTP_INTERNAL_ERROR
+    """The HTTP status of a legacy answer to `exc`: 200 whenever the body carries a STATUSCODE, else 500."""
+    return HTTP_OK if isinstance(exc, CodedError) else HTTP_INTERNAL_ERROR

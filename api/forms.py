@@ -28,22 +28,20 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from api.errors import (
-    GatewayError,
     GroupNotFound,
     InvalidParameter,
-    InvalidPassword,
     InvalidPin,
     InvalidTxt,
-    InvalidUsername,
-    MessageNotFound,
     NoVoiceFile,
     ParseError,
     VoiceFileTooLarge,
 )
 from api.phones import PhoneSettings, parse_caller_id, parse_phone, parse_recipients, split_entries
+from coded.errors import CodedError
 from ivr.errors import InvalidPromptSpec, UrlRefused
 from ivr.flow import MAX_REPEAT
 from ivr.prompt import PromptSpec, TextSegment, UrlSegment, make_voice, spec_from_vtts
+from store.errors import InvalidPassword, InvalidUsername, MessageNotFound
 from tts.base import GENDERS, LANGUAGES, Gender, Language
 
 RateType = Literal["sms", "voice", "tts"]
@@ -95,7 +93,7 @@ class _Reader:
         self.data = data
         self.limits = limits
 
-    def text(self, name: str, error: Callable[[str], GatewayError]) -> str | None:
+    def text(self, name: str, error: Callable[[str], CodedError]) -> str | None:
         """The field as a string (None when absent); numbers and booleans as a form would send them."""
         value = self.data.get(name)
         if value is None:
@@ -225,7 +223,7 @@ def _choice(reader: _Reader, name: str, choices: tuple[_T, ...], default: _T) ->
     raise InvalidParameter(name, f"{name} must be one of {', '.join(choices)}, not {value[:20]!r}")
 
 
-def _invalid(name: str) -> Callable[[str], GatewayError]:
+def _invalid(name: str) -> Callable[[str], CodedError]:
     return lambda detail: InvalidParameter(name, detail)
 
 

@@ -48,6 +48,7 @@ class IdempotencyConflict(GatewayError):
     """The key was used for a different request (v1: HTTP 409)."""
 
     status_text = "ERROR: IDEMPOTENCY KEY REUSED"
+    http_status = 409
 
 
 class Replayed(list[Submitted]):

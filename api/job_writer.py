@@ -19,21 +19,21 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from api import idempotency
-from api.errors import AccountNotFound, GatewayError, GroupNotFound, TooManyRecipients, WrongCredentials
+from api.errors import GroupNotFound, TooManyRecipients
 from api.jobs import ACCOUNTS, LOGIN_ROWS_BY_ID, Caller, Claim, Draft, Job, Submitted, row_caller
 from api.settings import Settings
+from coded.errors import CodedError
+from coded.statuses import DO_NOT_CALL
 from store import blobs, ledger, lists, queue, rating
 from store.db import retrying
-from store.errors import AccountNotFound as StoreAccountNotFound
-from store.errors import StoreError
+from store.errors import AccountNotFound, StoreError, WrongCredentials
 from store.models import MessageKind
 
 log = logging.getLogger(__name__)
 
-DO_NOT_CALL = (502, "PIN IN DO NOT CALL DATABASE")
 PRUNE_KEYS_EVERY_S = 3600.0
 """How often (at most) a writer deletes expired idempotency keys."""
-Outcome = list[Submitted] | GatewayError | StoreError
+Outcome = list[Submitted] | CodedError
 """A job's outcome: its recipients' answers, or its refusal."""
 
 
@@ -66,7 +66,7 @@ class JobWriter:
             raise TooManyRecipients(f"{len(phones)} recipients, more than {limit}")
         return phones
 
-    def write_jobs(self, jobs: Sequence[Job]) -> list[list[Submitted] | GatewayError | StoreError]:
+    def write_jobs(self, jobs: Sequence[Job]) -> list[list[Submitted] | CodedError]:
         """Write `jobs` in ONE transaction (the group commit of `submit_async`), each all or nothing: an
         outcome per job, in order, its Submitted list or the refusal it raises (GroupNotFound, 503, 513,
         ...) without touching the others. The logins are re-read, recipients, do-not-call entries and
@@ -80,9 +80,9 @@ class JobWriter:
 
     def _write_jobs_once(
         self, jobs: Sequence[Job]
-    ) -> tuple[list[tuple[Job, queue.MessageRows]], list[list[Submitted] | GatewayError | StoreError]]:
+    ) -> tuple[list[tuple[Job, queue.MessageRows]], list[list[Submitted] | CodedError]]:
         now = self.now()
-        outcomes: list[list[Submitted] | GatewayError | StoreError | None] = [None] * len(jobs)
+        outcomes: list[list[Submitted] | CodedError | None] = [None] * len(jobs)
         recipients: list[list[str]] = [[] for _ in jobs]
         drafts: list[dict[str, Draft]] = [{} for _ in jobs]
         accepted: list[tuple[Job, queue.MessageRows]] = []
@@ -94,7 +94,7 @@ class JobWriter:
                     _still_valid(job.caller, callers)
                     recipients[index] = self._recipients(session, job)
                     drafts[index] = {phone: job.draft(phone) for phone in recipients[index]}
-                except (GatewayError, StoreError) as exc:
+                except CodedError as exc:
                     outcomes[index] = _refusal(exc)
                     recipients[index] = []
             repeats = self._claim_keys(conn, jobs, outcomes, now)
@@ -109,7 +109,7 @@ class JobWriter:
                     continue
                 try:
                     rows = self._rows(batch, job, recipients[index], drafts[index])
-                except (GatewayError, StoreError) as exc:
+                except CodedError as exc:
                     outcomes[index] = _refusal(exc)
                     continue
                 accepted.append((job, rows))
@@ -205,7 +205,7 @@ class JobWriter:
         return {
             owner_id: (ledger.Purse(conn, owner_id, read[owner_id]), limits[owner_id])
             if owner_id in limits
-            else StoreAccountNotFound(f"account {owner_id}")
+            else AccountNotFound(f"account {owner_id}")
             for owner_id in wanted
         }
 
@@ -307,7 +307,7 @@ class _Batch:
     now: dt.datetime
 
 
-def current_callers(conn: Connection, jobs: Sequence[Job]) -> dict[int, Caller | GatewayError]:
+def current_callers(conn: Connection, jobs: Sequence[Job]) -> dict[int, Caller | CodedError]:
     """What the logins of `jobs` are now, read in the write (one statement): the Caller or the refusal
     (_row_caller) of every account a legacy login verified."""
     ids = sorted({job.caller.user_id for job in jobs if job.caller.credential is not None})
@@ -317,13 +317,13 @@ def current_callers(conn: Connection, jobs: Sequence[Job]) -> dict[int, Caller |
     return {row.id: row_caller(row) for row in rows}
 
 
-def _still_valid(caller: Caller, current: dict[int, Caller | GatewayError]) -> None:
+def _still_valid(caller: Caller, current: dict[int, Caller | CodedError]) -> None:
     """Refuse a job whose login changed since it was verified: the password (505), the account disabled
     (506) or gone (505), its owner gone (404) or moved."""
     if caller.credential is None:
         return
     now = current.get(caller.user_id)
-    if isinstance(now, GatewayError):  # a new one per job: one instance raised in many requests
+    if isinstance(now, CodedError):  # a new one per job: one instance raised in many requests
         raise type(now)(now.detail)  # would gather all their tracebacks
     if now is None or now.credential != caller.credential:
         raise WrongCredentials(f"the login of {caller.username[:60]!r} changed")
@@ -348,7 +348,7 @@ def _purse_of(owners: dict[int, _Owner | StoreError], job: Job) -> _Owner:
     return owner
 
 
-def _refusal(exc: GatewayError | StoreError) -> GatewayError | StoreError:
+def _refusal(exc: CodedError) -> CodedError:
     """One job's refusal to report; a driver failure the store wrapped fails the whole write (raised)."""
     if type(exc) is StoreError:
         raise exc

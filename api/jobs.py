@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from api.errors import AccountNotActive, AccountNotFound, GatewayError
+from coded.errors import CodedError
 from store import accounts
-from store.errors import InvalidUsername as StoreInvalidUsername
+from store.errors import AccountNotActive, AccountNotFound, InvalidUsername
 from store.models import Account, Role
 
 
@@ -117,12 +117,12 @@ def login_row(session: Session, username: str) -> Any:
     """What a login needs of an account and its parent, in one statement (None: no such user)."""
     try:
         name = accounts.normalise_username(username)
-    except StoreInvalidUsername:
+    except InvalidUsername:
         return None
     return session.connection().execute(LOGIN_ROW, {"name": name}).first()
 
 
-def row_caller(row: Any) -> Caller | GatewayError:
+def row_caller(row: Any) -> Caller | CodedError:
     """checked_caller() of a login_row() (the row of an account and its parent)."""
     has_parent = row.parent_id is not None and row.parent_found is not None
     if row.role == Role.SUBUSER and not has_parent:
@@ -133,7 +133,7 @@ def row_caller(row: Any) -> Caller | GatewayError:
     return Caller(row.id, owner, row.username, row.role, credential=row.password_hash)
 
 
-def checked_caller(account: Account) -> Caller | GatewayError:
+def checked_caller(account: Account) -> Caller | CodedError:
     """The Caller of an account row (read inside its session), or the refusal to raise once the password
     is known to be right: AccountNotFound for an orphaned sub-user, AccountNotActive when disabled."""
     parent = account.parent if account.parent_id is not None else None

@@ -31,7 +31,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from api import legacy_format as fmt
-from api.errors import ParseError, VoiceFileTooLarge, WrongCredentials
+from api.errors import ParseError, VoiceFileTooLarge
 from api.forms import (
     AccountForm,
     CarrierForm,
@@ -51,6 +51,8 @@ from api.idempotency import Replayed, check_key, request_hash
 from api.jobs import Caller, Claim, Job, Submitted
 from api.phones import ParsedPhones
 from api.service import Gateway, NeedsThread, from_address, inline
+from coded.statuses import QUEUED
+from store.errors import WrongCredentials
 from store.models import MICROS
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,6 @@ JSON_SUFFIX = ".json"
 IDEMPOTENCY_FIELD = "idempotency_key"
 """Our own optional field of the submission routes: a retry with the same key (per login) gets the first
 answer and writes nothing (api.idempotency; docs/api-legacy.md, "Retries")."""
-QUEUED = 100
-"""A queued recipient: the legacy answer says 200 OK."""
 
 Inputs = dict[str, Any]
 Handler = Callable[[Gateway, Inputs, bool], str]
@@ -180,7 +180,7 @@ def _submission(gateway: Gateway, submitted: list[Submitted], as_json: bool) -> 
     """Queued recipients answer 200 OK (the seed's success); refused ones their own code and text."""
     results = [
         fmt.ok_result(s.message_id, s.phone)
-        if s.code == QUEUED
+        if s.code == QUEUED[0]
         else fmt.RecipientResult(s.message_id, s.phone, s.code, s.text)
         for s in submitted
     ]

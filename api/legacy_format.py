@@ -19,7 +19,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import Final, Literal
 
 from api.carrier import CarrierInfo
-from api.errors import STATUS_OK, is_success, status_of
+from coded.errors import CodedError
+from coded.statuses import OK, is_success
 
 TEXT_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
 JSON_MEDIA_TYPE: Final = "application/json"
@@ -175,13 +176,12 @@ def render_error(code: int, text: str, timestamp: int, *, as_json: bool = False)
 
 
 def render_exception(exc: BaseException, timestamp: int, *, as_json: bool = False) -> str | None:
-    """The error answer of any ivrgate exception (errors.status_of), or None when it carries no status."""
-    status = status_of(exc)
-    if status is None:
+    """The error answer of any coded error, or None for anything else (a bug)."""
+    if not isinstance(exc, CodedError):
         return None
-    return render_error(status[0], status[1], timestamp, as_json=as_json)
+    return render_error(exc.code, exc.status_text, timestamp, as_json=as_json)
 
 
 def ok_result(message_id: str, phone: str) -> RecipientResult:
     """An accepted recipient: 200 OK."""
-    return RecipientResult(message_id, phone, *STATUS_OK)
+    return RecipientResult(message_id, phone, *OK)

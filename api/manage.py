@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import GatewayError, GroupNotFound, InvalidParameter
 from api.phones import PhoneSettings, parse_phone
+from coded.statuses import FIRST_FAILURE
 from store import accounts, ledger, lists, queue
 from store.errors import DuplicateEntry
 from store.models import (
@@ -74,12 +75,14 @@ class Forbidden(GatewayError):
     """The caller's role may not do this (a sub-user managing sub-users, a non-administrator topping up)."""
 
     status_text = "ERROR: FORBIDDEN"
+    http_status = 403
 
 
 class NotFound(GatewayError):
     """An unknown or foreign sub-user, API key, group member or do-not-call entry."""
 
     status_text = "ERROR: NOT FOUND"
+    http_status = 404
 
 
 class InvalidCursor(InvalidParameter):
@@ -166,9 +169,9 @@ def filter_messages(query: _Query, f: MessageFilter) -> _Query:
     if f.outcome == "pending":
         conditions.append(Message.finished_at.is_(None))
     elif f.outcome == "success":
-        conditions += [Message.finished_at.is_not(None), Message.status_code < 400]
+        conditions += [Message.finished_at.is_not(None), Message.status_code < FIRST_FAILURE]
     elif f.outcome == "failure":
-        conditions += [Message.finished_at.is_not(None), Message.status_code >= 400]
+        conditions += [Message.finished_at.is_not(None), Message.status_code >= FIRST_FAILURE]
     elif f.outcome is not None:
         raise InvalidParameter("outcome", f"outcome must be one of {', '.join(OUTCOMES)}")
     for column, value in ((Message.phone, f.phone), (Message.user_id, f.user_id), (Message.job_id, f.job_id)):

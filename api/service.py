@@ -34,7 +34,6 @@ from api import idempotency, manage
 from api.carrier import CarrierInfo, CarrierProvider, PhonenumbersCarrierProvider, can_take_sms
 from api.credentials import CredentialCache
 from api.errors import (
-    AccountNotFound,
     DatabaseError,
     DatabaseUnavailable,
     DatabaseWriteError,
@@ -45,7 +44,6 @@ from api.errors import (
     NoVoiceFile,
     SmsNotConfigured,
     VoiceFileTooLarge,
-    WrongCredentials,
 )
 from api.forms import check_txt, check_url
 from api.group_commit import GroupCommit
@@ -55,6 +53,7 @@ from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipie
 from api.settings import Settings, sms_configured
 from api.throttle import LoginThrottle
 from audio.decode import decode_mono
+from coded.errors import CodedError
 from ivr.errors import IvrError
 from ivr.fetch import UrlFetcher
 from ivr.prompt import (
@@ -70,7 +69,7 @@ from sms import gsm
 from sms.errors import TooManyParts
 from store import accounts, blobs, queue, rating
 from store.db import Database
-from store.errors import LeaseLost, StoreError
+from store.errors import AccountNotFound, LeaseLost, StoreError, WrongCredentials
 from store.models import Account, Message
 from tts.base import GENDERS, LANGUAGES
 
@@ -207,6 +206,7 @@ class MessageInProgress(GatewayError):
     """`cancel` of a message a worker is dialling or sending right now."""
 
     status_text = "ERROR: MESSAGE IN PROGRESS"
+    http_status = 409
 
 
 _P = ParamSpec("_P")
@@ -355,7 +355,7 @@ class Gateway:
         if rechecked:
             snapshot = self._snapshots.get(username, self.now().timestamp())
             if snapshot is not None:
-                with contextlib.suppress(GatewayError):
+                with contextlib.suppress(CodedError):
                     return self._check_login(snapshot, username, password)
         self._io_allowed()
         with self._read() as session:
@@ -371,7 +371,7 @@ class Gateway:
         ok = self.credentials.verify(name, password, lambda _name: stored, self.now().timestamp())
         if checked is None or not ok:
             raise WrongCredentials(f"login refused for {username[:60]!r}")
-        if isinstance(checked, GatewayError):
+        if isinstance(checked, CodedError):
             raise checked
         return checked
 
@@ -380,7 +380,7 @@ class Gateway:
         with self._write() as session:
             account = accounts.verify_api_key(session, key, self.now())
             checked = checked_caller(account)
-        if isinstance(checked, GatewayError):
+        if isinstance(checked, CodedError):
             raise checked
         return checked
 

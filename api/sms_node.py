@@ -28,16 +28,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.carrier import can_take_sms
-from api.errors import AccountNotActive, AccountNotFound, GatewayError
+from api.errors import GatewayError
 from api.jobs import Caller
 from api.ops import OpsContext
 from api.phones import smpp_e164
 from api.service import Gateway
 from api.settings import Settings, runs_sms_node, sms_configured
+from coded.statuses import QUEUED
 from sms.inbound import InboundHandler, InboundOptions
 from sms.sender import FallbackRequest, SenderOptions, SmsSender, TtsFallback
 from sms.smpp import Esme
-from store import queue
+from store.errors import AccountNotActive, AccountNotFound
 from store.models import Account
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def tts_fallback(gateway: Gateway) -> TtsFallback:
         callerid = request.callerid if request.callerid.startswith("+") else None
         (result,) = gateway.submit_tts(caller, phones=request.phone, text=request.text, callerid=callerid,
                                        callback_url=request.callback_url or None)
-        if result.code != queue.QUEUED[0]:
+        if result.code != QUEUED[0]:
             raise FallbackRefused(result.code, result.text)
         return result.message_id
 

@@ -42,11 +42,11 @@ from api.smtp_parse import (
     parse_mail,
 )
 from api.throttle import LoginThrottled
+from coded.errors import CodedError
+from coded.statuses import OK, QUEUED
 
 log = logging.getLogger(__name__)
 
-QUEUED = 100
-"""A queued recipient (the legacy answer says 200 OK)."""
 SHUTDOWN_GRACE_S = 30.0
 """How long a stopping server waits for submissions in progress to commit and be answered."""
 MAX_DETAIL_CHARS = 160
@@ -98,10 +98,9 @@ def error_reply(exc: BaseException, with_detail: bool = True) -> str:
 
     Store failures are transient (451: the sender's server tries again; nothing was written); anything
     without a status is a bug, answered 451 too so that no mail is lost to it."""
-    status = status_of(exc)
-    if status is None:
+    if not isinstance(exc, CodedError):
         return REPLY_BUG
-    code, text = status
+    code, text = exc.status
     if isinstance(exc, LoginThrottled):  # temporary: the sender's server may try again after the lock
         return f"{REPLY_THROTTLED} {code} {_clean(text)} (too many failed logins: try again in " \
                f"{exc.retry_after_s} s)"
@@ -115,7 +114,7 @@ def error_reply(exc: BaseException, with_detail: bool = True) -> str:
         prefix = "550 5.6.1"
     else:
         prefix = "550 5.6.0"
-    detail = getattr(exc, "detail", "")
+    detail = exc.detail
     shown = f" ({_clean(detail)})" if with_detail and detail and detail != text else ""
     return f"{prefix} {code} {_clean(text)}{shown}"
 
@@ -125,7 +124,7 @@ def accepted_reply(submitted: list[Submitted]) -> str:
 
     When no recipient was queued (all on a do-not-call list), the first refusal is answered 550 with
     its stored message's ID, so the sender learns why."""
-    queued = [s for s in submitted if s.code == QUEUED]
+    queued = [s for s in submitted if s.code == QUEUED[0]]
     if not queued:
         first = submitted[0]
         return f"550 5.7.1 {first.code} {_clean(first.text)} ID: {first.message_id}"
@@ -137,7 +136,7 @@ def accepted_reply(submitted: list[Submitted]) -> str:
 
 
 def _recipient_line(s: Submitted) -> str:
-    code, text = (200, "OK") if s.code == QUEUED else (s.code, _clean(s.text))
+    code, text = OK if s.code == QUEUED[0] else (s.code, _clean(s.text))
     return f"250-2.0.0 {code} {text} ID: {s.message_id} PHONE: {s.phone}"
 
 

@@ -37,15 +37,7 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Literal
 
-from api.errors import (
-    GatewayError,
-    InvalidParameter,
-    InvalidPassword,
-    InvalidPin,
-    InvalidTxt,
-    InvalidUsername,
-    NoVoiceFile,
-)
+from api.errors import GatewayError, InvalidParameter, InvalidPin, InvalidTxt, NoVoiceFile
 from api.forms import (
     AccountForm,
     FormLimits,
@@ -54,6 +46,8 @@ from api.forms import (
     MatrixVoicewForm,
     parse_form,
 )
+from coded.errors import CodedError
+from store.errors import InvalidPassword, InvalidUsername
 
 MailKind = Literal["sms", "tts", "voiceurl"]
 MESSAGE_KEYWORDS: tuple[MailKind, ...] = ("sms", "tts", "voiceurl")
@@ -94,7 +88,7 @@ class MailCharsetError(GatewayError):
     status_text = "ERROR: MAIL CHARSET NOT READABLE"
 
 
-_FIELD_ERRORS: dict[str, Callable[[str], GatewayError]] = {
+_FIELD_ERRORS: dict[str, Callable[[str], CodedError]] = {
     "username": InvalidUsername,
     "password": InvalidPassword,
     "phone": InvalidPin,
@@ -104,7 +98,7 @@ _FIELD_ERRORS: dict[str, Callable[[str], GatewayError]] = {
 }
 
 
-def field_error(keyword: str, detail: str) -> GatewayError:
+def field_error(keyword: str, detail: str) -> CodedError:
     """The error a legacy client gets for a bad `keyword` (the HTTP form's error of that field)."""
     factory = _FIELD_ERRORS.get(keyword)
     return factory(detail) if factory is not None else InvalidParameter(keyword, detail)
@@ -133,7 +127,7 @@ class MailRequest:
 
 
 def parse_mail(data: bytes) -> MailRequest:
-    """Read a received mail (RFC 5322 bytes) into its submission; a GatewayError says why it cannot be."""
+    """Read a received mail (RFC 5322 bytes) into its submission; a CodedError says why it cannot be."""
     return parse_body(mail_text(data))
 
 

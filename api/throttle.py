@@ -36,10 +36,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from api.errors import WrongCredentials
 from store import accounts
 from store.db import upsert_insert
-from store.errors import InvalidUsername
+from store.errors import InvalidUsername, WrongCredentials
 from store.models import LoginFailure
 
 log = logging.getLogger(__name__)
@@ -81,6 +80,8 @@ class ThrottleSettings:
 class LoginThrottled(WrongCredentials):
     """505 all the same (the seed's answer to refused credentials), with the delay until the lock ends:
     v1 answers HTTP 429 with Retry-After, the legacy routes a Retry-After header, SMTP a 451."""
+
+    http_status = 429
 
     def __init__(self, retry_after_s: int, detail: str = "") -> None:
         self.retry_after_s = retry_after_s

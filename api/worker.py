@@ -40,12 +40,14 @@ from api.ops import Metrics
 from api.phones import sip_uri
 from api.prompts import ClaimedMessage, call_options, prompt_spec
 from api.settings import Settings
+from coded import statuses
+from coded.errors import CodedError
+from coded.statuses import answered_text
 from ivr.dialer import CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
 from ivr.events import SipEvent
 from ivr.fetch import UrlFetcher
 from ivr.flow import DEFAULT_REPLAY_DIGIT
 from ivr.identity import check_caller_id
-from ivr.outcome import CODE_ANSWERED, CODE_CANCELLED, CODE_FAILED, TEXT_ENGINE_FAILED, answered_text
 from ivr.pool import EnginePool, EngineUnavailable
 from ivr.prompt import (
     PromptRenderer,
@@ -119,20 +121,15 @@ def resumed_outcome(events: list[tuple[str, dt.datetime, str]], *,
             if kind == "key" and at >= answered_at and detail and detail != REPLAY_KEY:
                 seconds = max(0.0, (at - answered_at).total_seconds())
                 text = answered_text(int(seconds), response_wanted=True, digit=detail)
-                return queue.CallOutcome(status_code=CODE_ANSWERED, status_text=text, answered=True,
+                return queue.CallOutcome(status_code=statuses.ANSWERED, status_text=text, answered=True,
                                          duration_s=seconds, response=detail)
-    return queue.CallOutcome(status_code=CODE_FAILED, status_text=TEXT_ENGINE_FAILED, answered=False)
+    code, text = statuses.CALL_FAILED_ENGINE
+    return queue.CallOutcome(status_code=code, status_text=text, answered=False)
 
 
-def failure_outcome(exc: BaseException) -> queue.CallOutcome:
+def failure_outcome(exc: CodedError) -> queue.CallOutcome:
     """A message that could not be dialled at all: its error's code and text, nothing charged."""
-    return queue.CallOutcome(status_code=int(getattr(exc, "code", 500)),
-                             status_text=str(getattr(exc, "status_text", "ERROR")), answered=False)
-
-
-def is_coded(exc: BaseException) -> bool:
-    """An error of one of our layers (it carries a seed status code and text)."""
-    return isinstance(getattr(exc, "code", None), int) and isinstance(getattr(exc, "status_text", None), str)
+    return queue.CallOutcome(status_code=exc.code, status_text=exc.status_text, answered=False)
 
 
 @dataclass
@@ -370,7 +367,7 @@ class VoiceWorker:
     async def _call(self, active: _Active, job: CallJob) -> CallReport:
         message = active.message
         await self._write(lambda s: queue.progress(s, message.id, self.worker_id, self._now(),
-                                                   status=queue.CALLING, event="dialling", detail=job.uri))
+                                                   status=statuses.CALLING, event="dialling", detail=job.uri))
         active.dialled = True
         self._count_attempt(message)
         timeline: asyncio.Queue[SipEvent | None] = asyncio.Queue()
@@ -406,7 +403,7 @@ class VoiceWorker:
             log.warning("message %s: lease lost during the call; its outcome (%s) is not ours to write",
                         message.id, outcome.text)
             return
-        if active.reason == SHUTDOWN and outcome.code == CODE_CANCELLED and not outcome.answered:
+        if active.reason == SHUTDOWN and outcome.code == statuses.CANCELLED[0] and not outcome.answered:
             await self._give_back(active, "shutdown during the call")
             return
         delay = retry_delay(outcome, message.attempts, self.settings.dialer)
@@ -465,12 +462,12 @@ class VoiceWorker:
             log.error("message %s: not dialled (%s); giving it back", message.id, exc)
             await self._give_back(active, f"not dialled: {type(exc).__name__}")
             return
-        if not is_coded(exc):  # a bug: keep the message, but do not spin on it
+        if not isinstance(exc, CodedError):  # a bug: keep the message, but do not spin on it
             log.exception("message %s: not dialled", message.id, exc_info=exc)
             later = self.settings.dialer.retry_delay_s
             await self._give_back(active, f"not dialled: {type(exc).__name__}", later)
             return
-        log.warning("message %s: cannot be called: %s", message.id, getattr(exc, "detail", exc))
+        log.warning("message %s: cannot be called: %s", message.id, exc.detail)
         await self._complete(active, failure_outcome(exc))
 
     def _count_attempt(self, message: ClaimedMessage) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from coded.errors import CodedError
 
-class AudioError(ValueError):
+
+class AudioError(CodedError, ValueError):
     """Audio that cannot be used as (part of) a prompt."""
 
     code: int = 500
     status_text: str = "ERROR: INVALID AUDIO"
-
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail or self.status_text)
-        self.detail = detail or self.status_text
 
 
 class UnsupportedFormat(AudioError):
@@ -32,6 +30,7 @@ class EmptyAudio(AudioError):
 
 class AudioTooLarge(AudioError):
     status_text = "ERROR: VOICE FILE TOO LARGE"
+    http_status = 413
 
 
 class AudioTooLong(AudioError):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from coded import statuses
 from ivr.events import SipEvent
 from ivr.flow import (
     Action,
@@ -41,12 +42,12 @@ from ivr.flow import (
     TimerFired,
 )
 from ivr.identity import check_caller_id
-from ivr.outcome import CODE_BUSY, CODE_NO_ANSWER, CallOutcome, outcome_for
+from ivr.outcome import CallOutcome, outcome_for
 from ivr.settings import DialerSettings, SipSettings
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_CODES = frozenset({CODE_BUSY, CODE_NO_ANSWER})
+RETRYABLE_CODES = frozenset({statuses.BUSY[0], statuses.NO_ANSWER[0]})
 """Outcomes worth another attempt later: the callee may answer next time."""
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from coded.errors import CodedError
 
-class IvrError(RuntimeError):
+
+class IvrError(CodedError, RuntimeError):
     code: int = 500
     status_text: str = "ERROR"
-
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail or self.status_text)
-        self.detail = detail or self.status_text
 
 
 class FetchError(IvrError):
@@ -40,6 +38,7 @@ class NotAudio(FetchError):
 
 class FetchTooLarge(FetchError):
     status_text = "ERROR: VOICE FILE TOO LARGE"
+    http_status = 413
 
 
 class InvalidPromptSpec(IvrError):

@@ -1,4 +1,4 @@
-"""Call results -> the message status code and exact status text of DESIGN.md's table.
+"""Call results -> the message status code and exact status text of DESIGN.md's table (coded.statuses).
 
 A client sees STATUSCODE and STATUSTXT only; the SIP response code and the Call-ID are kept
 beside them in CallOutcome (for the store, the logs and support), never folded into the code.
@@ -12,31 +12,12 @@ import logging
 import math
 from dataclasses import dataclass
 
+from coded import statuses
+from coded.statuses import Status, answered_text, call_failed_text, is_success
 from ivr.events import NOT_REGISTERED
 from ivr.flow import FlowResult
 
 logger = logging.getLogger(__name__)
-
-CODE_QUEUED = 100
-TEXT_QUEUED = "Queued"
-CODE_CALLING = 110
-TEXT_CALLING = "Calling"
-CODE_ANSWERED = 200
-CODE_BUSY = 600
-TEXT_BUSY = "Busy"
-CODE_NO_ANSWER = 601
-TEXT_NO_ANSWER = "No answer"
-CODE_REJECTED = 602
-TEXT_REJECTED = "Rejected"
-CODE_FAILED = 603
-TEXT_NETWORK_ERROR = "Call failed (network error)"
-"""A failure with no SIP code at all (no route, socket error)."""
-TEXT_REGISTRATION_FAILED = "Call failed (registration)"
-"""Not dialled: the registration with the configured registrar failed or did not complete in time."""
-TEXT_ENGINE_FAILED = "Call failed (engine)"
-"""Our SIP engine process died before the call's result was known (docs/calls.md, 'Engine crash')."""
-CODE_CANCELLED = 604
-TEXT_CANCELLED = "Cancelled"
 
 BUSY_SIP_CODES = frozenset({486, 600})
 NO_ANSWER_SIP_CODES = frozenset({408, 480, 487})
@@ -51,7 +32,7 @@ class CallOutcome:
     """What a finished call attempt is recorded as."""
 
     code: int
-    """The message status code (DESIGN.md's table): 200, 600..604."""
+    """The message status code (DESIGN.md's table, coded.statuses): 200, 600..604."""
     text: str
     """The exact STATUSTXT."""
     digit: str | None
@@ -67,13 +48,13 @@ class CallOutcome:
     @property
     def success(self) -> bool:
         """The seed's rule: codes 0..399 are success."""
-        return 0 <= self.code <= 399
+        return is_success(self.code)
 
     @property
     def charged(self) -> bool:
         """Whether the call is billed by its duration: answered and not failed on our side (a call whose
         engine died before its result was known is not charged)."""
-        return self.answered and self.code != CODE_FAILED
+        return self.answered and self.code != statuses.CALL_FAILED
 
 
 def whole_seconds(seconds: float) -> int:
@@ -81,19 +62,6 @@ def whole_seconds(seconds: float) -> int:
     if not seconds > 0:
         return 0
     return math.floor(seconds + _SECOND_SLACK)
-
-
-def answered_text(duration_s: int, *, response_wanted: bool, digit: str | None) -> str:
-    """The 200 STATUSTXT of an answered call, e.g. `Voice call answered, duration 18 seconds. R = 1`."""
-    head = f"Voice call answered, duration {duration_s} seconds."
-    if digit is not None:
-        return f"{head} R = {digit}"
-    return f"{head} No response" if response_wanted else head
-
-
-def failed_text(sip_code: int | None) -> str:
-    """The 603 STATUSTXT: `Call failed (SIP NNN)` whenever a code exists."""
-    return TEXT_NETWORK_ERROR if sip_code is None else f"Call failed (SIP {sip_code})"
 
 
 def outcome_for(
@@ -123,7 +91,8 @@ def outcome_for(
     captured = flow_result.digit if flow_result is not None and response_wanted else None
     if engine_failed and not captured and not was_cancelled:
         logger.info("call %s: engine failed before its result was known (%s)", call_id, error)
-        return CallOutcome(code=CODE_FAILED, text=TEXT_ENGINE_FAILED, digit=None, duration_s=0,
+        code, text = statuses.CALL_FAILED_ENGINE
+        return CallOutcome(code=code, text=text, digit=None, duration_s=0,
                            sip_code=sip_code, call_id=call_id, answered=answered)
     if answered:
         code, text, digit, duration = _answered(flow_result, response_wanted, was_cancelled)
@@ -148,25 +117,25 @@ def _answered(
         duration = whole_seconds(flow_result.duration_s)
         digit = flow_result.digit if response_wanted else None
     if cancelled and digit is None:
-        return CODE_CANCELLED, TEXT_CANCELLED, None, duration
+        return *statuses.CANCELLED, None, duration
     text = answered_text(duration, response_wanted=response_wanted, digit=digit)
-    return CODE_ANSWERED, text, digit, duration
+    return statuses.ANSWERED, text, digit, duration
 
 
-def _unanswered(sip_code: int | None, cancelled: bool, error: str | None) -> tuple[int, str]:
+def _unanswered(sip_code: int | None, cancelled: bool, error: str | None) -> Status:
     if cancelled:
-        return CODE_CANCELLED, TEXT_CANCELLED
+        return statuses.CANCELLED
     if sip_code is None and error and error.startswith(NOT_REGISTERED):
-        return CODE_FAILED, TEXT_REGISTRATION_FAILED
+        return statuses.CALL_FAILED_REGISTRATION
     if sip_code is None:
-        return (CODE_FAILED, TEXT_NETWORK_ERROR) if error else (CODE_NO_ANSWER, TEXT_NO_ANSWER)
+        return statuses.CALL_FAILED_NETWORK if error else statuses.NO_ANSWER
     if sip_code in BUSY_SIP_CODES:
-        return CODE_BUSY, TEXT_BUSY
+        return statuses.BUSY
     if sip_code in NO_ANSWER_SIP_CODES:
-        return CODE_NO_ANSWER, TEXT_NO_ANSWER
+        return statuses.NO_ANSWER
     if sip_code in REJECTED_SIP_CODES:
-        return CODE_REJECTED, TEXT_REJECTED
-    return CODE_FAILED, failed_text(sip_code)
+        return statuses.REJECTED
+    return statuses.CALL_FAILED, call_failed_text(sip_code)
 
 
 def billable_seconds(duration_s: float, increment_s: int = 60, minimum_s: int = 0) -> int:

@@ -41,6 +41,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from coded import statuses
 from ivr.digits import DigitMerger, dtmf_from_info
 from ivr.errors import IvrError
 from ivr.events import NOT_REGISTERED, DigitSource, DtmfMethod, EventKind, SipEvent
@@ -86,7 +87,7 @@ RTP_CHECK_S = 1.0
 class SipError(IvrError):
     """The SIP user agent could not start or was used wrongly."""
 
-    code = 603
+    code = statuses.CALL_FAILED
     status_text = "Call failed"
 
 

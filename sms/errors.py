@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from coded.errors import CodedError
 
-class SmsError(RuntimeError):
+
+class SmsError(CodedError, RuntimeError):
     code: int = 500
     status_text: str = "ERROR: SMS FAILED"
-
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail or self.status_text)
-        self.detail = detail or self.status_text
 
 
 class TooManyParts(SmsError):

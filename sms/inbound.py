@@ -46,6 +46,7 @@ from urllib.parse import urlencode
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from coded.statuses import RECEIVED
 from sms import gsm, pdu
 from sms.errors import SmsError
 from sms.keywords import Keyword, Replies, detect
@@ -58,7 +59,6 @@ from store.models import Account, Message, MessageEvent
 log = logging.getLogger(__name__)
 
 MO_KIND = "mo"
-RECEIVED = (200, "Received")
 WEBHOOK_MEDIA_TYPE = "application/x-www-form-urlencoded"
 """How the webhook body is POSTed (the outbox sender must send `webhook` rows with this type)."""
 MAX_NUMBER_CHARS = 20

@@ -57,6 +57,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from coded.errors import CodedError
+from coded.statuses import DELIVERED, EXPIRED, NO_RECEIPT, UNDELIVERABLE
 from sms import gsm
 from sms.errors import SmsError
 from sms.receipts import FAILED_STATES, Receipt, merge_state, normalise_smsc_id
@@ -69,11 +71,6 @@ from store.models import Message, MessageKind, SmsPart
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DELIVERED = (200, "Delivered")
-UNDELIVERABLE = (605, "Undeliverable")
-EXPIRED = (606, "Expired")
-NO_RECEIPT = (210, "Sent, no receipt")
-"""Accepted by the SMSC, and no final receipt within `receipt_timeout_s`: delivery unknown, charged."""
 STATUS_PRECEDENCE = {NO_RECEIPT[0]: 1, DELIVERED[0]: 2, EXPIRED[0]: 3, UNDELIVERABLE[0]: 4}
 """How receipt outcomes rank: a later receipt may move a message up this order, never down. Any other
 code (110 Sent to SMSC, 100 Queued) ranks 0."""
@@ -617,10 +614,11 @@ class SmsSender:
         try:
             new_id = await asyncio.to_thread(self._fallback, sms.fallback_request())
         except Exception as exc:
-            reason = getattr(exc, "status_text", None)
-            if not isinstance(reason, str):
+            if isinstance(exc, CodedError):
+                reason = exc.status_text
+            else:
                 log.exception("SMS %s: the TTS fallback failed", sms.id)
-                reason = "ERROR"
+                reason = CodedError.status_text
             log.info("SMS %s: TTS fallback refused: %s", sms.id, reason)
             return fallback_status(status, None, reason)
         if new_id is not None:

@@ -23,12 +23,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.errors import (
-    AccountInactive,
+    AccountNotActive,
     AccountNotFound,
     DuplicateEntry,
     InvalidPassword,
     InvalidUsername,
-    WrongPassword,
+    WrongCredentials,
 )
 from store.models import Account, ApiKey, Role
 
@@ -99,15 +99,15 @@ def find_account(session: Session, username: str) -> Account | None:
 def authenticate(
     session: Session, username: str, password: str, hasher: PasswordHasher = DEFAULT_HASHER
 ) -> Account:
-    """The active account these credentials belong to. Raises AccountNotFound (404), WrongPassword (505)
-    or AccountInactive (506, also for a sub-user whose owner is inactive). Upgrades an outdated hash."""
+    """The active account these credentials belong to. Raises AccountNotFound (404), WrongCredentials (505)
+    or AccountNotActive (506, also for a sub-user whose owner is inactive). Upgrades an outdated hash."""
     account = find_account(session, username)
     if account is None:
         raise AccountNotFound(username)
     try:
         hasher.verify(account.password_hash, password)
     except (VerificationError, InvalidHashError):
-        raise WrongPassword(username) from None
+        raise WrongCredentials(username) from None
     _check_active(account)
     if hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hasher.hash(password)
@@ -116,7 +116,7 @@ def authenticate(
 
 def _check_active(account: Account) -> None:
     if not account.active or (account.parent is not None and not account.parent.active):
-        raise AccountInactive(account.username)
+        raise AccountNotActive(account.username)
 
 
 def set_password(
@@ -159,12 +159,12 @@ def create_api_key(
 
 
 def verify_api_key(session: Session, key: str, now: dt.datetime) -> Account:
-    """The active account of an unrevoked API key; WrongPassword (505) for anything else."""
+    """The active account of an unrevoked API key; WrongCredentials (505) for anything else."""
     scheme, _, rest = key.partition("_")
     prefix = rest.partition("_")[0]
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if scheme == KEY_SCHEME else None
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, _key_hash(key)):
-        raise WrongPassword("invalid API key")
+        raise WrongCredentials("invalid API key")
     account = session.get(Account, row.account_id)
     if account is None:
         raise AccountNotFound("API key without account")

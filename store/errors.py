@@ -1,56 +1,76 @@
-"""Errors of the store layer, each with the seed status code and status text a front answers with."""
+"""Errors of the store layer, each with the seed status code, status text and v1 HTTP status a front
+answers with (coded.errors). The account and message refusals live here, once, because the store raises
+them; the API layer raises the same classes (api.errors holds only its own)."""
 
 from __future__ import annotations
 
+from coded.errors import CodedError
 
-class StoreError(RuntimeError):
+
+class StoreError(CodedError, RuntimeError):
     """A store operation that cannot be carried out; nothing of it was written."""
 
-    code: int = 504
-    status_text: str = "DATABASE ERROR"
-
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail or self.status_text)
-        self.detail = detail or self.status_text
+    code = 504
+    status_text = "DATABASE ERROR"
+    http_status = 503
 
 
 class InsufficientBalance(StoreError):
-    """The account's balance (or the sub-user's spending limit) does not cover the reservation."""
+    """503: the balance (or a sub-user's spending limit) cannot cover the reservation of the request."""
 
     code = 503
     status_text = "INSUFFICIENT BALANCE"
+    http_status = 402
 
 
 class AccountNotFound(StoreError):
+    """404: the account a request acts for does not exist (e.g. a sub-user whose parent account is gone).
+
+    A wrong username or password is 505, never 404, so an answer does not reveal which usernames exist."""
+
     code = 404
     status_text = "ACCOUNT OR USER DOES NOT EXIST"
+    http_status = 404
 
 
-class WrongPassword(StoreError):
+class WrongCredentials(StoreError):
+    """505: no user has this username, or the password is wrong (deliberately the same answer)."""
+
     code = 505
     status_text = "USER NOT FOUND OR WRONG PASSWORD"
+    http_status = 401
 
 
-class AccountInactive(StoreError):
+class AccountNotActive(StoreError):
+    """506: the credentials are right but the account (or its parent) is disabled."""
+
     code = 506
     status_text = "ACCOUNT NOT ACTIVE"
+    http_status = 403
 
 
 class InvalidUsername(StoreError):
+    """510: `username` missing, empty, too long or holding whitespace or control characters."""
+
     code = 510
     status_text = "INVALID USERNAME"
+    http_status = 422
 
 
 class InvalidPassword(StoreError):
+    """512: `password` missing, empty or too long."""
+
     code = 512
     status_text = "INVALID PASSWORD"
+    http_status = 422
 
 
 class MessageNotFound(StoreError):
-    """An unknown message ID, or one of another account (DESIGN.md: 500, not 404)."""
+    """An unknown, malformed or foreign message ID (DESIGN.md: 500, not 404, in the legacy answer)."""
 
     code = 500
     status_text = "ERROR: MESSAGE NOT FOUND"
+    http_status = 404
 
 
 class NoRate(StoreError):
@@ -58,6 +78,7 @@ class NoRate(StoreError):
 
     code = 513
     status_text = "INVALID PIN"
+    http_status = 422
 
 
 class InvalidRates(StoreError):
@@ -65,6 +86,7 @@ class InvalidRates(StoreError):
 
     code = 500
     status_text = "ERROR: INVALID RATES FILE"
+    http_status = 422
 
 
 class LeaseLost(StoreError):
@@ -79,3 +101,4 @@ class DuplicateEntry(StoreError):
 
     code = 500
     status_text = "ERROR: ALREADY EXISTS"
+    http_status = 409

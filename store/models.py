@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from coded.statuses import QUEUED
+
 MICROS = 1_000_000
 """Micro-units per currency unit: every money column counts these."""
 INT4_MAX = 2**31 - 1
@@ -244,8 +246,8 @@ class Message(Base):
     """The uploaded or fetched audio this message plays."""
     prompt_sha256: Mapped[str | None] = mapped_column(String(64))
     """Content hash of the rendered prompt (a cache key any node can rebuild from the spec and blobs)."""
-    status_code: Mapped[int] = mapped_column(Integer, default=100)
-    status_text: Mapped[str] = mapped_column(String(200), default="Queued")
+    status_code: Mapped[int] = mapped_column(Integer, default=QUEUED[0])
+    status_text: Mapped[str] = mapped_column(String(200), default=QUEUED[1])
     response: Mapped[str] = mapped_column(String(1), default="")
     """The digit pressed, or empty."""
     duration_s: Mapped[int | None] = mapped_column(Integer)

@@ -31,15 +31,12 @@ from typing import Any
 from sqlalchemy import Connection, Integer, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from coded.statuses import CANCELLED, QUEUED, SENT_TO_SMSC
 from store import ledger, outbox
 from store.errors import LeaseLost, MessageNotFound
 from store.models import Account, Base, Message, MessageEvent, MessageKind, Role, SmsPart
 from store.rating import call_cost
 
-QUEUED = (100, "Queued")
-CALLING = (110, "Calling")
-SENT_TO_SMSC = (110, "Sent to SMSC")
-CANCELLED = (604, "Cancelled")
 _INSERT_MESSAGES = insert(Base.metadata.tables[Message.__tablename__])
 _INSERT_EVENTS = insert(Base.metadata.tables[MessageEvent.__tablename__])
 VOICE_KINDS = (MessageKind.TTS.value, MessageKind.VOICE.value, MessageKind.VTTS.value)

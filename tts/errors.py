@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from coded.errors import CodedError
 
-class TTSError(RuntimeError):
+
+class TTSError(CodedError, RuntimeError):
     code: int = 500
     status_text: str = "ERROR: TTS FAILED"
-
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail or self.status_text)
-        self.detail = detail or self.status_text
 
 
 class EngineUnavailable(TTSError):
     """The engine asked for is not installed, cannot start, or (online engines) cannot be reached in time."""
 
     status_text = "ERROR: TTS ENGINE UNAVAILABLE"
+    http_status = 503
 
     def __init__(self, detail: str = "TTS engine unavailable") -> None:
         super().__init__(detail)

@@ -64,4 +64,4 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     report = asyncio.run(place_call(settings, job))
     print_report(report, timeline=args.timeline)
     sys.stdout.flush()
-    return 0 if report.outcome.code < 400 else 1
+    return 0 if report.outcome.success else 1

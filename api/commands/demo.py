@@ -25,6 +25,7 @@ from typing import IO, Any
 from api.commands.call import place_call, print_report
 from api.commands.prompt import make_renderer
 from api.settings import Settings
+from coded.errors import CodedError
 from ivr.dialer import CallJob, CallReport, run_call
 from ivr.pool import EnginePool
 from ivr.prompt import PromptSpec, RenderedPrompt, TextSegment, make_voice
@@ -44,13 +45,10 @@ DEMO_NUMBER = "12506063167"
 PHONE_START_TIMEOUT_S = 20.0
 
 
-class DemoError(RuntimeError):
-    code = 500
-    status_text = "ERROR: DEMO FAILED"
+class DemoError(CodedError, RuntimeError):
+    """The demo could not run (a phone or engine that did not start, a call that did not end)."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    status_text = "ERROR: DEMO FAILED"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -44,6 +44,7 @@ from api.errors import GatewayError, StartupFailed
 from api.logging_setup import configure_logging
 from api.phones import sip_uri
 from api.settings import ServerSettings, Settings, runs_sms_node, sms_configured
+from coded.errors import CodedError
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def one_line(exc: BaseException) -> str:
         return exc.detail
     if isinstance(exc, EngineStartError):
         return f"sip.port: {exc.detail}"
-    detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+    detail = (exc.detail if isinstance(exc, CodedError) else str(exc)) or type(exc).__name__
     return f"{type(exc).__name__}: {detail}"
 
 

@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.v1 import accounts, balance, carrier, dnc, groups, messages, numbers, rates
-from api.v1.problems import V1Route, error_response, http_status
+from api.v1.problems import V1Route, error_response
 from api.v1.schemas import ErrorBody
 
-__all__ = ["error_response", "http_status", "router"]
+__all__ = ["error_response", "router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No or bad API key (505)"},

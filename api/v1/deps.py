@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from api import manage
 from api.callbacks import CallbackSecrets, CallbackSettings
-from api.errors import WrongCredentials
 from api.jobs import Caller
 from api.service import Gateway
 from store.db import Database
+from store.errors import WrongCredentials
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ivg_...`")
 _basic = HTTPBasic(auto_error=False, description="The account's username and password (to create keys)")

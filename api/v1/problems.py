@@ -1,10 +1,11 @@
 """v1 errors: every refusal answers JSON `{"code": <seed code>, "status": <status text>, "detail": ...}`
 with an HTTP status that fits it (docs/api-v1.md, "Errors").
 
-The v1 router's routes are `V1Route`s, which turn any ivrgate exception (anything carrying `code` and
-`status_text`, api.errors.status_of) and request validation errors into that body themselves, so v1
-answers JSON whatever exception handlers the app installs for the legacy routes. An exception without a
-status (a bug) is left to the app: HTTP 500.
+The v1 router's routes are `V1Route`s, which turn any coded error (coded.errors.CodedError) and request
+validation errors into that body themselves, so v1 answers JSON whatever exception handlers the app
+installs for the legacy routes. The HTTP status is the error class's `http_status` (e.g. 404 for
+MessageNotFound, 402 for InsufficientBalance, 422 by default), never derived from its text. An exception
+that is not coded (a bug) is left to the app: HTTP 500.
 """
 
 from __future__ import annotations
@@ -20,51 +21,27 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.errors import status_of
+from api.errors import InvalidParameter, InvalidPin, InvalidTxt, ParseError
+from api.throttle import LoginThrottled
+from coded.errors import CodedError
+from store.errors import InvalidPassword, InvalidUsername
 
 log = logging.getLogger(__name__)
 
-UNAUTHORIZED = (505, 506)
-"""Seed codes answered 401 (505) and 403 (506)."""
+HTTP_UNAUTHORIZED = 401
+"""Answered with `WWW-Authenticate: Bearer` (RFC 6750)."""
 
 NOT_FOUND = "ERROR: NOT FOUND"
-_BY_TEXT: dict[str, int] = {
-    "ERROR: MESSAGE NOT FOUND": 404,
-    "ERROR: GROUP NOT FOUND": 404,
-    NOT_FOUND: 404,
-    "ERROR: FORBIDDEN": 403,
-    "ERROR: ALREADY EXISTS": 409,
-    "ERROR: MESSAGE IN PROGRESS": 409,
-    "ERROR: IDEMPOTENCY KEY REUSED": 409,
-    "ERROR: VOICE FILE TOO LARGE": 413,
-    "ERROR: TTS ENGINE UNAVAILABLE": 503,
-    "ERROR: SMS NOT CONFIGURED": 503,
-}
-_BY_CODE: dict[int, int] = {
-    404: 404,
-    502: 409,
-    503: 402,
-    504: 503,
-    505: 401,
-    506: 403,
-    507: 503,
-    508: 503,
-}
 _FIELD_CODES: dict[str, tuple[int, str]] = {
-    "text": (511, "INVALID TXT"),
-    "to": (513, "INVALID PIN"),
-    "phone": (513, "INVALID PIN"),
-    "number": (513, "INVALID PIN"),
-    "webhook_url": (500, "ERROR: INVALID WEBHOOK_URL"),
-    "username": (510, "INVALID USERNAME"),
-    "password": (512, "INVALID PASSWORD"),
+    "text": (InvalidTxt.code, InvalidTxt.status_text),
+    "to": (InvalidPin.code, InvalidPin.status_text),
+    "phone": (InvalidPin.code, InvalidPin.status_text),
+    "number": (InvalidPin.code, InvalidPin.status_text),
+    "webhook_url": InvalidParameter("webhook_url").status,
+    "username": (InvalidUsername.code, InvalidUsername.status_text),
+    "password": (InvalidPassword.code, InvalidPassword.status_text),
 }
-
-
-def http_status(code: int, status_text: str) -> int:
-    """The HTTP status of a v1 error: by its status text first, then its seed code; any other refusal of
-    the request's content is 422."""
-    return _BY_TEXT.get(status_text) or _BY_CODE.get(code) or 422
+"""The seed status of a body field that does not validate: its error class's."""
 
 
 def error_body(code: int, status_text: str, detail: Any = None) -> dict[str, Any]:
@@ -72,18 +49,17 @@ def error_body(code: int, status_text: str, detail: Any = None) -> dict[str, Any
 
 
 def error_response(exc: BaseException) -> JSONResponse | None:
-    """The v1 answer to an ivrgate exception, or None when it carries no status (a bug)."""
-    status = status_of(exc)
-    if status is None:
+    """The v1 answer to a coded error, with its class's HTTP status (CodedError.http_status), or None
+    for anything else (a bug)."""
+    if not isinstance(exc, CodedError):
         return None
-    code, text = status
-    detail = getattr(exc, "detail", None) or str(exc)
-    retry_after = getattr(exc, "retry_after_s", None)
-    if isinstance(retry_after, int):  # the login throttle: 505 all the same, and when to come back
-        return JSONResponse(error_body(code, text, detail), status_code=429,
-                            headers={"Retry-After": str(retry_after)})
-    headers = {"WWW-Authenticate": "Bearer"} if code == 505 else None
-    return JSONResponse(error_body(code, text, detail), status_code=http_status(code, text), headers=headers)
+    headers: dict[str, str] | None = None
+    if isinstance(exc, LoginThrottled):  # 505 all the same, with when to come back (HTTP 429)
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    elif exc.http_status == HTTP_UNAUTHORIZED:
+        headers = {"WWW-Authenticate": "Bearer"}
+    body = error_body(exc.code, exc.status_text, exc.detail or str(exc))
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
 def validation_response(exc: RequestValidationError) -> JSONResponse:
@@ -97,7 +73,7 @@ def validation_response(exc: RequestValidationError) -> JSONResponse:
     code, text = 500, "ERROR: INVALID REQUEST"
     for error in errors:
         if error.get("type") == "json_invalid":
-            code, text = 520, "ERROR PARSING XML"
+            code, text = ParseError.code, ParseError.status_text
             break
         names = [part for part in error.get("loc", ()) if isinstance(part, str)]
         found = next((_FIELD_CODES[name] for name in names if name in _FIELD_CODES), None)

@@ -24,22 +24,21 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
-from api.errors import GatewayError, http_status_of, status_of
 from api.jobs import Caller
 from api.service import Gateway
 from api.web import session as sess
-from audio.errors import AudioError
-from ivr.errors import IvrError
-from store.errors import StoreError
+from coded.errors import CodedError
+from coded.statuses import QUEUED, is_success
 from store.models import MICROS, Account, Role
-from tts.errors import TTSError
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/ui"
 TEMPLATES = Path(__file__).parent / "templates"
-CODED = (GatewayError, StoreError, IvrError, AudioError, TTSError)
 SEE_OTHER = 303
+HTTP_BAD_REQUEST = 400
+_PAGE_STATUSES = frozenset({403, 404})
+"""The coded errors' v1 HTTP statuses an error page keeps; any other refusal is a 400 page."""
 R = TypeVar("R", bound=Response)
 
 
@@ -72,6 +71,7 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True)
     env.filters.update(money=money, when=when)
+    env.tests.update(success=is_success, queued=lambda code: code == QUEUED[0])  # coded.statuses
     return env
 
 
@@ -253,7 +253,7 @@ class WebRoute(APIRoute):
                 return _error_page(request, 403, "ERROR: FORM EXPIRED", "Reload the page and try again.")
             except RequestValidationError as exc:
                 return _invalid(request, exc)
-            except CODED as exc:
+            except CodedError as exc:
                 return _coded(request, exc)
 
         return guarded
@@ -268,17 +268,18 @@ def _invalid(request: Request, exc: RequestValidationError) -> Response:
     return _error_page(request, 400, "ERROR: INVALID REQUEST", f"Check {names}.")
 
 
-def _coded(request: Request, exc: Exception) -> Response:
-    status = status_of(exc) or (500, "ERROR")
-    detail = getattr(exc, "detail", "")
+def _coded(request: Request, exc: CodedError) -> Response:
+    """A coded refusal: back to the form with the status text on a POST, else an error page whose HTTP
+    status is the error class's when that is 403 or 404 (coded.errors), else 400."""
+    status, detail = exc.status, exc.detail
     text = status[1] if not detail or detail == status[1] else f"{status[1]}: {detail}"
     log.info("%s %s refused: %s", request.method, request.url.path, text)
     ctx = getattr(request.state, "web", None)
     if request.method == "POST" and isinstance(ctx, WebContext) and ctx.caller is not None:
         back = local_path(request.headers.get("referer", "").partition(str(request.base_url).rstrip("/"))[2])
         return ctx.redirect(back, "error", text)
-    code = 403 if "FORBIDDEN" in status[1] else 404 if "NOT FOUND" in status[1] else 400
-    return _error_page(request, code if http_status_of(exc) < 500 else 500, status[1], detail)
+    code = exc.http_status if exc.http_status in _PAGE_STATUSES else HTTP_BAD_REQUEST
+    return _error_page(request, code, status[1], detail)
 
 
 def _error_page(request: Request, status: int, title: str, detail: str) -> Response:

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from api import manage
 from api.manage import MessageFilter, Page, Viewer
+from coded import statuses
 from store.models import Message, MessageKind
 
 CALL_KINDS = frozenset({MessageKind.TTS.value, MessageKind.VOICE.value, MessageKind.VTTS.value})
-NOT_ATTEMPTED = frozenset({502, 604})
+NOT_ATTEMPTED = frozenset({statuses.DO_NOT_CALL[0], statuses.CANCELLED[0]})
 """Do-not-call and cancelled messages: never dialled, so outside the answer rate."""
 MAX_REPORT_DAYS = 366
 MAX_EXPORT_ROWS = 100_000
@@ -139,7 +140,7 @@ class Report:
 def outcome_of(row: ReportRow) -> str:
     if not row.finished:
         return "pending"
-    return "success" if 0 <= row.status_code <= 399 else "failure"
+    return "success" if statuses.is_success(row.status_code) else "failure"
 
 
 def aggregate(rows: Iterable[ReportRow], first: dt.date, last: dt.date) -> Report:
@@ -158,8 +159,8 @@ def aggregate(rows: Iterable[ReportRow], first: dt.date, last: dt.date) -> Repor
         day.spend += row.cost
         if row.kind in CALL_KINDS and row.finished and row.status_code not in NOT_ATTEMPTED:
             day.calls_attempted += 1
-            day.calls_answered += row.status_code == 200
-            if row.status_code == 200 and row.response:
+            day.calls_answered += row.status_code == statuses.ANSWERED
+            if row.status_code == statuses.ANSWERED and row.response:
                 responses[row.response] += 1
     return Report(list(days.values()), responses)
 

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Form
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import InvalidPassword, WrongCredentials
 from api.throttle import LoginThrottled
 from api.web import session as sess
-from api.web.core import CODED, PREFIX, Page, Posted, User, WebContext, WebRoute, check_csrf, local_path
+from api.web.core import PREFIX, Page, Posted, User, WebContext, WebRoute, check_csrf, local_path
+from coded.errors import CodedError
 from store import accounts
+from store.errors import InvalidPassword, WrongCredentials
 from store.models import Account
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,10 @@ async def login(
         page = ctx.render("login.html", status=429, next=local_path(next), username=username[:254])
         page.headers["Retry-After"] = str(exc.retry_after_s)
         return page
-    except CODED as exc:
+    except CodedError as exc:
         log.info("GUI login refused for %r: %s", username[:60], exc)
         wrong = isinstance(exc, WrongCredentials)
-        ctx.flash("error", "Wrong username or password." if wrong else str(getattr(exc, "status_text", exc)))
+        ctx.flash("error", "Wrong username or password." if wrong else exc.status_text)
         return ctx.render("login.html", status=401 if wrong else 403, next=local_path(next),
                           username=username[:254])
     with ctx.read() as session:

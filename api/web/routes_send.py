@@ -24,6 +24,7 @@ from api.errors import InvalidParameter, NoVoiceFile, VoiceFileTooLarge
 from api.jobs import Submitted
 from api.service import Gateway
 from api.web.core import PREFIX, Posted, User, WebContext, WebRoute, check_csrf
+from coded.statuses import QUEUED
 from ivr.dialer import RateLimiter
 from ivr.errors import ListenThrottled
 from ivr.fetch import UrlFetcher
@@ -65,8 +66,8 @@ def send_form(ctx: User, kind: str = "tts") -> Response:
 
 
 def _done(ctx: WebContext, submitted: list[Submitted]) -> Response:
-    queued = sum(1 for s in submitted if s.code == 100)
-    refused = [f"{s.phone}: {s.text}" for s in submitted if s.code != 100]
+    queued = sum(1 for s in submitted if s.code == QUEUED[0])
+    refused = [f"{s.phone}: {s.text}" for s in submitted if s.code != QUEUED[0]]
     text = f"{queued} message{'s' if queued != 1 else ''} queued."
     if refused:
         text += " Refused: " + "; ".join(refused[:5]) + (" ..." if len(refused) > 5 else "")

@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from api.errors import WrongCredentials
 from api.service import Gateway
 from api.settings import Settings
 from api.throttle import ThrottleSettings
 from store import accounts
 from store.db import Database
+from store.errors import WrongCredentials
 
 
 def _run(gateway: Gateway, guesses: int) -> tuple[float, float]:

@@ -21,13 +21,14 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.carrier import CarrierInfo, Country, LineType
-from api.errors import AccountNotActive, GatewayError, InvalidPin, WrongCredentials
+from api.errors import InvalidPin
 from api.jobs import Caller, Job, Submitted
 from api.service import Gateway
 from api.settings import Settings
+from coded.errors import CodedError
 from store import accounts, ledger
 from store.db import Database
-from store.errors import StoreError
+from store.errors import AccountNotActive, WrongCredentials
 from store.models import Account, LedgerEntry, Message
 from tests.integration.api.conftest import (
     BALANCE,
@@ -54,7 +55,7 @@ UK = "+442079460000"
 """Rated for SMS only: a TTS call to it has no rate (513)."""
 NEW_PASSWORD = "changed-pass-2026"
 
-Outcome = list[Submitted] | GatewayError | StoreError
+Outcome = list[Submitted] | CodedError
 
 
 def tts(gateway: Gateway, caller: Caller, phones: str = ADAM, **options: Any) -> Job:

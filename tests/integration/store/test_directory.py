@@ -10,12 +10,12 @@ from argon2 import PasswordHasher
 from store import accounts, blobs, lists, outbox, rating
 from store.db import Database
 from store.errors import (
-    AccountInactive,
+    AccountNotActive,
     AccountNotFound,
     DuplicateEntry,
     InvalidRates,
     NoRate,
-    WrongPassword,
+    WrongCredentials,
 )
 from store.models import Account, Rate, Role
 from tests.integration.store.conftest import make_owner
@@ -62,7 +62,7 @@ def test_authenticate(db: Database, now: dt.datetime, hasher: PasswordHasher) ->
     owner = make_owner(db, now, hasher, username="User888@Yahoo.ca")
     with db.transaction() as session:
         assert accounts.authenticate(session, " user888@yahoo.ca", "pw-owner", hasher).id == owner.id
-        with pytest.raises(WrongPassword):
+        with pytest.raises(WrongCredentials):
             accounts.authenticate(session, "user888@yahoo.ca", "wrong", hasher)
         with pytest.raises(AccountNotFound):
             accounts.authenticate(session, "nobody@yahoo.ca", "pw-owner", hasher)
@@ -78,7 +78,7 @@ def test_authenticate(db: Database, now: dt.datetime, hasher: PasswordHasher) ->
             hasher=hasher,
         )
         accounts.set_active(session, parent, False)
-        with pytest.raises(AccountInactive):
+        with pytest.raises(AccountNotActive):
             accounts.authenticate(session, "sub@yahoo.ca", "pw-sub", hasher)
     with pytest.raises(DuplicateEntry), db.transaction() as session:
         accounts.create_account(session, username="USER888@yahoo.ca", password="x", now=now, hasher=hasher)
@@ -92,10 +92,10 @@ def test_api_keys(db: Database, now: dt.datetime, hasher: PasswordHasher) -> Non
     with db.transaction() as session:
         assert accounts.verify_api_key(session, key, now).id == owner.id
         for forged in (key[:-1] + ("A" if key[-1] != "A" else "B"), "ivg_00000000_x", "garbage", ""):
-            with pytest.raises(WrongPassword):
+            with pytest.raises(WrongCredentials):
                 accounts.verify_api_key(session, forged, now)
         assert accounts.revoke_api_key(session, owner, row.prefix, now)
-    with pytest.raises(WrongPassword), db.transaction() as session:
+    with pytest.raises(WrongCredentials), db.transaction() as session:
         accounts.verify_api_key(session, key, now)
 
 

@@ -17,6 +17,7 @@ from unittest import mock
 import pytest
 from argon2 import PasswordHasher
 
+from coded.statuses import CALLING
 from store import ledger, outbox, queue
 from store.db import Database
 from store.errors import LeaseLost, MessageNotFound
@@ -99,7 +100,7 @@ def test_complete_call_charges_by_increment_and_queues_callback(
     with db.transaction() as session:
         queue.claim(session, "w1", now, LEASE)
         queue.progress(
-            session, message_id, "w1", now, queue.CALLING, event="dialling", sip_call_id="abc@127.0.0.1"
+            session, message_id, "w1", now, CALLING, event="dialling", sip_call_id="abc@127.0.0.1"
         )
     outcome = queue.CallOutcome(
         200,
@@ -284,7 +285,7 @@ with db.transaction() as session:
     (m,) = queue.claim(session, "doomed", now, float(sys.argv[3]))
 session_cm = db.transaction()
 session = session_cm.__enter__()
-queue.progress(session, m.id, "doomed", now, queue.CALLING, event="dialling")  # mid-call, uncommitted
+queue.progress(session, m.id, "doomed", now, CALLING, event="dialling")  # mid-call, uncommitted
 print(m.id, flush=True)
 time.sleep(120)
 """

@@ -13,11 +13,8 @@ from api.errors import (
     GroupNotFound,
     InvalidCallerId,
     InvalidParameter,
-    InvalidPassword,
     InvalidPin,
     InvalidTxt,
-    InvalidUsername,
-    MessageNotFound,
     NoVoiceFile,
     ParseError,
     TooManyRecipients,
@@ -42,6 +39,7 @@ from api.forms import (
 from api.phones import PhoneSettings
 from ivr.errors import UrlRefused
 from ivr.prompt import TextSegment, UrlSegment
+from store.errors import InvalidPassword, InvalidUsername, MessageNotFound
 from tts.base import Voice
 
 CREDS = {"username": "user@hotmail.com", "password": "pass72727"}

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.carrier import CarrierInfo, Country, LineType
-from api.errors import DoNotCall, InvalidPin, MessageNotFound
+from api.errors import DoNotCall, InvalidPin
 from api.legacy_format import (
     RecipientResult,
     clean,
@@ -28,6 +28,7 @@ from api.legacy_format import (
     render_text,
 )
 from ivr.errors import UrlRefused
+from store.errors import MessageNotFound
 
 T = 1409596234
 A = "a" * 32

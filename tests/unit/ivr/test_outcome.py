@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from coded.statuses import CALLING, QUEUED
 from ivr.flow import (
     Answered,
     CallFlow,
@@ -22,10 +23,6 @@ from ivr.flow import (
     TimerFired,
 )
 from ivr.outcome import (
-    CODE_CALLING,
-    CODE_QUEUED,
-    TEXT_CALLING,
-    TEXT_QUEUED,
     CallOutcome,
     billable_seconds,
     outcome_for,
@@ -62,7 +59,7 @@ def unanswered(sip_code: int | None, *, cancelled: bool = False, error: str | No
 
 
 def test_progress_codes_are_exported_for_the_dialer() -> None:
-    assert (CODE_QUEUED, TEXT_QUEUED, CODE_CALLING, TEXT_CALLING) == (100, "Queued", 110, "Calling")
+    assert (*QUEUED, *CALLING) == (100, "Queued", 110, "Calling")
 
 
 # --- answered rows -------------------------------------------------------------------------------

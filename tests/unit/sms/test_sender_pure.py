@@ -6,12 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from coded.statuses import DELIVERED, EXPIRED, NO_RECEIPT, UNDELIVERABLE
 from sms.receipts import merge_state
 from sms.sender import (
-    DELIVERED,
-    EXPIRED,
-    NO_RECEIPT,
-    UNDELIVERABLE,
     SenderOptions,
     fallback_status,
     kept_reference,
