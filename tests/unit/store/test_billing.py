@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ivr.flow import Answered, CallFlow, DigitReceived, Finished, FlowConfig
-from store.rating import billable_seconds, call_cost
+from store.rating import billable_seconds, call_cost, sms_cost
 from store.settings import StoreSettings
 
 
@@ -35,6 +35,9 @@ from store.settings import StoreSettings
         (31.0, 6, True, 36),
         (1.0, 1, True, 1),
         (3600.0, 60, False, 0),
+        (45, 60, False, 0),
+        (1, 60, True, 60),
+        (18.2, 6, True, 24),
     ],
 )
 def test_billable_seconds_round_up_to_the_increment(
@@ -84,6 +87,22 @@ def test_an_answered_call_bills_at_least_one_increment_and_an_unanswered_one_not
 ) -> None:
     assert billable_seconds(duration, increment) >= increment
     assert billable_seconds(duration, increment, answered=False) == 0
+
+
+@given(st.floats(min_value=0, max_value=7200), st.integers(min_value=0, max_value=10**7))
+def test_call_cost_never_below_exact_price(duration: float, rate: int) -> None:
+    for increment in (6, 60):
+        cost = call_cost(duration, rate, increment)
+        billed_ms = int(duration * 1000)  # durations count to the millisecond
+        assert cost * 60 * 1000 >= billed_ms * rate
+        assert cost <= call_cost(duration + increment, rate, increment)
+
+
+def test_call_cost_rounds_up_to_a_micro_unit() -> None:
+    assert call_cost(61, 120_000, 60) == 240_000
+    assert call_cost(61, 120_000, 6) == 132_000
+    assert call_cost(1, 7, 6) == 1  # 6 s of 7 micro-units a minute is 0.7: one micro-unit
+    assert sms_cost(3, 7_500) == 22_500
 
 
 def test_dentist_reminder_is_billed_by_started_increments() -> None:
