@@ -82,6 +82,7 @@ from ivr.prompt import (
 from sms import gsm
 from sms.errors import TooManyParts
 from store import accounts, blobs, queue, rating
+from store.clock import utc_now
 from store.db import Database
 from store.errors import LeaseLost, StoreError
 from store.models import Account, Message
@@ -101,11 +102,6 @@ GROUP_COMMIT_JOBS = 64
 GROUP_COMMIT_RECIPIENTS = 5_000
 """Recipients of one group commit at most (a job larger than this is written alone)."""
 _UNREACHABLE = ("locked", "timeout", "timed out", "could not connect", "connection", "unable to open")
-
-
-def utc_now() -> dt.datetime:
-    """The current time, aware UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 class NeedsThread(Exception):
