@@ -381,7 +381,7 @@ class Gateway:
             snapshot = self._snapshots.get(username, self.now().timestamp())
             if snapshot is not None and not self.credentials.needs_rehash(snapshot.password_hash):
                 with contextlib.suppress(GatewayError):
-                    return self._login_verdict(snapshot, username, password)
+                    return self._login_verdict(snapshot, username, password, current=True)
         self._io_allowed()
         with self._read() as session:
             row = login_row(session, username)
@@ -389,12 +389,15 @@ class Gateway:
             self._snapshots.put(username, row, self.now().timestamp())
         return self._login_verdict(row, username, password, rechecked=rechecked)
 
-    def _login_verdict(self, row: Any, username: str, password: str, *, rechecked: bool = False) -> Caller:
+    def _login_verdict(
+        self, row: Any, username: str, password: str, *, rechecked: bool = False, current: bool = False
+    ) -> Caller:
         """The one login verdict (issue 14), on a read of the account row (None: no such user): the
         password by argon2 through the credential cache (WrongCredentials), then the account's state
         (jobs.row_caller: AccountNotActive, AccountNotFound), then a stored hash made with older argon2
         parameters is replaced by one made with the current ones (`check_needs_rehash`), on a fresh read
-        only (an outdated snapshot is read again first)."""
+        only (an outdated snapshot is read again first; `current`: the caller knows the hash is current,
+        check_needs_rehash costs ~10-20 us)."""
         stored, name = (None, username) if row is None else (row.password_hash, row.username)
         checked = None if row is None else row_caller(row)
         ok = self.credentials.verify(name, password, lambda _name: stored, self.now().timestamp())
@@ -402,7 +405,7 @@ class Gateway:
             raise WrongCredentials(f"login refused for {username[:60]!r}")
         if isinstance(checked, GatewayError):
             raise checked
-        if self.credentials.needs_rehash(stored):
+        if not current and self.credentials.needs_rehash(stored):
             return self._rehashed(checked, stored, password, username if rechecked else None)
         return checked
 
@@ -428,7 +431,9 @@ class Gateway:
         return replace(caller, credential=fresh)
 
     def login_api_key(self, key: str) -> Caller:
-        """The caller of a v1 API key (`Authorization: Bearer <key>`); 505 for an unknown or revoked key."""
+        """The caller of a v1 API key (`Authorization: Bearer <key>`); 505 for an unknown or revoked key,
+        then the account half of the login verdict (jobs.row_caller): AccountNotActive (506) when the
+        account or its owner is disabled, AccountNotFound (404) when a sub-user's owner is gone."""
         with self._write() as session:  # a refusal rolls back the key's last_used_at
             account = accounts.verify_api_key(session, key, self.now())
             row = session.connection().execute(LOGIN_ROWS_BY_ID, {"ids": [account.id]}).one()
