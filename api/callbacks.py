@@ -47,6 +47,7 @@ from ivr.errors import FetchError, UrlRefused
 from ivr.fetch import AddressPolicy, GuardedTransport, check_url, deadline
 from ivr.settings import FetchSettings
 from store import outbox
+from store.clock import utc_now
 from store.db import Database
 from store.models import OutboxItem
 
@@ -60,10 +61,6 @@ KEY_FILE = "callback.key"
 MAX_ERROR_CHARS = 300
 STOP_GRACE_S = 5.0
 """How much longer than one POST's limit stop() waits for the sender thread."""
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)

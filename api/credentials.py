@@ -151,6 +151,18 @@ class CredentialCache:
         self._remember(pair_key, _Entry(user_tag, digest, 0.0), ok, now)
         return ok
 
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether `stored` was made with other argon2 parameters than this cache's hasher (argon2's
+        `check_needs_rehash`; False for a hash that is not argon2's: verify() refuses those)."""
+        try:
+            return self._hasher.check_needs_rehash(stored)
+        except InvalidHashError:
+            return False
+
+    def hash(self, password: str) -> str:
+        """`password` hashed with this cache's argon2 parameters (the upgrade of an outdated hash)."""
+        return self._hasher.hash(_encode(password))
+
     def invalidate(self, username: str) -> None:
         """Forget every answer about `username` (account disabled or deleted, password reset)."""
         tag = self._user_tag(username)

@@ -123,7 +123,10 @@ def login_row(session: Session, username: str) -> Any:
 
 
 def row_caller(row: Any) -> Caller | CodedError:
-    """checked_caller() of a login_row() (the row of an account and its parent)."""
+    """The account half of the one login verdict (api.service.Gateway._login_verdict), on a login_row()
+    (the row of an account and its parent): the Caller, or the refusal to raise once the credentials are
+    known to be right: AccountNotFound for a sub-user whose owner is gone, AccountNotActive when the
+    account or its owner is disabled. write_jobs() applies it again in the write's transaction."""
     has_parent = row.parent_id is not None and row.parent_found is not None
     if row.role == Role.SUBUSER and not has_parent:
         return AccountNotFound(f"sub-user {row.username} has no account")
@@ -131,14 +134,3 @@ def row_caller(row: Any) -> Caller | CodedError:
         return AccountNotActive(row.username)
     owner = row.parent_id if row.parent_id is not None else row.id
     return Caller(row.id, owner, row.username, row.role, credential=row.password_hash)
-
-
-def checked_caller(account: Account) -> Caller | CodedError:
-    """The Caller of an account row (read inside its session), or the refusal to raise once the password
-    is known to be right: AccountNotFound for an orphaned sub-user, AccountNotActive when disabled."""
-    parent = account.parent if account.parent_id is not None else None
-    if account.role == Role.SUBUSER and parent is None:
-        return AccountNotFound(f"sub-user {account.username} has no account")
-    if not account.active or (parent is not None and not parent.active):
-        return AccountNotActive(account.username)
-    return Caller(account.id, account.owner_id, account.username, account.role)

@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from sms.smpp import BIND_STATES, EsmeHealth
+from store.clock import utc_now
 from store.db import Database
 from store.errors import StoreError
 from store.queue import awaiting_receipts, queue_depth
@@ -40,10 +41,6 @@ DURATION_BUCKETS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0
 """Seconds an answered call lasted, from answer to hang-up."""
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 """Seconds from a voice message's submission to the start of its first call attempt."""
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class EngineStatus(Protocol):

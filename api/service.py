@@ -24,10 +24,12 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from typing import Any, Concatenate, Literal, ParamSpec
 
 from argon2 import PasswordHasher
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from api import idempotency, manage
@@ -48,7 +50,18 @@ from api.errors import (
 from api.forms import check_txt, check_url
 from api.group_commit import GroupCommit
 from api.job_writer import JobWriter, Outcome
-from api.jobs import Caller, Claim, Draft, Job, Submitted, checked_caller, fixed, login_row, row_caller
+from api.jobs import (
+    ACCOUNTS,
+    LOGIN_ROWS_BY_ID,
+    Caller,
+    Claim,
+    Draft,
+    Job,
+    Submitted,
+    fixed,
+    login_row,
+    row_caller,
+)
 from api.phones import ParsedPhones, parse_caller_id, parse_phone, parse_recipients, split_entries
 from api.settings import Settings, sms_configured
 from api.throttle import LoginThrottle
@@ -68,6 +81,7 @@ from ivr.prompt import (
 from sms import gsm
 from sms.errors import TooManyParts
 from store import accounts, blobs, queue, rating
+from store.clock import utc_now
 from store.db import Database
 from store.errors import AccountNotFound, LeaseLost, StoreError, WrongCredentials
 from store.models import Account, Message
@@ -87,11 +101,6 @@ GROUP_COMMIT_JOBS = 64
 GROUP_COMMIT_RECIPIENTS = 5_000
 """Recipients of one group commit at most (a job larger than this is written alone)."""
 _UNREACHABLE = ("locked", "timeout", "timed out", "could not connect", "connection", "unable to open")
-
-
-def utc_now() -> dt.datetime:
-    """The current time, aware UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 class NeedsThread(Exception):
@@ -126,6 +135,12 @@ def inline() -> Iterator[None]:
 
 class _LoopGuardHasher(PasswordHasher):
     """argon2 (~90 ms) never runs on the event loop: under `inline()` it raises NeedsThread."""
+
+    @classmethod
+    def like(cls, hasher: PasswordHasher) -> _LoopGuardHasher:
+        """A guard hashing with `hasher`'s parameters."""
+        return cls(time_cost=hasher.time_cost, memory_cost=hasher.memory_cost, parallelism=hasher.parallelism,
+                   hash_len=hasher.hash_len, salt_len=hasher.salt_len, type=hasher.type)
 
     def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         if _INLINE.get():
@@ -193,6 +208,11 @@ class _Snapshots:
     def get(self, username: str, now: float) -> Any:
         found = self._rows.get(username)
         return found[0] if found is not None and now < found[1] else None
+
+    def drop(self, username: str) -> None:
+        """Forget the read of `username` (its row changed)."""
+        with self._lock:
+            self._rows.pop(username, None)
 
     def put(self, username: str, row: Any, now: float) -> None:
         with self._lock:
@@ -274,10 +294,14 @@ class Gateway:
         carrier: CarrierProvider | None = None,
         now: Callable[[], dt.datetime] = utc_now,
         wake: Callable[[], None] | None = None,
+        hasher: PasswordHasher = accounts.DEFAULT_HASHER,
     ) -> None:
+        """`hasher`: the argon2 parameters a login upgrades an outdated stored hash to (those new passwords
+        are hashed with, store.accounts.DEFAULT_HASHER; tests seeding cheap hashes pass their own)."""
         self.settings = settings
         self.db = db
-        self.credentials = CredentialCache.with_random_key(settings.credentials, hasher=_LoopGuardHasher())
+        self.credentials = CredentialCache.with_random_key(settings.credentials,
+                                                           hasher=_LoopGuardHasher.like(hasher))
         self._fetcher = fetcher
         self._carrier = carrier or PhonenumbersCarrierProvider()
         self.now = now
@@ -332,9 +356,10 @@ class Gateway:
         """The caller these credentials belong to: the one password login of every front (legacy, v1
         Basic, GUI, SMTP). The login throttle first (api.throttle: LoginThrottled, 505 with a delay,
         while the username or the source address is locked, before any argon2), then argon2 once and
-        the credential cache. WrongCredentials (505) for an unknown user or a wrong password (counted
-        by the throttle), AccountNotActive (506), AccountNotFound (404) when the account a sub-user acts
-        for is gone.
+        the credential cache, then the one login verdict (_login_verdict: the account's state, and a
+        stored hash made with older argon2 parameters upgraded). WrongCredentials (505) for an unknown
+        user or a wrong password (counted by the throttle), AccountNotActive (506), AccountNotFound (404)
+        when the account a sub-user acts for is gone.
 
         `source`: the client's address (default: the one `from_address` set). `rechecked`: the caller
         will only submit a job, and write_jobs() reads the account row again in its transaction before
@@ -354,35 +379,68 @@ class Gateway:
         """login() without the throttle."""
         if rechecked:
             snapshot = self._snapshots.get(username, self.now().timestamp())
-            if snapshot is not None:
+            if snapshot is not None and not self.credentials.needs_rehash(snapshot.password_hash):
                 with contextlib.suppress(CodedError):
-                    return self._check_login(snapshot, username, password)
+                    return self._login_verdict(snapshot, username, password, current=True)
         self._io_allowed()
         with self._read() as session:
             row = login_row(session, username)
         if rechecked and row is not None:
             self._snapshots.put(username, row, self.now().timestamp())
-        return self._check_login(row, username, password)
+        return self._login_verdict(row, username, password, rechecked=rechecked)
 
-    def _check_login(self, row: Any, username: str, password: str) -> Caller:
-        """login() on a read of the account row (None: no such user)."""
+    def _login_verdict(
+        self, row: Any, username: str, password: str, *, rechecked: bool = False, current: bool = False
+    ) -> Caller:
+        """The one login verdict (issue 14), on a read of the account row (None: no such user): the
+        password by argon2 through the credential cache (WrongCredentials), then the account's state
+        (jobs.row_caller: AccountNotActive, AccountNotFound), then a stored hash made with older argon2
+        parameters is replaced by one made with the current ones (`check_needs_rehash`), on a fresh read
+        only (an outdated snapshot is read again first; `current`: the caller knows the hash is current,
+        check_needs_rehash costs ~10-20 us)."""
         stored, name = (None, username) if row is None else (row.password_hash, row.username)
         checked = None if row is None else row_caller(row)
         ok = self.credentials.verify(name, password, lambda _name: stored, self.now().timestamp())
-        if checked is None or not ok:
+        if checked is None or stored is None or not ok:
             raise WrongCredentials(f"login refused for {username[:60]!r}")
         if isinstance(checked, CodedError):
             raise checked
+        if not current and self.credentials.needs_rehash(stored):
+            return self._rehashed(checked, stored, password, username if rechecked else None)
         return checked
 
-    def login_api_key(self, key: str) -> Caller:
-        """The caller of a v1 API key (`Authorization: Bearer <key>`); 505 for an unknown or revoked key."""
+    def _rehashed(self, caller: Caller, stored: str, password: str, snapshot: str | None) -> Caller:
+        """Store `password` hashed with the current argon2 parameters in place of `stored` (unless the
+        password changed meanwhile: then the caller keeps `stored`, which write_jobs() will find changed).
+        The Caller carries the new hash (write_jobs() compares it with the row). Raises NeedsThread under
+        `inline()` before anything is written."""
+        self._io_allowed()
+        fresh = self.credentials.hash(password)
         with self._write() as session:
+            written = session.connection().execute(
+                update(ACCOUNTS)
+                .where(ACCOUNTS.c.id == caller.user_id, ACCOUNTS.c.password_hash == stored)
+                .values(password_hash=fresh)
+            ).rowcount
+        if not written:
+            log.info("login of %s: its password changed while its hash was upgraded", caller.username)
+            return caller
+        log.info("login of %s: password hash upgraded to the current argon2 parameters", caller.username)
+        if snapshot is not None:
+            self._snapshots.drop(snapshot)
+        return replace(caller, credential=fresh)
+
+    def login_api_key(self, key: str) -> Caller:
+        """The caller of a v1 API key (`Authorization: Bearer <key>`); 505 for an unknown or revoked key,
+        then the account half of the login verdict (jobs.row_caller): AccountNotActive (506) when the
+        account or its owner is disabled, AccountNotFound (404) when a sub-user's owner is gone."""
+        with self._write() as session:  # a refusal rolls back the key's last_used_at
             account = accounts.verify_api_key(session, key, self.now())
-            checked = checked_caller(account)
-        if isinstance(checked, CodedError):
-            raise checked
-        return checked
+            row = session.connection().execute(LOGIN_ROWS_BY_ID, {"ids": [account.id]}).one()
+            checked = row_caller(row)  # the account half of the one login verdict
+            if isinstance(checked, CodedError):
+                raise checked
+        return replace(checked, credential=None)  # a key is checked its own way, not by a password
 
     # --- submissions -----------------------------------------------------------------------------------
 

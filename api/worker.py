@@ -48,13 +48,14 @@ from ivr.events import SipEvent
 from ivr.fetch import UrlFetcher
 from ivr.flow import DEFAULT_REPLAY_DIGIT
 from ivr.identity import check_caller_id
-from ivr.pool import EnginePool, EngineUnavailable
+from ivr.pool import EnginePool, EnginePoolUnavailable
 from ivr.prompt import (
     PromptRenderer,
     PromptSpec,
     RenderedPrompt,
 )
 from store import blobs, queue
+from store.clock import utc_now
 from store.db import Database
 from store.errors import LeaseLost, StoreError
 
@@ -65,10 +66,6 @@ TIMELINE_KINDS: Mapping[str, str] = {"ringing": "ringing", "answered": "answered
 """SIP events written to a message's timeline as they happen (hung_up comes with the outcome)."""
 SHUTDOWN = "shutdown"
 LEASE_LOST = "lease lost"
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def default_worker_id() -> str:
@@ -85,14 +82,14 @@ class PromptSource(Protocol):
 # ------------------------------------------------------------------------------------------ pure parts
 
 
-def store_outcome(report: CallReport) -> queue.CallOutcome:
+def store_outcome(report: CallReport) -> queue.CallRecord:
     """The store's record of an attempt: the client's code and text, and the exact answered duration
     (the text shows whole seconds; billing rounds the exact duration up by increment). A call that is
     not charged (`CallOutcome.charged`: failed on our side) is stored as not answered with duration 0:
     the store charges every answered call at least one increment."""
     outcome = report.outcome
     exact = report.flow.duration_s if outcome.charged and report.flow is not None else 0.0
-    return queue.CallOutcome(
+    return queue.CallRecord(
         status_code=outcome.code, status_text=outcome.text, answered=outcome.charged,
         duration_s=max(exact, float(outcome.duration_s)), response=outcome.digit or "",
         sip_code=outcome.sip_code, sip_call_id=outcome.call_id)
@@ -103,7 +100,7 @@ REPLAY_KEY = DEFAULT_REPLAY_DIGIT
 
 
 def resumed_outcome(events: list[tuple[str, dt.datetime, str]], *,
-                    response_wanted: bool) -> queue.CallOutcome | None:
+                    response_wanted: bool) -> queue.CallRecord | None:
     """The outcome of a reclaimed message whose last attempt was answered, from its timeline
     ((kind, at, detail) in order), or None when the last attempt was not answered (dial it again).
 
@@ -121,15 +118,15 @@ def resumed_outcome(events: list[tuple[str, dt.datetime, str]], *,
             if kind == "key" and at >= answered_at and detail and detail != REPLAY_KEY:
                 seconds = max(0.0, (at - answered_at).total_seconds())
                 text = answered_text(int(seconds), response_wanted=True, digit=detail)
-                return queue.CallOutcome(status_code=statuses.ANSWERED, status_text=text, answered=True,
-                                         duration_s=seconds, response=detail)
+                return queue.CallRecord(status_code=statuses.ANSWERED, status_text=text, answered=True,
+                                        duration_s=seconds, response=detail)
     code, text = statuses.CALL_FAILED_ENGINE
-    return queue.CallOutcome(status_code=code, status_text=text, answered=False)
+    return queue.CallRecord(status_code=code, status_text=text, answered=False)
 
 
-def failure_outcome(exc: CodedError) -> queue.CallOutcome:
+def failure_outcome(exc: CodedError) -> queue.CallRecord:
     """A message that could not be dialled at all: its error's code and text, nothing charged."""
-    return queue.CallOutcome(status_code=exc.code, status_text=exc.status_text, answered=False)
+    return queue.CallRecord(status_code=exc.code, status_text=exc.status_text, answered=False)
 
 
 @dataclass
@@ -339,7 +336,7 @@ class VoiceWorker:
             return
         await self._settle(active, report)
 
-    def _resumed(self, message: ClaimedMessage) -> queue.CallOutcome | None:
+    def _resumed(self, message: ClaimedMessage) -> queue.CallRecord | None:
         with self.db.read() as session:
             events = [(e.kind, e.at, e.detail) for e in queue.timeline(session, message.id)]
         return resumed_outcome(events, response_wanted=call_options(message)[0])
@@ -412,7 +409,7 @@ class VoiceWorker:
             return
         await self._complete(active, store_outcome(report))
 
-    async def _complete(self, active: _Active, outcome: queue.CallOutcome) -> None:
+    async def _complete(self, active: _Active, outcome: queue.CallRecord) -> None:
         message = active.message
         increment = self.settings.store.billing_increment_s
         try:
@@ -458,7 +455,7 @@ class VoiceWorker:
         message = active.message
         if isinstance(exc, LeaseLost):
             return
-        if isinstance(exc, EngineUnavailable | StoreError | SQLAlchemyError):
+        if isinstance(exc, EnginePoolUnavailable | StoreError | SQLAlchemyError):
             log.error("message %s: not dialled (%s); giving it back", message.id, exc)
             await self._give_back(active, f"not dialled: {type(exc).__name__}")
             return

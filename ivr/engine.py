@@ -310,7 +310,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-class Engine:
+class EngineLoop:
     """Runs one user agent and applies commands to it; the process's main loop."""
 
     def __init__(self, ua: Any, output: Callable[[EngineEvent], None], *, index: int, port: int,
@@ -464,7 +464,7 @@ def _run(args: Options, output: _Output) -> int:
         log.error("cannot create the user agent: %s", exc)
         output.emit(Fatal(describe(exc)))
         return 1
-    engine = Engine(ua, output.emit, index=args.index, port=args.port, rtp_port=args.rtp_port,
+    engine = EngineLoop(ua, output.emit, index=args.index, port=args.port, rtp_port=args.rtp_port,
                     clock=time.monotonic)
     return engine.run(sys.stdin)
 

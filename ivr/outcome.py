@@ -3,7 +3,8 @@
 A client sees STATUSCODE and STATUSTXT only; the SIP response code and the Call-ID are kept
 beside them in CallOutcome (for the store, the logs and support), never folded into the code.
 Duration shown in the text is whole seconds from answer to hang-up, truncated (a stopwatch
-reading); billing rounds the exact duration up separately, with `billable_seconds`.
+reading); billing rounds the exact duration up separately (store.rating.billable_seconds, the one
+billing rule).
 """
 
 from __future__ import annotations
@@ -137,21 +138,3 @@ def _unanswered(sip_code: int | None, cancelled: bool, error: str | None) -> Sta
         return statuses.REJECTED
     return statuses.CALL_FAILED, call_failed_text(sip_code)
 
-
-def billable_seconds(duration_s: float, increment_s: int = 60, minimum_s: int = 0) -> int:
-    """Seconds to charge for a call of `duration_s` exact seconds: rounded up to the increment.
-
-    0 when the call was not answered (duration 0); otherwise at least `minimum_s`. The exact
-    duration is read to the millisecond so that 60.0000001 s is not billed as two minutes.
-    """
-    if isinstance(increment_s, bool) or increment_s < 1:
-        raise ValueError(f"increment_s must be >= 1, got {increment_s!r}")
-    if minimum_s < 0:
-        raise ValueError(f"minimum_s must be >= 0, got {minimum_s!r}")
-    if not math.isfinite(duration_s):
-        raise ValueError(f"duration_s must be finite, got {duration_s!r}")
-    millis = round(duration_s * 1000)
-    if millis <= 0:
-        return 0
-    increments = -(-millis // (increment_s * 1000))
-    return max(increments * increment_s, minimum_s)

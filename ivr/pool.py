@@ -50,7 +50,7 @@ class EngineStartError(IvrError):
     status_text = "ERROR: SIP ENGINE FAILED TO START"
 
 
-class EngineUnavailable(IvrError):
+class EnginePoolUnavailable(IvrError):
     """No engine can take calls: the pool is stopped, or every engine exceeded its restart budget."""
 
     status_text = "ERROR: NO SIP ENGINE AVAILABLE"
@@ -239,7 +239,7 @@ class EnginePool:
     async def place_call(self, uri: str, *, caller_id: str = "", display_name: str = "",
                          headers: Mapping[str, str] | None = None) -> CallHandle:
         """Start a call on an engine with a free slot, waiting while every slot is busy.
-        Raises EngineUnavailable when the pool is stopped or every engine was given up."""
+        Raises EnginePoolUnavailable when the pool is stopped or every engine was given up."""
         engine = await self._reserve()
         handle = CallHandle(f"c{next(self._refs)}", self, engine)
         engine.calls[handle.ref] = handle
@@ -254,9 +254,9 @@ class EnginePool:
     async def _reserve(self) -> _Engine:
         while True:
             if self._closing:
-                raise EngineUnavailable("the engine pool is stopped")
+                raise EnginePoolUnavailable("the engine pool is stopped")
             if all(e.given_up for e in self._engines):
-                raise EngineUnavailable("every engine process failed and was given up")
+                raise EnginePoolUnavailable("every engine process failed and was given up")
             best = max(self._engines, key=lambda e: (e.free(), -e.index))
             if best.free() > 0:
                 return best

@@ -52,6 +52,7 @@ from sms.errors import SmsError
 from sms.keywords import Keyword, Replies, detect
 from sms.receipts import Incoming, mo_part
 from store import lists, mo_parts, outbox, queue
+from store.clock import utc_now
 from store.db import Database
 from store.errors import StoreError
 from store.models import Account, Message, MessageEvent
@@ -69,10 +70,6 @@ SWEEP_MAX_S = 5.0
 
 NumberRule = Callable[[str, int, int], str]
 """(address, ton, npi) -> the address as the store keeps numbers (api.phones.smpp_e164 in a region)."""
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ from sms.errors import SmsError
 from sms.receipts import FAILED_STATES, Receipt, merge_state, normalise_smsc_id
 from sms.smpp import OutgoingPart
 from store import concat_refs, queue
+from store.clock import utc_now
 from store.db import Database, retrying
 from store.errors import LeaseLost, StoreError
 from store.models import Message, MessageKind, SmsPart
@@ -81,10 +82,6 @@ CONCAT_REF, CONCAT_REF_BITS = "concat_ref", "concat_ref_bits"
 """Where a message's settings keep its concatenation reference."""
 SWEEP_BATCH = 500
 """Messages past the receipt timeout ended per transaction."""
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # ------------------------------------------------------------------------------------------ pure parts

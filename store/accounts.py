@@ -1,7 +1,9 @@
 """Accounts, passwords and API keys.
 
-Passwords are hashed with argon2id (argon2-cffi); a verify costs tens of milliseconds on purpose, which is
-why the API keeps a short-lived cache of verified credentials in front of `authenticate()`.
+Passwords are hashed with argon2id (argon2-cffi, DEFAULT_HASHER's parameters); a verify costs tens of
+milliseconds on purpose, which is why the API keeps a short-lived cache of verified credentials. The one
+login verdict (password, account state, upgrade of a hash made with older parameters) is
+api.service.Gateway.login's: every front logs in through it.
 
 API keys look like `ivg_<prefix>_<secret>`: the prefix (8 hex characters) finds the row, and only the
 SHA-256 of the whole key is stored. A plain hash is enough there (unlike passwords) because the secret is
@@ -17,13 +19,11 @@ import secrets
 from collections.abc import Callable, Sequence
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.errors import (
-    AccountNotActive,
     AccountNotFound,
     DuplicateEntry,
     InvalidPassword,
@@ -96,29 +96,6 @@ def find_account(session: Session, username: str) -> Account | None:
     return session.scalar(select(Account).where(Account.username == name))
 
 
-def authenticate(
-    session: Session, username: str, password: str, hasher: PasswordHasher = DEFAULT_HASHER
-) -> Account:
-    """The active account these credentials belong to. Raises AccountNotFound (404), WrongCredentials (505)
-    or AccountNotActive (506, also for a sub-user whose owner is inactive). Upgrades an outdated hash."""
-    account = find_account(session, username)
-    if account is None:
-        raise AccountNotFound(username)
-    try:
-        hasher.verify(account.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        raise WrongCredentials(username) from None
-    _check_active(account)
-    if hasher.check_needs_rehash(account.password_hash):
-        account.password_hash = hasher.hash(password)
-    return account
-
-
-def _check_active(account: Account) -> None:
-    if not account.active or (account.parent is not None and not account.parent.active):
-        raise AccountNotActive(account.username)
-
-
 def set_password(
     session: Session, account: Account, password: str, hasher: PasswordHasher = DEFAULT_HASHER
 ) -> None:
@@ -159,7 +136,9 @@ def create_api_key(
 
 
 def verify_api_key(session: Session, key: str, now: dt.datetime) -> Account:
-    """The active account of an unrevoked API key; WrongCredentials (505) for anything else."""
+    """The account of an unrevoked API key; WrongCredentials (505) for anything else, AccountNotFound (404)
+    when its account is gone. Whether that account may act is the login verdict's
+    (api.service.Gateway.login_api_key)."""
     scheme, _, rest = key.partition("_")
     prefix = rest.partition("_")[0]
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if scheme == KEY_SCHEME else None
@@ -168,7 +147,6 @@ def verify_api_key(session: Session, key: str, now: dt.datetime) -> Account:
     account = session.get(Account, row.account_id)
     if account is None:
         raise AccountNotFound("API key without account")
-    _check_active(account)
     row.last_used_at = now
     return account
 

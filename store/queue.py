@@ -82,8 +82,9 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
-class CallOutcome:
-    """How a call ended, as ivr.outcome maps it."""
+class CallRecord:
+    """The store's record of how a call ended (api.worker.store_outcome makes it from ivr.outcome's
+    CallOutcome)."""
 
     status_code: int
     status_text: str
@@ -606,7 +607,7 @@ def complete_call(
     session: Session,
     message_id: str,
     worker: str,
-    outcome: CallOutcome,
+    outcome: CallRecord,
     now: dt.datetime,
     increment_s: int = 60,
 ) -> Message:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -55,13 +56,18 @@ def format_price(micros: int, places: int = 4) -> str:
 
 
 def billable_seconds(duration_s: float, increment_s: int, answered: bool = True) -> int:
-    """Seconds billed for a call (measured to the millisecond): whole started increments; an answered call
-    at least one."""
-    if increment_s <= 0:
-        raise ValueError("billing increment must be positive")
+    """Seconds billed for a call: whole started increments of its exact duration, read to the millisecond
+    (so 60.0000001 s is one minute, 60.001 s two); an answered call at least one increment (a 0 s answer
+    too), an unanswered one nothing. The one billing rule: reservations and charges go through
+    call_cost(). ValueError for an increment below 1 (or a bool) and a non-finite duration."""
+    if isinstance(increment_s, bool) or increment_s < 1:
+        raise ValueError(f"billing increment must be >= 1 second, got {increment_s!r}")
+    if not math.isfinite(duration_s):
+        raise ValueError(f"call duration must be finite, got {duration_s!r}")
     if not answered:
         return 0
-    increments = max(1, -(-int(duration_s * 1000) // (increment_s * 1000)))
+    millis = round(duration_s * 1000)  # forgives float noise from subtracting clock readings
+    increments = max(1, -(-millis // (increment_s * 1000)))
     return increments * increment_s
 
 

@@ -13,7 +13,6 @@ and kept in E.164, a number belongs to one owner at most, the webhook is an http
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +22,7 @@ from api.jobs import Caller
 from api.manage import NotFound
 from api.settings import Settings
 from store import accounts
+from store.clock import utc_now
 from store.errors import AccountNotFound
 from store.models import Account, VirtualNumber
 
@@ -63,7 +63,7 @@ def _act(session: Session, args: argparse.Namespace, settings: Settings) -> list
     phones, max_url = settings.phones, settings.forms.max_url_chars
     if args.action == "add":
         owner = _owner(session, args.owner)
-        row = numbers.add_number(session, owner, args.number, args.webhook, dt.datetime.now(dt.UTC),
+        row = numbers.add_number(session, owner, args.number, args.webhook, utc_now(),
                                  phones=phones, max_url_chars=max_url)
         return [f"added {_describe(session, row)}"]
     if args.action == "list":

@@ -13,7 +13,6 @@ brought up to date first (as `ivrgate db upgrade` does), so a fresh data directo
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import getpass
 import sys
 
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.settings import Settings
 from store import accounts, ledger
+from store.clock import utc_now
 from store.db import Database, resolve_url
 from store.errors import AccountNotFound, InvalidPassword
 from store.models import Account, Role
@@ -93,7 +93,7 @@ def add_user(args: argparse.Namespace, settings: Settings, database: Database) -
         print("ivrgate: a sub-user has no balance of its own and cannot be an administrator", file=sys.stderr)
         return 2
     password = read_password(args.password)
-    now = dt.datetime.now(dt.UTC)
+    now = utc_now()
     with database.transaction() as session:
         parent = _find(session, args.parent) if args.parent else None
         role = Role.SUBUSER if parent else Role.ADMINISTRATOR if args.admin else Role.OWNER
@@ -109,7 +109,7 @@ def add_user(args: argparse.Namespace, settings: Settings, database: Database) -
 
 
 def credit_user(args: argparse.Namespace, database: Database) -> int:
-    now = dt.datetime.now(dt.UTC)
+    now = utc_now()
     with database.transaction() as session:
         account = _find(session, args.email)
         if account.parent_id is not None:

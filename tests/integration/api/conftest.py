@@ -102,8 +102,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def gateway(settings: Settings, db: Database, world: World) -> Gateway:  # noqa: F811
-    return Gateway(settings, db, now=lambda: NOW)
+def gateway(settings: Settings, db: Database, world: World, hasher: PasswordHasher) -> Gateway:  # noqa: F811
+    """The seeded hashes are current for this gateway (`hasher`): logins do not upgrade them."""
+    return Gateway(settings, db, now=lambda: NOW, hasher=hasher)
 
 
 @pytest.fixture

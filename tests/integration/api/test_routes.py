@@ -200,7 +200,7 @@ def test_matrix_status_text_and_json(client: TestClient, gateway: Gateway, db: D
             s,
             job.id,
             "w1",
-            queue.CallOutcome(
+            queue.CallRecord(
                 200,
                 "Voice call answered, duration 18 seconds. R = 1",
                 answered=True,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from api.cli import main
 from store import accounts, ledger, rating
@@ -59,7 +60,8 @@ def test_user_add_list_credit(ivrgate: Run, tmp_path: Path) -> None:
     db = store_of(tmp_path)
     try:
         with db.read() as s:
-            owner = accounts.authenticate(s, "user888@yahoo.ca", "pass7782")
+            owner = accounts.find_account(s, "user888@yahoo.ca")
+            assert owner is not None and PasswordHasher().verify(owner.password_hash, "pass7782")
             assert ledger.balance(s, owner.id) == 10_250_001
             clerk = accounts.find_account(s, "clerk@example.com")
             assert clerk is not None and clerk.role == Role.SUBUSER and clerk.spending_limit == 5_000_000
@@ -88,7 +90,8 @@ def test_password_from_stdin(ivrgate: Run, tmp_path: Path, monkeypatch: pytest.M
     db = store_of(tmp_path)
     try:
         with db.read() as s:
-            assert accounts.authenticate(s, "e@example.com", "from stdin").username == "e@example.com"
+            added = accounts.find_account(s, "e@example.com")
+            assert added is not None and PasswordHasher().verify(added.password_hash, "from stdin")
     finally:
         db.dispose()
 

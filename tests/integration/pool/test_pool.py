@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from ivr.pool import CRASHED, EnginePool, EngineStartError, EngineUnavailable, RestartPolicy
+from ivr.pool import CRASHED, EnginePool, EnginePoolUnavailable, EngineStartError, RestartPolicy
 
 from .conftest import Tracker, Uas, child_pids, process_gone, sip_settings
 
@@ -117,7 +117,7 @@ def test_stop_hangs_up_calls_in_flight_and_leaves_no_process(uas: Callable[[int]
             assert final.sip_code is not None and final.reason != CRASHED, final  # a real BYE, not a kill
         assert pool.pids == [None, None] and pool.in_use == 0
         assert all(process_gone(pid) for pid in pids)
-        with pytest.raises(EngineUnavailable):
+        with pytest.raises(EnginePoolUnavailable):
             await pool.place_call(peer.uri)
 
     asyncio.run(scenario())
@@ -152,7 +152,7 @@ def test_an_engine_that_keeps_dying_is_given_up() -> None:
             assert second is not None
             os.kill(second, signal.SIGKILL)
             await wait_for(lambda: pool.pids[0] is None)
-            with pytest.raises(EngineUnavailable, match="given up"):
+            with pytest.raises(EnginePoolUnavailable, match="given up"):
                 await asyncio.wait_for(pool.place_call("sip:1000@127.0.0.1:9"), 5)
             assert pool.capacity == 0 and pool.pids == [None]
         finally:

@@ -10,14 +10,12 @@ from argon2 import PasswordHasher
 from store import accounts, blobs, lists, outbox, rating
 from store.db import Database
 from store.errors import (
-    AccountNotActive,
-    AccountNotFound,
     DuplicateEntry,
     InvalidRates,
     NoRate,
     WrongCredentials,
 )
-from store.models import Account, Rate, Role
+from store.models import Rate
 from tests.integration.store.conftest import make_owner
 
 pytestmark = pytest.mark.integration
@@ -58,28 +56,14 @@ def test_bad_csv_imports_nothing(db: Database) -> None:
         assert session.query(Rate).count() == 0
 
 
-def test_authenticate(db: Database, now: dt.datetime, hasher: PasswordHasher) -> None:
+def test_usernames_are_unique_ignoring_case(db: Database, now: dt.datetime, hasher: PasswordHasher) -> None:
+    """(Logins themselves: the one login verdict, tests/integration/api/test_login.py.)"""
     owner = make_owner(db, now, hasher, username="User888@Yahoo.ca")
-    with db.transaction() as session:
-        assert accounts.authenticate(session, " user888@yahoo.ca", "pw-owner", hasher).id == owner.id
-        with pytest.raises(WrongCredentials):
-            accounts.authenticate(session, "user888@yahoo.ca", "wrong", hasher)
-        with pytest.raises(AccountNotFound):
-            accounts.authenticate(session, "nobody@yahoo.ca", "pw-owner", hasher)
-        parent = session.get(Account, owner.id)
-        assert parent is not None
-        accounts.create_account(
-            session,
-            username="sub@yahoo.ca",
-            password="pw-sub",
-            now=now,
-            role=Role.SUBUSER,
-            parent=parent,
-            hasher=hasher,
-        )
-        accounts.set_active(session, parent, False)
-        with pytest.raises(AccountNotActive):
-            accounts.authenticate(session, "sub@yahoo.ca", "pw-sub", hasher)
+    with db.read() as session:
+        found = accounts.find_account(session, " USER888@yahoo.ca")
+        assert found is not None and (found.id, found.username) == (owner.id, "user888@yahoo.ca")
+        assert accounts.find_account(session, "nobody@yahoo.ca") is None
+        assert accounts.find_account(session, "not-an-address") is None
     with pytest.raises(DuplicateEntry), db.transaction() as session:
         accounts.create_account(session, username="USER888@yahoo.ca", password="x", now=now, hasher=hasher)
 

@@ -78,7 +78,7 @@ def test_claim_heartbeat_expiry_reclaim(db: Database, owner: Account, now: dt.da
     assert [(m.id, m.lease_owner, m.attempts) for m in reclaimed] == [(message_id, "w2", 2)]
     with db.transaction() as session:
         assert queue.heartbeat(session, "w1", [message_id], _later(now, 52), LEASE) == set()
-    outcome = queue.CallOutcome(200, "Voice call answered, duration 5 seconds.", answered=True, duration_s=5)
+    outcome = queue.CallRecord(200, "Voice call answered, duration 5 seconds.", answered=True, duration_s=5)
     with pytest.raises(LeaseLost), db.transaction() as session:
         queue.complete_call(session, message_id, "w1", outcome, _later(now, 53))
 
@@ -102,7 +102,7 @@ def test_complete_call_charges_by_increment_and_queues_callback(
         queue.progress(
             session, message_id, "w1", now, CALLING, event="dialling", sip_call_id="abc@127.0.0.1"
         )
-    outcome = queue.CallOutcome(
+    outcome = queue.CallRecord(
         200,
         "Voice call answered, duration 61 seconds. R = 1",
         answered=True,
@@ -132,7 +132,7 @@ def test_complete_call_is_all_or_nothing(db: Database, owner: Account, now: dt.d
     (message_id,) = _submit(db, owner, now, callback="https://client.example/cb")
     with db.transaction() as session:
         queue.claim(session, "w1", now, LEASE)
-    outcome = queue.CallOutcome(
+    outcome = queue.CallRecord(
         200, "Voice call answered, duration 20 seconds.", answered=True, duration_s=20
     )
     real = {
@@ -174,7 +174,7 @@ def test_unanswered_call_releases_everything_and_retry(
         (again,) = queue.claim(session, "w2", _later(now, 300), LEASE)
         assert again.attempts == 2 and again.status_text == "Queued"
         queue.complete_call(
-            session, message_id, "w2", queue.CallOutcome(601, "No answer", answered=False), _later(now, 350)
+            session, message_id, "w2", queue.CallRecord(601, "No answer", answered=False), _later(now, 350)
         )
     with db.read() as session:
         assert queue.get_message(session, message_id).cost == 0
@@ -277,6 +277,7 @@ def test_do_not_call_message_is_created_finished(db: Database, owner: Account, n
 
 CHILD = """
 import datetime as dt, sys, time
+from coded.statuses import CALLING
 from store import queue
 from store.db import Database
 db = Database.open(sys.argv[1])

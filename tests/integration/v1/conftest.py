@@ -96,7 +96,7 @@ def _login(db: Database, now: dt.datetime, username: str, role: Role, parent_id:
 def api(db: Database, tmp_path: Path) -> Iterator[Api]:
     clock = Clock()
     settings = smsc_elsewhere(Settings(data_dir=tmp_path / "data", fetch=FetchSettings(allow_private=True)))
-    gateway = Gateway(settings, db, now=clock)
+    gateway = Gateway(settings, db, now=clock, hasher=HASHER)  # the seeded hashes are current
     now = clock()
     with db.transaction() as session:
         rating.import_rates(session, rating.parse_rates_csv(RATES_CSV))

@@ -6,7 +6,6 @@ phone in its own process, or SIPp). Every peer is started on free ports and ende
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from argon2 import PasswordHasher
 from api.settings import Settings, WorkerSettings
 from ivr.settings import DialerSettings, SipSettings
 from store import accounts, blobs, ledger, queue, rating
+from store.clock import utc_now
 from store.db import Database, resolve_url
 from store.models import Account, Message, MessageEvent
 from store.settings import StoreSettings
@@ -42,10 +42,6 @@ PHONE = "+12506063167"
 HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
 
 
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 @dataclass
 class Store:
     """A migrated store with one owner account (BALANCE micro-units) and the rates of RATES_CSV."""
@@ -64,13 +60,13 @@ class Store:
             spec = queue.NewMessage(kind=kind, phone=phone, job_id=queue.new_message_id(), body=body,
                                     settings=settings or {}, prompt_blob=prompt_blob, rate=price,
                                     currency=currency, reserved=rating.call_cost(max_call_s, price, 60))
-            message = queue.create_message(s, owner, spec, now_utc())
-            ledger.reserve_for(s, owner, [message], now_utc())
+            message = queue.create_message(s, owner, spec, utc_now())
+            ledger.reserve_for(s, owner, [message], utc_now())
             return message.id
 
     def put_blob(self, data: bytes) -> str:
         with self.db.transaction() as s:
-            return blobs.put_blob(s, data, now_utc(), "audio/wav", "upload:test.wav")
+            return blobs.put_blob(s, data, utc_now(), "audio/wav", "upload:test.wav")
 
     def message(self, message_id: str) -> Message:
         with self.db.read() as s:
@@ -114,9 +110,9 @@ def make_store(data_dir: Path, username: str = "worker@example.com", password: s
     db = Database.open(resolve_url("", data_dir))
     db.upgrade()
     with db.transaction() as s:
-        owner = accounts.create_account(s, username=username, password=password, now=now_utc(),
+        owner = accounts.create_account(s, username=username, password=password, now=utc_now(),
                                         hasher=HASHER)
-        ledger.top_up(s, owner.id, BALANCE, now_utc())
+        ledger.top_up(s, owner.id, BALANCE, utc_now())
         rating.import_rates(s, rating.parse_rates_csv(RATES_CSV))
         s.flush()
         owner_id = owner.id

@@ -71,6 +71,31 @@ def test_answered_call_is_recorded_and_charged(store: Store, phone: Callable[...
     assert len(calls) == 1 and calls[0]["pressed"] == "1"
 
 
+def test_an_answered_zero_second_call_is_charged_one_increment(
+    store: Store, sipp: Callable[..., Sipp]
+) -> None:
+    """The production charge (worker -> store_outcome -> queue.complete_call -> store.rating, the one
+    billing rule): the callee answers and hangs up at once, 0 whole seconds; docs/store.md bills an
+    answered call at least one increment, so one TTS minute is charged (ivr.outcome's deleted copy of
+    the rule said 0 s)."""
+    peer = sipp("uas_hangup_at_once.xml")
+    settings = worker_settings(store.data_dir, peer.port)
+    message_id = store.queue_message("tts", settings=TTS)
+
+    async def scenario() -> None:
+        async with running_worker(settings, store.db, worker_id="w-zero"):
+            await store.await_finished(message_id)
+
+    asyncio.run(scenario())
+    message = store.message(message_id)
+    assert (message.status_code, message.status_text) == (
+        200, "Voice call answered, duration 0 seconds. No response")
+    assert message.duration_s == 0 and message.attempts == 1
+    assert message.cost == TTS_PER_MINUTE == call_cost(0.0, TTS_PER_MINUTE, 60)
+    assert store.balance() == BALANCE - TTS_PER_MINUTE
+    assert peer.wait(15) == 0, peer.errors()
+
+
 def test_busy_is_retried_then_final_and_costs_nothing(store: Store, sipp: Callable[..., Sipp]) -> None:
     peer = sipp("uas_busy.xml", calls=2)
     settings = worker_settings(store.data_dir, peer.port,

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from ivr.engine import (
     COMMANDS,
     Command,
-    Engine,
     EngineEvent,
+    EngineLoop,
     EngineProtocolError,
     Fatal,
     Options,
@@ -285,7 +285,7 @@ class RecordingAgent:
 
 def run_engine(agent: RecordingAgent, lines: list[str]) -> tuple[int, list[EngineEvent]]:
     events: list[EngineEvent] = []
-    engine = Engine(agent, events.append, index=1, port=5081, rtp_port=20040, clock=lambda: 99.0)
+    engine = EngineLoop(agent, events.append, index=1, port=5081, rtp_port=20040, clock=lambda: 99.0)
     return engine.run(lines), events
 
 

@@ -1,4 +1,5 @@
-"""Outcome mapping: every row of DESIGN.md's voice status table, durations and billing."""
+"""Outcome mapping: every row of DESIGN.md's voice status table and durations (billing: store.rating,
+tests/unit/store/test_billing.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from ivr.flow import (
 )
 from ivr.outcome import (
     CallOutcome,
-    billable_seconds,
     outcome_for,
     whole_seconds,
 )
@@ -218,56 +218,6 @@ def test_whole_seconds_is_a_stopwatch_reading(seconds: float) -> None:
     assert seconds - 1 < whole <= seconds + 1e-6
 
 
-@pytest.mark.parametrize(
-    ("duration", "increment", "minimum", "billed"),
-    [
-        (0.0, 60, 0, 0),
-        (0.0, 60, 30, 0),
-        (-1.0, 60, 0, 0),
-        (0.0004, 60, 0, 0),
-        (0.2, 60, 0, 60),
-        (18.4, 60, 0, 60),
-        (60.0, 60, 0, 60),
-        (60.0000001, 60, 0, 60),
-        (60.001, 60, 0, 120),
-        (18.4, 6, 0, 24),
-        (18.0, 6, 0, 18),
-        (5.0, 6, 30, 30),
-        (31.0, 6, 30, 36),
-        (1.0, 1, 0, 1),
-    ],
-)
-def test_billable_seconds_round_up_to_the_increment(
-    duration: float, increment: int, minimum: int, billed: int
-) -> None:
-    assert billable_seconds(duration, increment_s=increment, minimum_s=minimum) == billed
-
-
-def test_billable_seconds_default_to_whole_minutes() -> None:
-    assert billable_seconds(61.0) == 120
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{"increment_s": 0}, {"increment_s": -6}, {"increment_s": True}, {"minimum_s": -1}]
-)
-def test_billable_seconds_refuse_bad_settings(kwargs: dict[str, int]) -> None:
-    with pytest.raises(ValueError):
-        billable_seconds(10.0, **kwargs)
-
-
-@pytest.mark.parametrize("duration", [float("nan"), float("inf")])
-def test_billable_seconds_refuse_a_non_finite_duration(duration: float) -> None:
-    with pytest.raises(ValueError):
-        billable_seconds(duration)
-
-
-@given(st.floats(0.001, 1e5), st.sampled_from([1, 6, 30, 60]))
-def test_billing_never_undercharges_nor_overcharges_by_an_increment(duration: float, increment: int) -> None:
-    billed = billable_seconds(duration, increment_s=increment)
-    assert billed % increment == 0
-    assert duration - 0.0005 <= billed < duration + increment
-
-
 # --- the worked example of docs/flow.md ----------------------------------------------------------
 
 
@@ -284,8 +234,7 @@ def test_dentist_reminder_press_nine_then_one() -> None:
     )
     assert outcome.text == "Voice call answered, duration 18 seconds. R = 1"
     assert (outcome.code, outcome.digit, finished.result.plays) == (200, "1", 2)
-    assert billable_seconds(finished.result.duration_s) == 60
-    assert billable_seconds(finished.result.duration_s, increment_s=6) == 24
+    assert finished.result.duration_s == pytest.approx(18.6)  # billed in tests/unit/store/test_billing.py
 
 
 def test_worked_example_nobody_presses_a_key() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,5 +104,3 @@ async def run_until(sender: SmsSender, esme: StandInEsme, done: Callable[[], boo
                 await task
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from sms import gsm
 from sms.sender import SenderOptions, SmsSender
 from store import queue
+from store.clock import utc_now
 from tests.unit.sms.conftest import Store
-from tests.unit.sms.stand_in import StandInEsme, add_sms, read, run_until, utc_now
+from tests.unit.sms.stand_in import StandInEsme, add_sms, read, run_until
 
 GSM_CHARS = "@£$¥èé\nØø !\"#%&'()*+,-./0123456789:;<=>?ABCZÄÖÑÜ§¿azäöñüà^{}\\[~]|€"
 TWO_PARTS = "Server down again, restarting the pool now; next report in ten minutes. " * 3

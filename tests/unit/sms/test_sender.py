@@ -8,9 +8,10 @@ from typing import Any
 from sms import gsm
 from sms.sender import FallbackRequest, SenderOptions, SmsSender
 from store import ledger, queue
+from store.clock import utc_now
 from store.errors import InsufficientBalance
 from tests.unit.sms.conftest import FUNDS, SMS_RATE, Store
-from tests.unit.sms.stand_in import StandInEsme, add_sms, read, run_until, utc_now
+from tests.unit.sms.stand_in import StandInEsme, add_sms, read, run_until
 
 LONG = "The quick brown fox jumps over the lazy dog. " * 7  # 315 GSM-7 characters: 3 parts
 

@@ -1,4 +1,4 @@
-"""Pure parts of the store: prices, billing increments, the rates CSV, usernames, backoff, URLs."""
+"""Pure parts of the store: prices, the rates CSV, usernames, backoff, URLs (billing: test_billing.py)."""
 
 from __future__ import annotations
 
@@ -43,39 +43,6 @@ def test_format_price() -> None:
     assert rating.format_price(12_500) == "0.0125"
     assert rating.format_price(1_000_000) == "1.0000"
     assert rating.format_price(1) == "0.000001"
-
-
-@pytest.mark.parametrize(
-    ("duration", "increment", "answered", "seconds"),
-    [
-        (0, 60, True, 60),
-        (1, 60, True, 60),
-        (60, 60, True, 60),
-        (60.001, 60, True, 120),
-        (18, 6, True, 18),
-        (18.2, 6, True, 24),
-        (0, 6, True, 6),
-        (45, 60, False, 0),
-    ],
-)
-def test_billable_seconds(duration: float, increment: int, answered: bool, seconds: int) -> None:
-    assert rating.billable_seconds(duration, increment, answered) == seconds
-
-
-def test_call_cost_rounds_up_to_a_micro_unit() -> None:
-    assert rating.call_cost(61, 120_000, 60) == 240_000
-    assert rating.call_cost(61, 120_000, 6) == 132_000
-    assert rating.call_cost(1, 7, 6) == 1  # 6 s of 7 micro-units a minute is 0.7: one micro-unit
-    assert rating.sms_cost(3, 7_500) == 22_500
-
-
-@given(st.floats(min_value=0, max_value=7200), st.integers(min_value=0, max_value=10**7))
-def test_call_cost_never_below_exact_price(duration: float, rate: int) -> None:
-    for increment in (6, 60):
-        cost = rating.call_cost(duration, rate, increment)
-        billed_ms = int(duration * 1000)  # durations count to the millisecond
-        assert cost * 60 * 1000 >= billed_ms * rate
-        assert cost <= rating.call_cost(duration + increment, rate, increment)
 
 
 def test_parse_rates_csv() -> None:
