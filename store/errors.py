@@ -14,6 +14,20 @@ class StoreError(RuntimeError):
         self.detail = detail or self.status_text
 
 
+class DatabaseWriteError(StoreError):
+    """507: writing the store failed (store.db.store_failure); the transaction was rolled back, nothing
+    was half-written. A failed read is StoreError itself (504)."""
+
+    code = 507
+
+
+class DatabaseUnavailable(StoreError):
+    """508: the store could not be reached, was locked or timed out (connection refused, pool exhausted,
+    `database is locked`)."""
+
+    code = 508
+
+
 class InsufficientBalance(StoreError):
     """The account's balance (or the sub-user's spending limit) does not cover the reservation."""
 
