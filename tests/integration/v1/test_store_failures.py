@@ -96,3 +96,18 @@ def test_a_v1_write_waits_for_the_writer_lock(api: Api) -> None:
     request.join(20)
     assert [answer.status_code for answer in answers] == [201]
     assert blocked(api.db) == 1
+
+
+def test_an_unreachable_database_is_508_on_every_v1_route(api: Api) -> None:
+    """A real outage: nothing listens where the database should be (the login's read fails first)."""
+    from tests.integration.store.postgres import free_tcp_port
+
+    down = Database.open(f"postgresql://nobody@127.0.0.1:{free_tcp_port()}/none")
+    try:
+        with TestClient(create_app(api.gateway.settings, Gateway(api.gateway.settings, down))) as client:
+            answers = [client.get("/v1/dnc", headers=basic(api.owner)),
+                       client.post("/v1/dnc", headers=api.owner.headers, json={"phone": PHONE})]
+    finally:
+        down.dispose()
+    for answer in answers:
+        assert_database_error(answer, 508)

@@ -90,3 +90,24 @@ def test_a_csv_import_waits_for_the_writer_lock_off_the_event_loop(owner: Browse
     request.join(20)
     assert [answer.status_code for answer in answers] == [303]
     assert blocked(api.db) == 1
+
+
+def test_an_unreachable_database_is_a_503_page(owner: Browser, api: Api) -> None:
+    """A real outage: the same login's cookie on an app whose database does not answer at all."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.service import Gateway
+    from api.web.session import COOKIE_NAME
+    from tests.integration.store.postgres import free_tcp_port
+
+    down = Database.open(f"postgresql://nobody@127.0.0.1:{free_tcp_port()}/none")
+    try:
+        gateway = Gateway(api.gateway.settings, down, now=api.clock)  # the cookie's clock
+        with TestClient(create_app(api.gateway.settings, gateway)) as client:
+            client.cookies.set(COOKIE_NAME, owner.client.cookies[COOKIE_NAME], path="/ui")
+            page = client.get("/ui/history", follow_redirects=False)
+    finally:
+        down.dispose()
+    assert page.status_code == 503
+    assert "DATABASE ERROR" in page.text and "Traceback" not in page.text
