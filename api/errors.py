@@ -94,26 +94,6 @@ class SpendingLimitReached(InsufficientBalance):
     """503 too: a sub-user's spending limit would be passed (the client cannot tell it from the balance)."""
 
 
-class DatabaseError(GatewayError):
-    """504: reading the store failed (a query for status, balance, rate or account)."""
-
-    code = 504
-    status_text = "DATABASE ERROR"
-    http_status = 503
-
-
-class DatabaseWriteError(DatabaseError):
-    """507: writing the store failed; the transaction was rolled back, nothing was half-written."""
-
-    code = 507
-
-
-class DatabaseUnavailable(DatabaseError):
-    """508: the store could not be reached or timed out (connection refused, pool exhausted, locked)."""
-
-    code = 508
-
-
 class InvalidTxt(GatewayError):
     """511: `txt` missing, empty, too long, or holding control characters other than tab and line breaks."""
 

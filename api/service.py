@@ -9,8 +9,9 @@ Nothing is half-written. After the commit `wake()` tells the worker that jobs ar
 Voice messages carry what the worker needs to rebuild the prompt in `settings` (docs/DESIGN.md): audio
 arrives as content-addressed blobs in the database, so a submission costs no TTS and any node can dial.
 
-Store failures are translated where they leave the store: 504 for a failed read, 507 for a failed write
-(rolled back), 508 when the database cannot be reached, is locked or timed out.
+Store failures are translated where they leave the store (store.db, the same rule for every front): 504 for
+a failed read, 507 for a failed write (rolled back), 508 when the database cannot be reached, is locked or
+timed out.
 """
 
 from __future__ import annotations
@@ -18,17 +19,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
-import fcntl
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Concatenate, Literal, ParamSpec
 
 from argon2 import PasswordHasher
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -36,9 +34,6 @@ from api import idempotency, manage
 from api.carrier import CarrierInfo, CarrierProvider, PhonenumbersCarrierProvider, can_take_sms
 from api.credentials import CredentialCache
 from api.errors import (
-    DatabaseError,
-    DatabaseUnavailable,
-    DatabaseWriteError,
     GatewayError,
     InvalidParameter,
     InvalidPin,
@@ -82,8 +77,8 @@ from sms import gsm
 from sms.errors import TooManyParts
 from store import accounts, blobs, queue, rating
 from store.clock import utc_now
-from store.db import Database
-from store.errors import AccountNotFound, LeaseLost, StoreError, WrongCredentials
+from store.db import Database, WriterBusy
+from store.errors import AccountNotFound, LeaseLost, WrongCredentials
 from store.models import Account, Message
 from tts.base import GENDERS, LANGUAGES
 
@@ -100,7 +95,6 @@ GROUP_COMMIT_JOBS = 64
 """Jobs written by one transaction of submit_async's group commit at most."""
 GROUP_COMMIT_RECIPIENTS = 5_000
 """Recipients of one group commit at most (a job larger than this is written alone)."""
-_UNREACHABLE = ("locked", "timeout", "timed out", "could not connect", "connection", "unable to open")
 
 
 class NeedsThread(Exception):
@@ -151,49 +145,6 @@ class _LoopGuardHasher(PasswordHasher):
         if _INLINE.get():
             raise NeedsThread("argon2 hash")
         return super().hash(password, salt=salt)
-
-
-class _WriteLock:
-    """SQLite's one writer, queued in-process and, through an flock on `<database>.writer` when the
-    database is a file, across the processes of this gateway (cheaper than sqlite3's sleeping busy
-    handler, whose waits grow to tens of milliseconds); under `inline()` a held lock raises NeedsThread
-    instead of blocking the event loop."""
-
-    def __init__(self, database: str | None = None) -> None:
-        self._lock = threading.Lock()
-        self._path = f"{database}.writer" if database and database != ":memory:" else None
-        self._fd: int | None = None
-
-    def __enter__(self) -> None:
-        blocking = not _INLINE.get()
-        if not self._lock.acquire(blocking=blocking):
-            raise NeedsThread("SQLite writer busy")
-        if self._path is None:
-            return
-        try:
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.release()
-            raise NeedsThread("SQLite writer busy in another process") from None
-        except BaseException:
-            self._lock.release()
-            raise
-
-    def __exit__(self, *_exc: object) -> None:
-        try:
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._lock.release()
-
-    def close(self) -> None:
-        """Close the lock file (the gateway's shutdown)."""
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
 
 
 class _Snapshots:
@@ -255,33 +206,6 @@ def sms_parts(text: str, max_parts: int, reference_bits: int = 8) -> int:
         raise InvalidTxt(exc.detail) from None
 
 
-def db_failure(exc: BaseException, writing: bool) -> GatewayError:
-    """The gateway error of a driver or pool failure: 508 unreachable/locked/timed out, else 507/504."""
-    if isinstance(exc, sa_exc.TimeoutError):
-        return DatabaseUnavailable(f"connection pool timed out: {exc}")
-    if isinstance(exc, sa_exc.DBAPIError):
-        text = str(exc.orig).lower()
-        if exc.connection_invalidated or (
-            isinstance(exc, sa_exc.OperationalError) and any(word in text for word in _UNREACHABLE)
-        ):
-            return DatabaseUnavailable(f"database unavailable: {type(exc.orig).__name__}")
-    kind = type(getattr(exc, "orig", None) or exc).__name__
-    return DatabaseWriteError(f"write failed: {kind}") if writing else DatabaseError(f"read failed: {kind}")
-
-
-@contextmanager
-def _db_errors(writing: bool) -> Iterator[None]:
-    try:
-        yield
-    except StoreError as exc:
-        if type(exc) is StoreError and isinstance(exc.__cause__, sa_exc.SQLAlchemyError):
-            raise db_failure(exc.__cause__, writing) from exc
-        raise
-    except sa_exc.SQLAlchemyError as exc:
-        log.error("database error: %s", exc)
-        raise db_failure(exc, writing) from exc
-
-
 class Gateway:
     """The one submission and query path every front calls (legacy, v1, SMTP, GUI, CLI)."""
 
@@ -306,9 +230,6 @@ class Gateway:
         self._carrier = carrier or PhonenumbersCarrierProvider()
         self.now = now
         self._wake = wake
-        self._write_lock: AbstractContextManager[object] = (
-            _WriteLock(db.url.database) if db.dialect == "sqlite" else nullcontext()
-        )
         self._snapshots = _Snapshots(LOGIN_SNAPSHOT_TTL_S, settings.credentials.max_entries)
         self.throttle = LoginThrottle(settings.login_throttle, self._read, self._write, now, self._io_allowed)
         # SQLite has one writer; PostgreSQL overlaps one batch's reads with another's locked part
@@ -318,12 +239,6 @@ class Gateway:
             self.write_jobs, max_items=GROUP_COMMIT_JOBS, writers=writers, name="ivrgate-writer",
             weigh=lambda job: max(1, len(job.phones)), max_weight=GROUP_COMMIT_RECIPIENTS,
         )
-
-    @property
-    def write_lock(self) -> AbstractContextManager[object]:
-        """The lock every store write of this gateway's process takes (SQLite's one writer, across the
-        gateway's processes; nothing on PostgreSQL): the SMS sender's writes take it too."""
-        return self._write_lock
 
     @property
     def runs_inline(self) -> bool:
@@ -336,14 +251,19 @@ class Gateway:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with _db_errors(writing=False), self.db.read() as session:
+        """db.read(): its failures are already the store's coded errors (504/508)."""
+        with self.db.read() as session:
             yield session
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        # SQLite has one writer at a time: queueing here is cheaper than sqlite3's sleeping busy handler
-        with self._write_lock, _db_errors(writing=True), self.db.transaction() as session:
-            yield session
+        """db.transaction() (SQLite's writer lock, failures as 507/508); under `inline()` a writer lock
+        held elsewhere raises NeedsThread instead of blocking the event loop."""
+        try:
+            with self.db.transaction(wait=not _INLINE.get()) as session:
+                yield session
+        except WriterBusy as exc:
+            raise NeedsThread(str(exc)) from None
 
     def _io_allowed(self) -> None:
         """NeedsThread when the store may not be touched here (on the event loop, PostgreSQL)."""
@@ -777,10 +697,8 @@ class Gateway:
         return self._group_commit
 
     def close(self) -> None:
-        """Finish the group commits under way and close the writer lock's file (the app's shutdown)."""
+        """Finish the group commits under way (the app's shutdown); db.dispose() closes the lock file."""
         self._group_commit.close()
-        if isinstance(self._write_lock, _WriteLock):
-            self._write_lock.close()
 
 def _group(group: str | None) -> str | None:
     return group.strip() if group is not None and group.strip() else None

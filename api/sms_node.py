@@ -109,8 +109,7 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
         max_parts=smpp.max_parts, use_payload=smpp.use_message_payload, default_source=service.default_source,
         receipt_grace_s=service.receipt_grace_s, receipt_timeout_s=service.receipt_timeout_s,
         packed_gsm=smpp.gsm_packed, concat_ref_bits=smpp.concat_ref_bits)
-    sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now,
-                       write_lock=gateway.write_lock)
+    sender = SmsSender(gateway.db, options, fallback=tts_fallback(gateway), now=gateway.now)
     host = socket.getfqdn()
     replies = service.replies(host)
     if not service.brand.strip():

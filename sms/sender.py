@@ -49,7 +49,6 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -312,10 +311,9 @@ class SmsSender:
     """Claims queued SMS, submits their parts and turns the answers and receipts into statuses."""
 
     def __init__(self, db: Database, options: SenderOptions, *, fallback: TtsFallback | None = None,
-                 now: Callable[[], dt.datetime] = utc_now,
-                 write_lock: AbstractContextManager[object] | None = None) -> None:
-        """`write_lock` is held around each store transaction: the gateway's SQLite writer lock, so
-        the sender takes turns with the submissions instead of meeting them in sqlite3's sleeping busy
+                 now: Callable[[], dt.datetime] = utc_now) -> None:
+        """Each store write is a `db.transaction()`, which on SQLite takes the database's writer lock: the
+        sender takes turns with the submissions instead of meeting them in sqlite3's sleeping busy
         handler (which slowed a 100-recipient `matrix` call from 60 ms to seconds)."""
         self.db, self.options = db, options
         self._fallback = fallback
@@ -328,7 +326,7 @@ class SmsSender:
         self._orphans: list[_Orphan] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._falling_back: set[str] = set()
-        self._batch = _WriteBatcher(db, write_lock=write_lock)
+        self._batch = _WriteBatcher(db)
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -836,11 +834,9 @@ class _WriteBatcher:
     """Runs store writes queued from many tasks together: one transaction, one savepoint each (a
     LeaseLost in one does not undo the others), off the event loop."""
 
-    def __init__(self, db: Database, max_batch: int = 500,
-                 write_lock: AbstractContextManager[object] | None = None) -> None:
+    def __init__(self, db: Database, max_batch: int = 500) -> None:
         self._db = db
         self._max = max_batch
-        self._lock = write_lock if write_lock is not None else contextlib.nullcontext()
         self._queue: asyncio.Queue[_Op] = asyncio.Queue()
 
     async def write(self, work: Callable[..., T], *args: Any) -> T:
@@ -892,7 +888,7 @@ class _WriteBatcher:
     def _transaction(self, ops: list[_Op]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = [(False, None)] * len(ops)
         groups: dict[Callable[[Session, list[Any]], Sequence[Any]], list[int]] = {}
-        with self._lock, self._db.transaction() as session:
+        with self._db.transaction() as session:
             for index, op in enumerate(ops):
                 if op.bulk is not None:
                     groups.setdefault(op.bulk, []).append(index)

@@ -15,6 +15,20 @@ class StoreError(CodedError, RuntimeError):
     http_status = 503
 
 
+class DatabaseWriteError(StoreError):
+    """507: writing the store failed (store.db.store_failure); the transaction was rolled back, nothing
+    was half-written. A failed read is StoreError itself (504)."""
+
+    code = 507
+
+
+class DatabaseUnavailable(StoreError):
+    """508: the store could not be reached, was locked or timed out (connection refused, pool exhausted,
+    `database is locked`)."""
+
+    code = 508
+
+
 class InsufficientBalance(StoreError):
     """503: the balance (or a sub-user's spending limit) cannot cover the reservation of the request."""
 

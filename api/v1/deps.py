@@ -46,18 +46,21 @@ def client_address(request: Request) -> str | None:
 
 @dataclass(frozen=True)
 class Store:
-    """The gateway's database and clock, for management operations (api.manage) in one transaction."""
+    """The gateway's database and clock, for management operations (api.manage) in one transaction.
+    The v1 routes run in the thread pool, so a write may wait here for SQLite's writer lock."""
 
     db: Database
     gateway: Gateway
 
     @contextmanager
     def write(self) -> Iterator[Session]:
+        """A write transaction (store.db: SQLite's writer lock; failures as 507/508 DATABASE ERROR)."""
         with self.db.transaction() as session:
             yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """A read transaction (store.db: failures as 504/508 DATABASE ERROR, v1's 503)."""
         with self.db.read() as session:
             yield session
 

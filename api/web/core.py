@@ -3,7 +3,10 @@
 A route declares `ctx: Page` (anyone, e.g. the login form), `ctx: User` (a login is required: otherwise
 a redirect to /ui/login) or `ctx: Posted` (a login AND a valid CSRF token, for every state-changing POST).
 `WebRoute` turns the layers' coded errors into something a person can act on: after a POST, a redirect
-back to the form with the status text as a flash message; on a GET, an error page with a real HTTP status.
+back to the form with the status text as a flash message; on a GET, an error page with a real HTTP status
+(503 when the database failed or cannot be reached: store.db maps those to 504/507/508 DATABASE ERROR).
+Every read and write goes through `ctx.read()` / `ctx.write()`: the gateway's `Database`, whose
+transactions take SQLite's writer lock and map database failures for every front alike (docs/store.md).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from api.service import Gateway
 from api.web import session as sess
 from coded.errors import CodedError
 from coded.statuses import QUEUED, is_success
+from store.errors import DatabaseUnavailable, DatabaseWriteError, StoreError
 from store.models import MICROS, Account, Role
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ SEE_OTHER = 303
 HTTP_BAD_REQUEST = 400
 _PAGE_STATUSES = frozenset({403, 404})
 """The coded errors' v1 HTTP statuses an error page keeps; any other refusal is a 400 page."""
+SERVICE_UNAVAILABLE = 503
 R = TypeVar("R", bound=Response)
 
 
@@ -107,11 +112,14 @@ class WebContext:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """A read transaction (store.db: failures as 504/508)."""
         with self.gateway.db.read() as session:
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
+        """A write transaction (store.db: SQLite's writer lock, failures as 507/508); it may wait for the
+        lock, so it runs in the thread pool, never on the event loop."""
         with self.gateway.db.transaction() as session:
             yield session
 
@@ -278,8 +286,16 @@ def _coded(request: Request, exc: CodedError) -> Response:
     if request.method == "POST" and isinstance(ctx, WebContext) and ctx.caller is not None:
         back = local_path(request.headers.get("referer", "").partition(str(request.base_url).rstrip("/"))[2])
         return ctx.redirect(back, "error", text)
+    if store_failed(exc):
+        return _error_page(request, SERVICE_UNAVAILABLE, status[1], "The database is unavailable: try again.")
     code = exc.http_status if exc.http_status in _PAGE_STATUSES else HTTP_BAD_REQUEST
     return _error_page(request, code, status[1], detail)
+
+
+def store_failed(exc: BaseException) -> bool:
+    """Whether `exc` is a database failure (store.db.store_failure: 504, 507 or 508 DATABASE ERROR), not
+    one of the store's refusals (its subclasses with their own status)."""
+    return type(exc) is StoreError or isinstance(exc, DatabaseWriteError | DatabaseUnavailable)
 
 
 def _error_page(request: Request, status: int, title: str, detail: str) -> Response:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from api import manage
 from api.errors import InvalidParameter
@@ -57,9 +58,13 @@ def dnc_add(ctx: Posted, phone: Text, note: Text = "") -> Response:
 @router.post("/dnc/import")
 async def dnc_import(ctx: Posted, csvfile: Upload = None) -> Response:
     pairs = manage.read_csv_pairs(await read_csv(csvfile), "note")
-    with ctx.write() as session:
-        added = manage.import_do_not_call(session, ctx.user, pairs, ctx.now(),
-                                          phones=ctx.gateway.settings.phones)
+
+    def write() -> int:
+        with ctx.write() as session:
+            return manage.import_do_not_call(session, ctx.user, pairs, ctx.now(),
+                                             phones=ctx.gateway.settings.phones)
+
+    added = await run_in_threadpool(write)
     return ctx.redirect(f"{PREFIX}/dnc", "ok", f"Imported {len(pairs)} rows: {added} new numbers.")
 
 
@@ -84,9 +89,14 @@ def groups(ctx: User) -> Response:
 @router.post("/groups")
 async def group_create(ctx: Posted, name: Text, csvfile: Upload = None) -> Response:
     pairs = manage.read_csv_pairs(await read_csv(csvfile), "name") if csvfile and csvfile.filename else []
-    with ctx.write() as session:
-        group = manage.create_group(session, ctx.user, name, ctx.now(), pairs, ctx.gateway.settings.phones)
-        group_id, shown = group.id, group.name
+
+    def write() -> tuple[int, str]:
+        with ctx.write() as session:
+            phones = ctx.gateway.settings.phones
+            group = manage.create_group(session, ctx.user, name, ctx.now(), pairs, phones)
+            return group.id, group.name
+
+    group_id, shown = await run_in_threadpool(write)
     return ctx.redirect(f"{PREFIX}/groups/{group_id}", "ok", f"Group {shown} created with {len(pairs)} rows.")
 
 
@@ -109,8 +119,12 @@ def member_add(ctx: Posted, group_id: RowId, phone: Text, name: Text = "") -> Re
 @router.post("/groups/{group_id}/import")
 async def member_import(ctx: Posted, group_id: RowId, csvfile: Upload = None) -> Response:
     pairs = manage.read_csv_pairs(await read_csv(csvfile), "name")
-    with ctx.write() as session:
-        added = manage.add_members(session, ctx.user, group_id, pairs, ctx.gateway.settings.phones)
+
+    def write() -> int:
+        with ctx.write() as session:
+            return manage.add_members(session, ctx.user, group_id, pairs, ctx.gateway.settings.phones)
+
+    added = await run_in_threadpool(write)
     text = f"Imported {len(pairs)} rows: {added} new members."
     return ctx.redirect(f"{PREFIX}/groups/{group_id}", "ok", text)
 

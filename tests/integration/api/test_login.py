@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from api.app import create_app
-from store.errors import AccountNotActive, AccountNotFound, WrongCredentials
 from api.service import Gateway, NeedsThread, inline
 from api.settings import Settings
 from store import accounts
 from store.db import Database
+from store.errors import AccountNotActive, AccountNotFound, WrongCredentials
 from store.models import Account
 from tests.integration.api.conftest import (
     INACTIVE,
