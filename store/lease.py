@@ -98,9 +98,12 @@ class Leases(Generic[K]):
         """A renewal of `asked` answered `still_held`: every asked row still held here but missing from
         the answer is lost; each is logged, forgotten and its `on_lost` called. Returns the lost rows."""
         kept = set(still_held)
-        lost = [key for key in asked if key not in kept and key in self._held]
-        for key in lost:
-            on_lost = self._held.pop(key)
+        lost: list[K] = []
+        for key in asked:
+            on_lost = None if key in kept else self._held.pop(key, None)  # pop: drop() may run in a thread
+            if on_lost is None:
+                continue
+            lost.append(key)
             self.lost_count += 1
             log.warning("%s lost the lease of %s %s (another worker holds it now); stopping its work",
                         self.holder, self.what, key)

@@ -146,6 +146,18 @@ def _matching(held: dict[int, int]) -> ColumnElement[bool]:
                  for item_id, attempts in held.items()))
 
 
+def holds(session: Session, claim: Claim) -> bool:
+    """Whether `claim` still holds its row (undelivered, not claimed again since); locks the row until
+    the transaction ends, so the result written next cannot race another sender's claim."""
+    item_id, attempts = claim
+    found = session.scalar(
+        select(OutboxItem.id)
+        .where(OutboxItem.id == item_id, OutboxItem.attempts == attempts, OutboxItem.delivered_at.is_(None))
+        .with_for_update()
+    )
+    return found is not None
+
+
 def delivered(session: Session, item_id: int, now: dt.datetime, *, attempt: int | None = None) -> bool:
     """Mark a row delivered; with `attempt` only while that claim still holds it (True when written)."""
     fenced = () if attempt is None else (OutboxItem.attempts == attempt,)
