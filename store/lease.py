@@ -212,6 +212,11 @@ class LeasedLoop(Generic[K]):
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._wake.set)
 
+    @property
+    def wake_event(self) -> asyncio.Event:
+        """The wake-up event itself, for code on the loop's own thread (wake() from anywhere else)."""
+        return self._wake
+
     async def idle(self) -> None:
         """Wait for a wake-up or the poll interval, whichever comes first."""
         with contextlib.suppress(TimeoutError):
