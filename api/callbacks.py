@@ -36,6 +36,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from ivr.settings import FetchSettings
 from store import outbox
 from store.clock import utc_now
 from store.db import Database
+from store.lease import Leases, heartbeat_interval
 from store.models import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,9 @@ class CallbackSettings:
     batch: int = 50
     """Rows claimed at a time."""
     lease_s: float = 120.0
-    """How long a claimed row stays hidden from other senders (longer than a batch takes)."""
+    """How long a claimed row stays hidden from other senders (renewed by heartbeats while it is posted)."""
+    heartbeat_s: float = 0.0
+    """How often the leases of the rows being posted are renewed; 0: a third of `lease_s`."""
     poll_interval_s: float = 2.0
     max_concurrent: int = 16
     """Callbacks in flight at once, over all destinations (each holds one sender thread)."""
@@ -93,6 +97,7 @@ class CallbackSettings:
             raise ValueError("callback timeouts and poll interval must be positive")
         if min(self.max_attempts, self.batch, self.max_concurrent, self.max_per_destination) < 1:
             raise ValueError("max_attempts, batch, max_concurrent and max_per_destination must be at least 1")
+        heartbeat_interval(self.lease_s, self.heartbeat_s)  # ValueError unless lease_s > 0, heartbeat_s >= 0
         if self.secret and len(self.secret) < 32:
             raise ValueError("the callback master secret needs at least 32 characters")
 
@@ -165,10 +170,12 @@ class SendReport:
     delivered: int = 0
     retrying: int = 0
     gave_up: int = 0
+    lost: int = 0
+    """Posted after another sender had claimed the row again (its lease lost): the result not recorded."""
 
     @property
     def attempted(self) -> int:
-        return self.delivered + self.retrying + self.gave_up
+        return self.delivered + self.retrying + self.gave_up + self.lost
 
     def add(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -246,6 +253,9 @@ class CallbackSender:
             limits=httpx.Limits(max_connections=self.settings.max_concurrent),
         )
         self._pool = ThreadPoolExecutor(self.settings.max_concurrent, thread_name_prefix="callback-post")
+        self._leases: Leases[outbox.Claim] = Leases(f"callback sender {os.getpid()}", "callback")
+        """The claims being posted (store.lease): renewed by run()'s heartbeat; a lost one is not recorded."""
+        self._heartbeat_s = heartbeat_interval(self.settings.lease_s, self.settings.heartbeat_s)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -288,6 +298,7 @@ class CallbackSender:
                 with self._db.transaction() as session:
                     outbox.release(session, items[0].id, now)
                 return started
+            self._leases.hold(outbox.claim_of(items[0]), _posting_on)
             in_flight[self._pool.submit(self._deliver, items[0])] = dest
             started += 1
         return started
@@ -339,13 +350,18 @@ class CallbackSender:
                 raise _HttpStatus(f"HTTP {response.status_code} {response.reason_phrase}"[:MAX_ERROR_CHARS])
 
     def _record(self, item: OutboxItem, error: str | PermanentFailure | None) -> str:
+        """Write the result of this claim of `item`, unless another sender has claimed it since."""
         now = self._now()
+        self._leases.drop(outbox.claim_of(item))
         with self._db.transaction() as session:
             if error is None:
-                outbox.delivered(session, item.id, now)
-                return "delivered"
+                if outbox.delivered(session, item.id, now, attempt=item.attempts):
+                    return "delivered"
+                return _lost(item, "delivered")
             limit = item.attempts if isinstance(error, PermanentFailure) else self.settings.max_attempts
-            if outbox.failed(session, item.id, now, str(error), max_attempts=limit):
+            if not outbox.holds(session, outbox.claim_of(item)):
+                return _lost(item, str(error))
+            if outbox.failed(session, item.id, now, str(error), max_attempts=limit, attempt=item.attempts):
                 log.info("callback %d to %s failed (attempt %d): %s", item.id, item.url, item.attempts, error)
                 return "retrying"
             log.warning("callback %d to %s given up: %s", item.id, item.url, error)
@@ -353,21 +369,41 @@ class CallbackSender:
 
     def run(self, stop: threading.Event) -> None:
         """Send due callbacks until `stop` is set: a row is started as soon as it is due and a slot for its
-        destination is free, whatever else is in flight. At the end the POSTs in flight finish."""
+        destination is free, whatever else is in flight. The leases of the rows being posted are renewed
+        every `heartbeat_s` (store.lease). At the end the POSTs in flight finish."""
         slots = Slots(self.settings.max_concurrent, self.settings.max_per_destination)
         in_flight: dict[Future[str], str] = {}
         report = SendReport()
-        while not stop.is_set():
-            try:
-                self._start_due(self._now(), slots, in_flight, self.settings.max_concurrent)
-            except Exception:
-                log.exception("claiming callbacks failed")
+        wait_s = min(self.settings.poll_interval_s, self._heartbeat_s)
+        next_beat = time.monotonic() + self._heartbeat_s
+        while not stop.is_set() or in_flight:
+            if not stop.is_set():
+                try:
+                    self._start_due(self._now(), slots, in_flight, self.settings.max_concurrent)
+                except Exception:
+                    log.exception("claiming callbacks failed")
             if in_flight:
-                self._collect(in_flight, slots, report, timeout=self.settings.poll_interval_s)
+                self._collect(in_flight, slots, report, timeout=wait_s)
             else:
                 stop.wait(self.settings.poll_interval_s)
-        while in_flight:
-            self._collect(in_flight, slots, report, timeout=None)
+            if time.monotonic() >= next_beat:
+                self._leases.beat(self._renew)
+                next_beat = time.monotonic() + self._heartbeat_s
+
+    def _renew(self, claims: list[outbox.Claim]) -> set[outbox.Claim]:
+        with self._db.transaction() as session:
+            return outbox.renew(session, claims, self._now(), self.settings.lease_s)
+
+
+def _posting_on() -> None:
+    """A callback's lost lease: its POST (in a pool thread) runs to its end, bounded by total_timeout_s;
+    its result is then not recorded (`_record`), the other sender's is."""
+
+
+def _lost(item: OutboxItem, result: str) -> str:
+    log.warning("callback %d to %s: claimed again by another sender meanwhile; this attempt's result (%s) "
+                "is not recorded", item.id, item.url, result[:MAX_ERROR_CHARS])
+    return "lost"
 
 
 class _HttpStatus(Exception):

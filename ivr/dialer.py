@@ -281,7 +281,8 @@ async def run_call(pool: CallPlacer, job: CallJob, settings: DialerSettings,
     watcher = asyncio.create_task(_watch_cancel(run, cancel), name=f"cancel-{handle.ref}") if cancel else None
     deadline = pool.settings.ring_timeout_s + settings.max_call_s + settings.hangup_grace_s
     try:
-        await asyncio.wait_for(_drive(run), timeout=deadline)
+        async with asyncio.timeout(deadline):
+            await _drive(run)
     except TimeoutError:
         log.error("call %s (%s): no end after %.0f s; hanging up", handle.ref, job.uri, deadline)
         run.note("watchdog", "no disconnect")

@@ -224,7 +224,8 @@ class EnginePool:
         shutdown = make_command("shutdown")
         sends = [self._send(e.process, shutdown) for e in running if e.process is not None]
         with contextlib.suppress(TimeoutError):  # a hung engine may not read: it is killed below
-            await asyncio.wait_for(asyncio.gather(*sends), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*sends)
         tasks = [t for e in running for t in e.tasks if t.get_name().startswith("reader")]
         if tasks:
             _done, late = await asyncio.wait(tasks, timeout=timeout_s)
@@ -306,7 +307,8 @@ class EnginePool:
         try:
             # settings go through stdin, not argv: they may hold the trunk password
             process.stdin.write((settings_to_json(self.settings) + "\n").encode())
-            ready = await asyncio.wait_for(self._await_ready(engine, process), self.policy.ready_timeout_s)
+            async with asyncio.timeout(self.policy.ready_timeout_s):
+                ready = await self._await_ready(engine, process)
         except BaseException as exc:
             await self._kill(process)
             if isinstance(exc, TimeoutError):
@@ -402,7 +404,8 @@ class EnginePool:
             engine.pongs[seq] = future
             try:
                 # the send is inside the timeout too: a hung engine stops reading and fills its pipe
-                await asyncio.wait_for(self._ping(process, seq, future), self.policy.ping_timeout_s)
+                async with asyncio.timeout(self.policy.ping_timeout_s):
+                    await self._ping(process, seq, future)
             except TimeoutError:
                 log.error("engine %d (pid %d) did not answer a ping in %.1f s: killing it",
                           engine.index, process.pid, self.policy.ping_timeout_s)

@@ -66,6 +66,7 @@ from store import concat_refs, queue
 from store.clock import utc_now
 from store.db import Database, retrying
 from store.errors import LeaseLost, StoreError
+from store.lease import LeasedLoop, heartbeat_interval
 from store.models import Message, MessageKind, SmsPart
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,8 @@ class SenderOptions:
     worker_id: str
     """Names this sender's leases (must differ between live senders)."""
     lease_s: float = 60.0
+    heartbeat_s: float = 0.0
+    """How often the leases of the messages with the ESME are renewed; 0: a third of `lease_s`."""
     batch: int = 64
     """Messages claimed at a time."""
     max_in_flight: int = 512
@@ -226,6 +229,7 @@ class SenderOptions:
     def __post_init__(self) -> None:
         if not self.worker_id or self.lease_s <= 0 or self.poll_interval_s <= 0:
             raise ValueError("worker_id, lease_s > 0 and poll_interval_s > 0 are required")
+        heartbeat_interval(self.lease_s, self.heartbeat_s)  # ValueError unless heartbeat_s >= 0
         if self.concat_ref_bits not in gsm.REFERENCE_BITS:
             raise ValueError(f"sms.concat_ref_bits must be 8 or 16, not {self.concat_ref_bits}")
         if self.batch < 1 or self.max_in_flight < 1 or not 1 <= self.max_parts <= 255:
@@ -327,7 +331,12 @@ class SmsSender:
         self._tasks: set[asyncio.Task[None]] = set()
         self._falling_back: set[str] = set()
         self._batch = _WriteBatcher(db)
-        self._wake = asyncio.Event()
+        self._leased: LeasedLoop[str] = LeasedLoop(
+            options.worker_id, renew=self._renew, lease_s=options.lease_s, poll_s=options.poll_interval_s,
+            heartbeat_s=options.heartbeat_s, what="SMS")
+        """The leases of the messages whose parts are with the ESME (store.lease): renewed by its
+        heartbeat; a lost one cancels that message's task."""
+        self._wake = self._leased.wake_event
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._drain_s = 10.0
@@ -347,11 +356,7 @@ class SmsSender:
 
     def wake(self) -> None:
         """New SMS were queued: claim now instead of at the next poll. Safe from any thread."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._wake.set)
+        self._leased.wake()
 
     async def run(self) -> None:
         """Claim and send until stop(); messages still in flight at the end keep their lease, which
@@ -360,7 +365,7 @@ class SmsSender:
             raise RuntimeError("attach() the ESME before run()")
         self._loop = asyncio.get_running_loop()
         writer = asyncio.create_task(self._batch.run(), name="sms-store-writer")
-        heart = asyncio.create_task(self._heartbeats(), name="sms-heartbeats")
+        await self._leased.start()
         log.info("SMS sender %s started", self.options.worker_id)
         try:
             while not self._stopping:
@@ -371,9 +376,10 @@ class SmsSender:
             if self._tasks:  # let the messages in flight get their answers from the (still running) ESME
                 await asyncio.wait(set(self._tasks), timeout=self._drain_s)
         finally:
-            for task in (heart, *self._tasks):
+            await self._leased.stop()  # what is still unanswered keeps its lease until it expires
+            for task in self._tasks:
                 task.cancel()
-            await asyncio.gather(heart, *self._tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._batch.close()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
@@ -492,21 +498,27 @@ class SmsSender:
         return len(messages)
 
     async def _idle(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.options.poll_interval_s)
-        self._wake.clear()
+        await self._leased.idle()
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.lease_s / 3)
-            ids = list(self._outgoing)
-            if not ids:
-                continue
-            try:
-                await self._batch.write(queue.heartbeat, self.options.worker_id, ids, self._now(),
-                                        self.options.lease_s)
-            except (StoreError, SQLAlchemyError) as exc:
-                log.error("SMS sender %s: heartbeat failed: %s", self.options.worker_id, exc)
+    async def _renew(self, ids: list[str]) -> set[str]:
+        """store.lease's renewal: the messages still held (a lost one is not among them)."""
+        return await self._batch.write(queue.heartbeat, self.options.worker_id, ids, self._now(),
+                                       self.options.lease_s)
+
+    def _hold(self, sms_id: str) -> None:
+        """From now until its parts are answered, renew the message's lease; if it is lost, stop."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._leased.hold(sms_id, lambda: self._lost(sms_id, task))
+
+    def _lost(self, sms_id: str, task: asyncio.Task[Any]) -> None:
+        """Another sender holds the message now: hand no further part to the ESME, wait for no answer,
+        write nothing (its task is cancelled; the answers of parts already sent are logged as strays)."""
+        outgoing = self._outgoing.get(sms_id)
+        for sid in outgoing.accepted.values() if outgoing is not None else ():
+            self._unrecorded.pop(sid, None)
+            self._parked.pop(sid, None)
+        task.cancel()
 
     # --------------------------------------------------------------------------------- one message
 
@@ -520,11 +532,13 @@ class SmsSender:
             return
         outgoing = _Outgoing(sms, len(encoded.parts), encoded.segments)
         self._outgoing[sms.id] = outgoing
+        self._hold(sms.id)
         try:
             await self._submit_parts(sms, encoded)
             await outgoing.answered.wait()
         finally:
             self._outgoing.pop(sms.id, None)
+            self._leased.drop(sms.id)
         if outgoing.refused:
             await self._refused(outgoing)
         else:

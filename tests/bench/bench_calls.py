@@ -26,8 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ivr.dialer import CallJob, CallReport, Dialer
 from ivr.pool import EnginePool, RestartPolicy
@@ -175,7 +177,8 @@ async def run_calls(n: int, inband_share: float, work: Path, prompt: Path,
         busy = await asyncio.to_thread(sample, pids)
         await asyncio.sleep(WINDOW_S)
         cpu_busy = cpu_pct(busy, await asyncio.to_thread(sample, pids))
-        reports: list[CallReport] = await asyncio.wait_for(asyncio.gather(*futures), HOLD_MS / 1000 + 60)
+        async with asyncio.timeout(HOLD_MS / 1000 + 60):
+            reports: list[CallReport] = await asyncio.gather(*futures)
         parent_cpu = cpu_pct(parent, sample([os.getpid()]))
         lag_task.cancel()
         await dialer.shutdown()
@@ -200,6 +203,12 @@ async def run_calls(n: int, inband_share: float, work: Path, prompt: Path,
                    cpu_pct=cpu_busy, pss_idle_mib=pss_idle / 1024, pss_mib=pss_busy / 1024,
                    failed=len(failed), parent_cpu_pct=parent_cpu, crashed=crashed,
                    wall_s=time.perf_counter() - began)
+
+
+async def bounded(run: Coroutine[Any, Any, Figures], timeout_s: float) -> Figures:
+    """`run`, cancelled after `timeout_s` (asyncio.timeout: wait_for can swallow a cancellation, 3.11)."""
+    async with asyncio.timeout(timeout_s):
+        return await run
 
 
 def _sched_wait() -> float:
@@ -275,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in (int(x) for x in args.calls.split(",")):
             try:
                 run = run_calls(n, args.inband, work, prompt, args.trace)
-                figures = asyncio.run(asyncio.wait_for(run, args.timeout))
+                figures = asyncio.run(bounded(run, args.timeout))
             except Exception as exc:  # one size failing must not hide the others
                 print(f"{n} calls: the run failed: {exc!r}")
                 continue

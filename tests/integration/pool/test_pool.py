@@ -55,7 +55,8 @@ def test_eight_concurrent_calls_then_a_ninth_waits_for_a_slot(uas: Callable[[int
                 assert_normal_end(tracker)
                 assert tracker.kinds[0] == "calling" and tracker.events[0].call_id
             last = Tracker(handle)
-            await asyncio.wait_for(last.answered.wait(), 10)
+            async with asyncio.timeout(10):
+                await last.answered.wait()
             await handle.hangup()
             await last.finished()
             assert_normal_end(last)
@@ -76,7 +77,8 @@ def test_a_killed_engine_fails_only_its_calls_and_is_replaced(uas: Callable[[int
         await pool.start()
         try:
             calls = [Tracker(await pool.place_call(peer.uri)) for _ in range(8)]
-            await asyncio.wait_for(asyncio.gather(*(t.answered.wait() for t in calls)), 10)
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(t.answered.wait() for t in calls))
             victim = pool.pids[0]
             assert victim is not None
             os.kill(victim, signal.SIGKILL)
@@ -110,10 +112,12 @@ def test_stop_hangs_up_calls_in_flight_and_leaves_no_process(uas: Callable[[int]
         pids = [p for p in pool.pids if p is not None]
         assert len(pids) == 2 and set(pids) <= child_pids()
         calls = [Tracker(await pool.place_call(peer.uri)) for _ in range(6)]
-        await asyncio.wait_for(asyncio.gather(*(t.answered.wait() for t in calls)), 10)
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(t.answered.wait() for t in calls))
         await pool.stop(timeout_s=10)
         for tracker in calls:
-            final = await asyncio.wait_for(tracker.finished(), 1)
+            async with asyncio.timeout(1):
+                final = await tracker.finished()
             assert final.sip_code is not None and final.reason != CRASHED, final  # a real BYE, not a kill
         assert pool.pids == [None, None] and pool.in_use == 0
         assert all(process_gone(pid) for pid in pids)
@@ -153,7 +157,8 @@ def test_an_engine_that_keeps_dying_is_given_up() -> None:
             os.kill(second, signal.SIGKILL)
             await wait_for(lambda: pool.pids[0] is None)
             with pytest.raises(EnginePoolUnavailable, match="given up"):
-                await asyncio.wait_for(pool.place_call("sip:1000@127.0.0.1:9"), 5)
+                async with asyncio.timeout(5):
+                    await pool.place_call("sip:1000@127.0.0.1:9")
             assert pool.capacity == 0 and pool.pids == [None]
         finally:
             await pool.stop()

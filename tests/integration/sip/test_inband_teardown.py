@@ -199,7 +199,8 @@ async def stress(settings: SipSettings, python: str, uris: tuple[str, str],
                 delay = None if far_end_hangs_up else rng.uniform(0, MAX_HOLD_MS / 1000)
                 await one_call(pool, uris[0] if far_end_hangs_up else uris[1], delay, wav, stats)
 
-        await asyncio.wait_for(asyncio.gather(*(bounded(i) for i in range(CALLS))), 240)
+        async with asyncio.timeout(240):
+            await asyncio.gather(*(bounded(i) for i in range(CALLS)))
         pids += pool.pids
     finally:
         await pool.stop()

@@ -85,7 +85,8 @@ def run(main: Callable[[], Awaitable[_T]]) -> _T:
     async def bounded() -> _T:
         reported: list[dict[str, Any]] = []
         asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
-        value = await asyncio.wait_for(main(), WAIT_S)
+        async with asyncio.timeout(WAIT_S):
+            value = await main()
         await asyncio.sleep(0)  # the callbacks of outcomes nobody awaited (cancelled callers)
         assert not reported, f"the event loop reported {reported}"
         return value

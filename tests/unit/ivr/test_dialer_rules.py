@@ -207,7 +207,9 @@ def test_shutdown_settles_a_job_waiting_for_its_retry() -> None:
         while dialer.waiting_retry == 0:
             await asyncio.sleep(0.001)
         await dialer.shutdown()
-        return await asyncio.wait_for(future, 1.0), len(pool.placed)
+        async with asyncio.timeout(1.0):
+            last = await future
+        return last, len(pool.placed)
 
     last, placed = asyncio.run(go())
     assert (last.outcome.code, last.attempt, placed) == (600, 1, 1)
