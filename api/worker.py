@@ -13,10 +13,17 @@ worker on any node sharing the database) takes the message again; `attempts` cou
 
 Per message: the prompt is rebuilt from the message's `settings` JSON and its blobs (api.prompts) and
 rendered through the renderer's content-addressed cache, the SIP URI comes from the trunk template, the call
-runs under ivr.dialer.run_call (calls per second paced here, concurrency bounded by the dialer's
-`max_concurrent` and the engine pool's capacity), and the end is written by store.queue.complete_call
-(outcome, charge by billing increment and the status callback in one transaction), or, for busy and
-unanswered calls with retries left, by store.queue.retry_later.
+runs under ivr.dialer.run_call, and the end is written by store.queue.complete_call (outcome, charge by
+billing increment and the status callback in one transaction), or, for busy and unanswered calls with
+retries left (ivr.dialer.retry_delay), by store.queue.retry_later.
+
+This worker is the one scheduler of calls, and its limits live in the store, not in its memory: a claim
+takes at most the node's free slots (ivr.dialer.free_slots: `dialer.max_concurrent`, the engine pool's
+capacity), and, per owner account, locks the account row (store.queue.lock_due_accounts), counts the
+account's voice messages leased by any worker (store.queue.in_flight) and lets ivr.dialer.admit decide how
+many may start under the account's concurrency and calls-per-second limits (`call_limits`), keeping the
+account's token bucket in its row, all in the claim's one transaction: any number of worker nodes on one
+database respect one account's limits together (docs/operations.md, 'Per-account call limits').
 """
 
 from __future__ import annotations
@@ -40,7 +47,17 @@ from api.ops import Metrics
 from api.phones import sip_uri
 from api.prompts import ClaimedMessage, call_options, prompt_spec
 from api.settings import Settings
-from ivr.dialer import CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
+from ivr.dialer import (
+    Bucket,
+    CallJob,
+    CallLimits,
+    CallPlacer,
+    CallReport,
+    admit,
+    free_slots,
+    retry_delay,
+    run_call,
+)
 from ivr.events import SipEvent
 from ivr.fetch import UrlFetcher
 from ivr.flow import DEFAULT_REPLAY_DIGIT
@@ -52,9 +69,11 @@ from ivr.prompt import (
     PromptSpec,
     RenderedPrompt,
 )
+from ivr.settings import DialerSettings
 from store import blobs, queue
 from store.db import Database
 from store.errors import LeaseLost, StoreError
+from store.models import Account
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,6 +143,24 @@ def resumed_outcome(events: list[tuple[str, dt.datetime, str]], *,
     return queue.CallOutcome(status_code=CODE_FAILED, status_text=TEXT_ENGINE_FAILED, answered=False)
 
 
+def call_limits(account: Account, dialer: DialerSettings) -> CallLimits:
+    """An owner's call limits: its own columns, each defaulting to this node's dialer setting."""
+    return CallLimits(
+        max_concurrent=account.max_concurrent_calls or dialer.max_concurrent,
+        calls_per_second=account.calls_per_second or dialer.calls_per_second)
+
+
+def stored_bucket(account: Account) -> Bucket:
+    """The owner's calls-per-second bucket as ivr.dialer keeps it (seconds since the epoch)."""
+    at = account.dial_tokens_at
+    return Bucket(account.dial_tokens or 0.0, None if at is None else at.timestamp())
+
+
+def store_bucket(account: Account, bucket: Bucket) -> None:
+    account.dial_tokens = bucket.tokens
+    account.dial_tokens_at = None if bucket.at is None else dt.datetime.fromtimestamp(bucket.at, dt.UTC)
+
+
 def failure_outcome(exc: BaseException) -> queue.CallOutcome:
     """A message that could not be dialled at all: its error's code and text, nothing charged."""
     return queue.CallOutcome(status_code=int(getattr(exc, "code", 500)),
@@ -167,9 +204,9 @@ class VoiceWorker:
         self._now = now
         self._lease_s = settings.store.lease_s
         self._heartbeat_s = settings.worker.heartbeat_s or self._lease_s / 3
-        rate = settings.dialer.calls_per_second
-        self._limiter = RateLimiter(rate, max(1, int(rate)))
-        self._pace_lock = asyncio.Lock()
+        self._next_claim_s: float | None = None
+        """When the calls-per-second limit of an account stopped the last claim: the seconds until it
+        lets the next call go (claim again then rather than at the next poll)."""
         self._active: dict[str, _Active] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -232,26 +269,48 @@ class VoiceWorker:
 
     def _free_slots(self) -> int:
         capacity = getattr(self.pool, "capacity", None)
-        limit = self.settings.dialer.max_concurrent
-        if isinstance(capacity, int):
-            limit = min(limit, capacity)
-        return max(0, limit - len(self._active))
+        known = capacity if isinstance(capacity, int) else None
+        return free_slots(self.settings.dialer.max_concurrent, known, len(self._active))
 
     async def _claim_round(self) -> None:
+        self._next_claim_s = None
         free = self._free_slots()
         if free == 0:
             return
         try:
-            claimed = await self._write(self._claim, free)
+            claimed, self._next_claim_s = await self._write(self._claim, free)
         except (StoreError, SQLAlchemyError) as exc:
             log.error("worker %s: claim failed: %s", self.worker_id, exc)
             return
         for message in claimed:
             self._start(message)
 
-    def _claim(self, session: Session, limit: int) -> list[ClaimedMessage]:
+    def _claim(self, session: Session, free: int) -> tuple[list[ClaimedMessage], float | None]:
+        """Claim up to `free` due messages within their accounts' limits, in one transaction; also the
+        seconds until a calls-per-second limit that stopped this claim lets the next call go."""
         now = self._now()
-        return [ClaimedMessage.of(m) for m in queue.claim(session, self.worker_id, now, self._lease_s, limit)]
+        claimed: list[ClaimedMessage] = []
+        wait: float | None = None
+        for account, due in queue.lock_due_accounts(session, now):
+            if free == 0:
+                break
+            held = queue.in_flight(session, account.id, now)
+            limits = call_limits(account, self.settings.dialer)
+            admission = admit(limits, in_flight=held,
+                              wanted=min(due, free), bucket=stored_bucket(account), now=now.timestamp())
+            if admission.wait_s is not None:
+                wait = admission.wait_s if wait is None else min(wait, admission.wait_s)
+            if admission.count == 0:
+                continue
+            got = queue.claim(session, self.worker_id, now, self._lease_s, admission.count,
+                              account_id=account.id)
+            # a message another claimer holds locked (skip_locked) gives its token back
+            bucket = admission.bucket
+            tokens = min(float(limits.burst), bucket.tokens + admission.count - len(got))
+            store_bucket(account, Bucket(tokens, bucket.at))
+            claimed.extend(ClaimedMessage.of(m) for m in got)
+            free -= len(got)
+        return claimed, wait
 
     def _start(self, message: ClaimedMessage) -> None:
         active = _Active(message)
@@ -266,9 +325,14 @@ class VoiceWorker:
         self._wake.set()  # a slot is free: claim again
 
     async def _idle(self) -> None:
-        """Wait for a wake-up (a submission, a free slot, stop) or the poll interval."""
+        """Wait for a wake-up (a submission, a free slot, stop), the poll interval, or the moment a
+        calls-per-second limit lets the next call go."""
+        wait = self.settings.worker.poll_interval_s
+        if self._next_claim_s is not None:
+            wait = min(wait, self._next_claim_s)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.settings.worker.poll_interval_s)
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _drain(self) -> None:
@@ -331,7 +395,6 @@ class VoiceWorker:
         except Exception as exc:
             await self._not_dialled(active, exc)
             return
-        await self._pace(active)
         if active.cancel.is_set():
             await self._give_back(active, "not dialled: " + active.reason)
             return
@@ -358,14 +421,6 @@ class VoiceWorker:
         # a stored caller ID no From header can carry ends the message 500 ERROR: INVALID CALLERID
         return CallJob(job_id=message.id, uri=uri, prompt=rendered.path, response=response, repeat=repeat,
                        caller_id=check_caller_id(message.callerid))
-
-    async def _pace(self, active: _Active) -> None:
-        """Wait for the calls-per-second limiter (or until this message is cancelled)."""
-        loop = asyncio.get_running_loop()
-        async with self._pace_lock:
-            while not active.cancel.is_set() and (wait := self._limiter.delay(loop.time())) > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(active.cancel.wait(), wait)
 
     async def _call(self, active: _Active, job: CallJob) -> CallReport:
         message = active.message
