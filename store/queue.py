@@ -317,9 +317,9 @@ def lock_due_accounts(
     """The owners with due messages of `kinds`, each with how many are due, locked in ID order
     (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the write transaction's writer lock): two
     claimers counting one account's calls in flight take turns (the voice worker's per-account limits)."""
-    due = dict(session.execute(
-        select(Message.account_id, func.count()).where(_claimable(now, kinds)).group_by(Message.account_id)
-    ).tuples().all())
+    counted = session.execute(
+        select(Message.account_id, func.count()).where(_claimable(now, kinds)).group_by(Message.account_id))
+    due = {account_id: count for account_id, count in counted}
     if not due:
         return []
     owners = session.scalars(
