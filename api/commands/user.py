@@ -19,6 +19,7 @@ import datetime as dt
 import getpass
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -54,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     limits.add_argument("email")
     limits.add_argument("--max-calls", type=_limit(int), default=argparse.SUPPRESS, metavar="N|default",
                         help="calls in flight together (default: the node's dialer.max_concurrent)")
-    limits.add_argument("--calls-per-second", type=_limit(float), default=argparse.SUPPRESS, metavar="R|default",
+    limits.add_argument("--calls-per-second", type=_limit(float), default=argparse.SUPPRESS,
+                        metavar="R|default",
                         help="call attempts started per second (default: dialer.calls_per_second)")
     parser.set_defaults(func=run)
 
@@ -154,12 +156,13 @@ def call_limits(args: argparse.Namespace, database: Database) -> int:
     calls per second default`."""
     with database.transaction() as session:
         account = _find(session, args.email)
-        current = (account.max_concurrent_calls, account.calls_per_second)
-        given = (getattr(args, "max_calls", KEEP), getattr(args, "calls_per_second", KEEP))
-        wanted = (current[0] if given[0] == KEEP else given[0], current[1] if given[1] == KEEP else given[1])
-        if wanted != current:
-            set_call_limits(account, max_concurrent_calls=wanted[0], calls_per_second=wanted[1])
-        shown = [("default" if value is None else f"{value:g}") for value in wanted]
+        given_calls: Any = getattr(args, "max_calls", KEEP)  # argparse's types: int | None, float | None
+        given_rate: Any = getattr(args, "calls_per_second", KEEP)
+        calls: int | None = account.max_concurrent_calls if given_calls == KEEP else given_calls
+        rate: float | None = account.calls_per_second if given_rate == KEEP else given_rate
+        if (calls, rate) != (account.max_concurrent_calls, account.calls_per_second):
+            set_call_limits(account, max_concurrent_calls=calls, calls_per_second=rate)
+        shown = [("default" if value is None else f"{value:g}") for value in (calls, rate)]
     print(f"{account.username} max calls {shown[0]}, calls per second {shown[1]}")
     return 0
 
