@@ -73,7 +73,7 @@ from ivr.settings import DialerSettings
 from store import blobs, queue
 from store.db import Database
 from store.errors import LeaseLost, StoreError
-from store.models import Account
+from store.models import Account, Message
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -159,6 +159,37 @@ def stored_bucket(account: Account) -> Bucket:
 def store_bucket(account: Account, bucket: Bucket) -> None:
     account.dial_tokens = bucket.tokens
     account.dial_tokens_at = None if bucket.at is None else dt.datetime.fromtimestamp(bucket.at, dt.UTC)
+
+
+def claim_due(session: Session, worker_id: str, now: dt.datetime, lease_s: float, free: int,
+              dialer: DialerSettings) -> tuple[list[Message], float | None]:
+    """Lease up to `free` due voice messages to `worker_id` within their owners' call limits, in the
+    caller's one write transaction; also the seconds until a calls-per-second limit that stopped this
+    claim lets the next call go (None: none did).
+
+    Per owner with due messages (rows locked in ID order: claimers of one account take turns on every
+    node): its messages leased by any worker are counted, ivr.dialer.admit decides how many may start,
+    and the account's token bucket is written back to its row."""
+    claimed: list[Message] = []
+    wait: float | None = None
+    for account, due in queue.lock_due_accounts(session, now):
+        if free == 0:
+            break
+        limits = call_limits(account, dialer)
+        admission = admit(limits, in_flight=queue.in_flight(session, account.id, now), wanted=min(due, free),
+                          bucket=stored_bucket(account), now=now.timestamp())
+        if admission.wait_s is not None:
+            wait = admission.wait_s if wait is None else min(wait, admission.wait_s)
+        if admission.count == 0:
+            continue
+        got = queue.claim(session, worker_id, now, lease_s, admission.count, account_id=account.id)
+        # a message another claimer holds locked (skip_locked) gives its token back
+        bucket = admission.bucket
+        store_bucket(account, Bucket(min(float(limits.burst), bucket.tokens + admission.count - len(got)),
+                                     bucket.at))
+        claimed.extend(got)
+        free -= len(got)
+    return claimed, wait
 
 
 def failure_outcome(exc: BaseException) -> queue.CallOutcome:
@@ -286,31 +317,9 @@ class VoiceWorker:
             self._start(message)
 
     def _claim(self, session: Session, free: int) -> tuple[list[ClaimedMessage], float | None]:
-        """Claim up to `free` due messages within their accounts' limits, in one transaction; also the
-        seconds until a calls-per-second limit that stopped this claim lets the next call go."""
-        now = self._now()
-        claimed: list[ClaimedMessage] = []
-        wait: float | None = None
-        for account, due in queue.lock_due_accounts(session, now):
-            if free == 0:
-                break
-            held = queue.in_flight(session, account.id, now)
-            limits = call_limits(account, self.settings.dialer)
-            admission = admit(limits, in_flight=held,
-                              wanted=min(due, free), bucket=stored_bucket(account), now=now.timestamp())
-            if admission.wait_s is not None:
-                wait = admission.wait_s if wait is None else min(wait, admission.wait_s)
-            if admission.count == 0:
-                continue
-            got = queue.claim(session, self.worker_id, now, self._lease_s, admission.count,
-                              account_id=account.id)
-            # a message another claimer holds locked (skip_locked) gives its token back
-            bucket = admission.bucket
-            tokens = min(float(limits.burst), bucket.tokens + admission.count - len(got))
-            store_bucket(account, Bucket(tokens, bucket.at))
-            claimed.extend(ClaimedMessage.of(m) for m in got)
-            free -= len(got)
-        return claimed, wait
+        claimed, wait = claim_due(session, self.worker_id, self._now(), self._lease_s, free,
+                                  self.settings.dialer)
+        return [ClaimedMessage.of(m) for m in claimed], wait
 
     def _start(self, message: ClaimedMessage) -> None:
         active = _Active(message)
