@@ -114,19 +114,57 @@ def release(session: Session, item_id: int, now: dt.datetime) -> None:
     )
 
 
-def delivered(session: Session, item_id: int, now: dt.datetime) -> None:
-    session.execute(
-        update(OutboxItem).where(OutboxItem.id == item_id).values(delivered_at=now, last_error="")
+Claim = tuple[int, int]
+"""One claim of a row: (row id, its `attempts` after the claim). Every claim counts an attempt, so the
+pair names one sender's hold: a row claimed again by another sender (after the lease ran out) has a
+higher count, and the first sender's renewals and results no longer match it (the fencing token)."""
+
+
+def claim_of(item: OutboxItem) -> Claim:
+    return item.id, item.attempts
+
+
+def renew(session: Session, claims: Collection[Claim], now: dt.datetime, lease_s: float) -> set[Claim]:
+    """Extend the leases of `claims` (store.lease's renewal); returns the claims still held: undelivered
+    and not claimed again since. A missing one was lost: its sender must not record its result."""
+    held = {item_id: attempts for item_id, attempts in claims}
+    if not held:
+        return set()
+    rows = session.execute(
+        update(OutboxItem)
+        .where(OutboxItem.id.in_(held), OutboxItem.delivered_at.is_(None))
+        .values(next_attempt_at=now + dt.timedelta(seconds=lease_s))
+        .where(_matching(held))
+        .returning(OutboxItem.id, OutboxItem.attempts)
+        .execution_options(synchronize_session=False)
     )
+    return {(row.id, row.attempts) for row in rows}
+
+
+def _matching(held: dict[int, int]) -> ColumnElement[bool]:
+    return or_(*((OutboxItem.id == item_id) & (OutboxItem.attempts == attempts)
+                 for item_id, attempts in held.items()))
+
+
+def delivered(session: Session, item_id: int, now: dt.datetime, *, attempt: int | None = None) -> bool:
+    """Mark a row delivered; with `attempt` only while that claim still holds it (True when written)."""
+    fenced = () if attempt is None else (OutboxItem.attempts == attempt,)
+    result = session.execute(
+        update(OutboxItem).where(OutboxItem.id == item_id, *fenced).values(delivered_at=now, last_error="")
+    )
+    return bool(getattr(result, "rowcount", 1))
 
 
 def failed(
-    session: Session, item_id: int, now: dt.datetime, error: str, max_attempts: int = MAX_ATTEMPTS
+    session: Session, item_id: int, now: dt.datetime, error: str, max_attempts: int = MAX_ATTEMPTS,
+    *, attempt: int | None = None,
 ) -> bool:
     """Record a failed POST; schedules the next try by backoff(), or gives up after `max_attempts`
-    (the row stays, undelivered, with its error, and is never due again). True when it will be retried."""
-    item = session.get(OutboxItem, item_id)
-    if item is None:
+    (the row stays, undelivered, with its error, and is never due again). True when it will be retried.
+    With `attempt`, nothing is written unless that claim still holds the row (another sender's claim
+    since, or a delivery, wins); False then."""
+    item = session.get(OutboxItem, item_id, with_for_update=attempt is not None, populate_existing=True)
+    if item is None or (attempt is not None and (item.attempts != attempt or item.delivered_at is not None)):
         return False
     item.last_error = error[:2000]
     retry = item.attempts < max_attempts
