@@ -73,6 +73,7 @@ from ivr.settings import DialerSettings
 from store import blobs, queue
 from store.db import Database
 from store.errors import LeaseLost, StoreError
+from store.lease import LeasedLoop
 from store.models import Account, Message
 
 log = logging.getLogger(__name__)
@@ -234,12 +235,16 @@ class VoiceWorker:
         self.metrics = metrics
         self._now = now
         self._lease_s = settings.store.lease_s
-        self._heartbeat_s = settings.worker.heartbeat_s or self._lease_s / 3
+        self._leased: LeasedLoop[str] = LeasedLoop(
+            worker_id, renew=self._renew, lease_s=self._lease_s, poll_s=settings.worker.poll_interval_s,
+            heartbeat_s=settings.worker.heartbeat_s, what="message")
+        """Heartbeat, wake-up and poll wait (store.lease); a lost lease stops that message's call."""
+        self._heartbeat_s = self._leased.heartbeat_s
         self._next_claim_s: float | None = None
         """When the calls-per-second limit of an account stopped the last claim: the seconds until it
         lets the next call go (claim again then rather than at the next poll)."""
         self._active: dict[str, _Active] = {}
-        self._wake = asyncio.Event()
+        self._wake = self._leased.wake_event
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._cancel_on_stop = settings.worker.cancel_in_flight
@@ -254,24 +259,13 @@ class VoiceWorker:
 
     def wake(self) -> None:
         """New work was queued: claim now instead of at the next poll. Safe from any thread."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._wake.set()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._wake.set)
+        self._leased.wake()
 
     async def run(self) -> None:
         """Claim and work messages until stop(); then finish or cancel the calls in progress, give
         back every message not being called, and return."""
         self._loop = asyncio.get_running_loop()
-        heart = asyncio.create_task(self._heartbeats(), name=f"heartbeat-{self.worker_id}")
+        await self._leased.start()
         log.info("voice worker %s started (lease %.0f s, heartbeat %.1f s)", self.worker_id,
                  self._lease_s, self._heartbeat_s)
         try:
@@ -280,9 +274,7 @@ class VoiceWorker:
                 await self._idle()
             await self._drain()
         finally:
-            heart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heart
+            await self._leased.stop()
             self._done.set()
             log.info("voice worker %s stopped", self.worker_id)
 
@@ -324,6 +316,7 @@ class VoiceWorker:
     def _start(self, message: ClaimedMessage) -> None:
         active = _Active(message)
         self._active[message.id] = active
+        self._leased.hold(message.id, lambda: active.stop(LEASE_LOST))
         active.task = asyncio.create_task(self._work(active), name=f"message-{message.id}")
         active.task.add_done_callback(lambda _task: self._finished(message.id))
         log.info("worker %s claimed %s (%s to %s, attempt %d)", self.worker_id, message.id, message.kind,
@@ -331,18 +324,13 @@ class VoiceWorker:
 
     def _finished(self, message_id: str) -> None:
         self._active.pop(message_id, None)
+        self._leased.drop(message_id)
         self._wake.set()  # a slot is free: claim again
 
     async def _idle(self) -> None:
         """Wait for a wake-up (a submission, a free slot, stop), the poll interval, or the moment a
         calls-per-second limit lets the next call go."""
-        wait = self.settings.worker.poll_interval_s
-        if self._next_claim_s is not None:
-            wait = min(wait, self._next_claim_s)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                await self._wake.wait()
-        self._wake.clear()
+        await self._leased.idle(within_s=self._next_claim_s)
 
     async def _drain(self) -> None:
         """Shutdown: cancel what is not yet dialled (or everything, by choice), wait for the rest."""
@@ -366,23 +354,9 @@ class VoiceWorker:
 
     # -------------------------------------------------------------------------------- heartbeats
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self._heartbeat_s)
-            ids = list(self._active)
-            if not ids:
-                continue
-            try:
-                held = await self._write(queue.heartbeat, self.worker_id, ids, self._now(), self._lease_s)
-            except (StoreError, SQLAlchemyError) as exc:
-                log.error("worker %s: heartbeat failed: %s", self.worker_id, exc)
-                continue
-            for message_id in set(ids) - held:
-                active = self._active.get(message_id)
-                if active is not None:
-                    log.warning("worker %s lost the lease of %s; stopping its call", self.worker_id,
-                                message_id)
-                    active.stop(LEASE_LOST)
+    async def _renew(self, ids: list[str]) -> set[str]:
+        """store.lease's renewal: the messages still held (a lost one's call is stopped by its hold)."""
+        return await self._write(queue.heartbeat, self.worker_id, ids, self._now(), self._lease_s)
 
     # ------------------------------------------------------------------------------- one message
 

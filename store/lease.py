@@ -98,9 +98,12 @@ class Leases(Generic[K]):
         """A renewal of `asked` answered `still_held`: every asked row still held here but missing from
         the answer is lost; each is logged, forgotten and its `on_lost` called. Returns the lost rows."""
         kept = set(still_held)
-        lost = [key for key in asked if key not in kept and key in self._held]
-        for key in lost:
-            on_lost = self._held.pop(key)
+        lost: list[K] = []
+        for key in asked:
+            on_lost = None if key in kept else self._held.pop(key, None)  # pop: drop() may run in a thread
+            if on_lost is None:
+                continue
+            lost.append(key)
             self.lost_count += 1
             log.warning("%s lost the lease of %s %s (another worker holds it now); stopping its work",
                         self.holder, self.what, key)
@@ -209,10 +212,16 @@ class LeasedLoop(Generic[K]):
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._wake.set)
 
-    async def idle(self) -> None:
-        """Wait for a wake-up or the poll interval, whichever comes first."""
+    @property
+    def wake_event(self) -> asyncio.Event:
+        """The wake-up event itself, for code on the loop's own thread (wake() from anywhere else)."""
+        return self._wake
+
+    async def idle(self, within_s: float | None = None) -> None:
+        """Wait for a wake-up or the poll interval (or `within_s`, when sooner), whichever comes first."""
+        wait = self.poll_s if within_s is None else min(self.poll_s, within_s)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.poll_s):
+            async with asyncio.timeout(wait):
                 await self._wake.wait()
         self._wake.clear()
 
