@@ -24,6 +24,9 @@ account's voice messages leased by any worker (store.queue.in_flight) and lets i
 many may start under the account's concurrency and calls-per-second limits (`call_limits`), keeping the
 account's token bucket in its row, all in the claim's one transaction: any number of worker nodes on one
 database respect one account's limits together (docs/operations.md, 'Per-account call limits').
+
+Over 500 lines because the worker's pure parts (stored outcome, resumption after a crash, the account
+limits it claims by) sit beside the one loop that uses them; they are small and tested on their own.
 """
 
 from __future__ import annotations
