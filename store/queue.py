@@ -314,19 +314,22 @@ def claim(
 def lock_due_accounts(
     session: Session, now: dt.datetime, kinds: Sequence[str] = VOICE_KINDS
 ) -> list[tuple[Account, int]]:
-    """The owners with due messages of `kinds`, each with how many are due, locked in ID order
-    (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the write transaction's writer lock): two
-    claimers counting one account's calls in flight take turns (the voice worker's per-account limits)."""
+    """The owners with due messages of `kinds`, each with how many are due, oldest due first (the
+    order a claim serves them in), their rows locked in ID order (SELECT ... FOR UPDATE on PostgreSQL,
+    so claimers never deadlock; on SQLite the write transaction's writer lock): two claimers counting
+    one account's calls in flight take turns (the voice worker's per-account limits). Every owner with
+    due messages is locked, for the few statements of a claim."""
     counted = session.execute(
-        select(Message.account_id, func.count()).where(_claimable(now, kinds)).group_by(Message.account_id))
-    due = {account_id: count for account_id, count in counted}
+        select(Message.account_id, func.count(), func.min(Message.next_attempt_at))
+        .where(_claimable(now, kinds)).group_by(Message.account_id))
+    due = {account_id: (count, oldest) for account_id, count, oldest in counted}
     if not due:
         return []
     owners = session.scalars(
         select(Account).where(Account.id.in_(list(due))).order_by(Account.id).with_for_update()
         .execution_options(populate_existing=True)
     ).all()
-    return [(owner, due[owner.id]) for owner in owners]
+    return [(owner, due[owner.id][0]) for owner in sorted(owners, key=lambda o: (due[o.id][1], o.id))]
 
 
 def in_flight(session: Session, account_id: int, now: dt.datetime, kinds: Sequence[str] = VOICE_KINDS) -> int:

@@ -82,3 +82,17 @@ def test_a_finished_call_frees_its_place_and_the_rate_says_when(db: Database, no
     with db.transaction() as session:
         (third,), wait = claim_due(session, "w", _later(now, 0.5), LEASE, 4, DIALER)
     assert [first.id, second.id, third.id] == ids and wait is None
+
+
+def test_accounts_are_served_oldest_due_first(db: Database, now: dt.datetime, hasher: PasswordHasher) -> None:
+    first = make_owner(db, now, hasher, balance=100_000_000)
+    second = make_owner(db, now, hasher, balance=100_000_000, username="second@example.com")
+    (late,) = _submit(db, first, _later(now, 5))  # the lower account ID, due later
+    (early,) = _submit(db, second, now)
+    with db.transaction() as session:
+        assert [a.id for a, _ in queue.lock_due_accounts(session, _later(now, 10))] == [second.id, first.id]
+        claimed, _wait = claim_due(session, "w", _later(now, 10), LEASE, 1, DIALER)
+    assert [m.id for m in claimed] == [early]
+    with db.transaction() as session:
+        claimed, _wait = claim_due(session, "w", _later(now, 10), LEASE, 1, DIALER)
+    assert [m.id for m in claimed] == [late]
