@@ -10,12 +10,13 @@ import threading
 import pytest
 from argon2 import PasswordHasher
 
+from api.errors import InvalidParameter
 from api.manage import set_call_limits
 from api.worker import claim_due
 from ivr.settings import DialerSettings
-from store import queue
+from store import accounts, queue
 from store.db import Database
-from store.models import Account
+from store.models import Account, Role
 from tests.integration.store.conftest import make_owner
 from tests.integration.store.test_queue import LEASE, _later, _submit
 
@@ -96,3 +97,28 @@ def test_accounts_are_served_oldest_due_first(db: Database, now: dt.datetime, ha
     with db.transaction() as session:
         claimed, _wait = claim_due(session, "w", _later(now, 10), LEASE, 1, DIALER)
     assert [m.id for m in claimed] == [late]
+
+
+@pytest.mark.parametrize(("calls", "per_second", "field"), [
+    (0, None, "MAX_CONCURRENT_CALLS"), (10_001, None, "MAX_CONCURRENT_CALLS"),
+    (None, 0.0, "CALLS_PER_SECOND"), (None, -1.0, "CALLS_PER_SECOND"), (None, 10_000.5, "CALLS_PER_SECOND"),
+])
+def test_limits_out_of_range_are_refused(db: Database, now: dt.datetime, hasher: PasswordHasher,
+                                         calls: int | None, per_second: float | None, field: str) -> None:
+    owner = make_owner(db, now, hasher)
+    with pytest.raises(InvalidParameter) as refused:
+        limit(db, owner, calls=calls, per_second=per_second)
+    assert (refused.value.code, refused.value.status_text) == (500, f"ERROR: INVALID {field}")
+    with db.read() as session:
+        kept = session.get_one(Account, owner.id)
+        assert (kept.max_concurrent_calls, kept.calls_per_second) == (None, None)
+
+
+def test_a_subusers_calls_count_as_its_owners(db: Database, now: dt.datetime, hasher: PasswordHasher) -> None:
+    owner = make_owner(db, now, hasher)
+    with db.transaction() as session:
+        clerk = accounts.create_account(session, username="clerk@example.com", password="pw", now=now,
+                                        role=Role.SUBUSER, parent=session.get_one(Account, owner.id),
+                                        hasher=hasher)
+        with pytest.raises(InvalidParameter, match="owner"):
+            set_call_limits(clerk, max_concurrent_calls=2, calls_per_second=None)
