@@ -90,6 +90,27 @@ class InvalidCursor(InvalidParameter):
         super().__init__("cursor", detail or "the cursor was not made by this API")
 
 
+# --- call limits ---------------------------------------------------------------------------------------
+
+MAX_CALL_LIMIT = 10_000
+"""The largest per-account concurrency or calls-per-second limit accepted."""
+
+
+def set_call_limits(account: Account, *, max_concurrent_calls: int | None,
+                    calls_per_second: float | None) -> None:
+    """An owner's voice call limits over every worker node (api/worker.py applies them when it claims);
+    None: the claiming node's `dialer.max_concurrent` / `dialer.calls_per_second`."""
+    if account.parent_id is not None:
+        raise InvalidParameter("account", "call limits belong to an owner: a sub-user's calls count as its "
+                               "owner's")
+    if max_concurrent_calls is not None and not 1 <= max_concurrent_calls <= MAX_CALL_LIMIT:
+        raise InvalidParameter("max_concurrent_calls", f"calls at once are 1 to {MAX_CALL_LIMIT}")
+    if calls_per_second is not None and not 0 < calls_per_second <= MAX_CALL_LIMIT:
+        raise InvalidParameter("calls_per_second", f"calls per second are above 0, at most {MAX_CALL_LIMIT}")
+    account.max_concurrent_calls = max_concurrent_calls
+    account.calls_per_second = calls_per_second
+
+
 # --- roles ---------------------------------------------------------------------------------------------
 
 

@@ -13,10 +13,20 @@ worker on any node sharing the database) takes the message again; `attempts` cou
 
 Per message: the prompt is rebuilt from the message's `settings` JSON and its blobs (api.prompts) and
 rendered through the renderer's content-addressed cache, the SIP URI comes from the trunk template, the call
-runs under ivr.dialer.run_call (calls per second paced here, concurrency bounded by the dialer's
-`max_concurrent` and the engine pool's capacity), and the end is written by store.queue.complete_call
-(outcome, charge by billing increment and the status callback in one transaction), or, for busy and
-unanswered calls with retries left, by store.queue.retry_later.
+runs under ivr.dialer.run_call, and the end is written by store.queue.complete_call (outcome, charge by
+billing increment and the status callback in one transaction), or, for busy and unanswered calls with
+retries left (ivr.dialer.retry_delay), by store.queue.retry_later.
+
+This worker is the one scheduler of calls, and its limits live in the store, not in its memory: a claim
+takes at most the node's free slots (ivr.dialer.free_slots: `dialer.max_concurrent`, the engine pool's
+capacity), and, per owner account, locks the account row (store.queue.lock_due_accounts), counts the
+account's voice messages leased by any worker (store.queue.in_flight) and lets ivr.dialer.admit decide how
+many may start under the account's concurrency and calls-per-second limits (`call_limits`), keeping the
+account's token bucket in its row, all in the claim's one transaction: any number of worker nodes on one
+database respect one account's limits together (docs/operations.md, 'Per-account call limits').
+
+Over 500 lines because the worker's pure parts (stored outcome, resumption after a crash, the account
+limits it claims by) sit beside the one loop that uses them; they are small and tested on their own.
 """
 
 from __future__ import annotations
@@ -43,7 +53,17 @@ from api.settings import Settings
 from coded import statuses
 from coded.errors import CodedError
 from coded.statuses import answered_text
-from ivr.dialer import CallJob, CallPlacer, CallReport, RateLimiter, retry_delay, run_call
+from ivr.dialer import (
+    Bucket,
+    CallJob,
+    CallLimits,
+    CallPlacer,
+    CallReport,
+    admit,
+    free_slots,
+    retry_delay,
+    run_call,
+)
 from ivr.events import SipEvent
 from ivr.fetch import UrlFetcher
 from ivr.flow import DEFAULT_REPLAY_DIGIT
@@ -54,11 +74,13 @@ from ivr.prompt import (
     PromptSpec,
     RenderedPrompt,
 )
+from ivr.settings import DialerSettings
 from store import blobs, queue
 from store.clock import utc_now
 from store.db import Database
 from store.errors import LeaseLost, StoreError
 from store.lease import LeasedLoop
+from store.models import Account, Message
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,6 +147,55 @@ def resumed_outcome(events: list[tuple[str, dt.datetime, str]], *,
     return queue.CallRecord(status_code=code, status_text=text, answered=False)
 
 
+def call_limits(account: Account, dialer: DialerSettings) -> CallLimits:
+    """An owner's call limits: its own columns, each defaulting to this node's dialer setting."""
+    return CallLimits(
+        max_concurrent=account.max_concurrent_calls or dialer.max_concurrent,
+        calls_per_second=account.calls_per_second or dialer.calls_per_second)
+
+
+def stored_bucket(account: Account) -> Bucket:
+    """The owner's calls-per-second bucket as ivr.dialer keeps it (seconds since the epoch)."""
+    at = account.dial_tokens_at
+    return Bucket(account.dial_tokens or 0.0, None if at is None else at.timestamp())
+
+
+def store_bucket(account: Account, bucket: Bucket) -> None:
+    account.dial_tokens = bucket.tokens
+    account.dial_tokens_at = None if bucket.at is None else dt.datetime.fromtimestamp(bucket.at, dt.UTC)
+
+
+def claim_due(session: Session, worker_id: str, now: dt.datetime, lease_s: float, free: int,
+              dialer: DialerSettings) -> tuple[list[Message], float | None]:
+    """Lease up to `free` due voice messages to `worker_id` within their owners' call limits, in the
+    caller's one write transaction; also the seconds until a calls-per-second limit that stopped this
+    claim lets the next call go (None: none did).
+
+    Per owner with due messages (rows locked in ID order: claimers of one account take turns on every
+    node): its messages leased by any worker are counted, ivr.dialer.admit decides how many may start,
+    and the account's token bucket is written back to its row."""
+    claimed: list[Message] = []
+    wait: float | None = None
+    for account, due in queue.lock_due_accounts(session, now):
+        if free == 0:
+            break
+        limits = call_limits(account, dialer)
+        admission = admit(limits, in_flight=queue.in_flight(session, account.id, now), wanted=min(due, free),
+                          bucket=stored_bucket(account), now=now.timestamp())
+        if admission.wait_s is not None:
+            wait = admission.wait_s if wait is None else min(wait, admission.wait_s)
+        if admission.count == 0:
+            continue
+        got = queue.claim(session, worker_id, now, lease_s, admission.count, account_id=account.id)
+        # a message another claimer holds locked (skip_locked) gives its token back
+        bucket = admission.bucket
+        store_bucket(account, Bucket(min(float(limits.burst), bucket.tokens + admission.count - len(got)),
+                                     bucket.at))
+        claimed.extend(got)
+        free -= len(got)
+    return claimed, wait
+
+
 def failure_outcome(exc: CodedError) -> queue.CallRecord:
     """A message that could not be dialled at all: its error's code and text, nothing charged."""
     return queue.CallRecord(status_code=exc.code, status_text=exc.status_text, answered=False)
@@ -166,9 +237,9 @@ class VoiceWorker:
             heartbeat_s=settings.worker.heartbeat_s, what="message")
         """Heartbeat, wake-up and poll wait (store.lease); a lost lease stops that message's call."""
         self._heartbeat_s = self._leased.heartbeat_s
-        rate = settings.dialer.calls_per_second
-        self._limiter = RateLimiter(rate, max(1, int(rate)))
-        self._pace_lock = asyncio.Lock()
+        self._next_claim_s: float | None = None
+        """When the calls-per-second limit of an account stopped the last claim: the seconds until it
+        lets the next call go (claim again then rather than at the next poll)."""
         self._active: dict[str, _Active] = {}
         self._wake = self._leased.wake_event
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -218,26 +289,26 @@ class VoiceWorker:
 
     def _free_slots(self) -> int:
         capacity = getattr(self.pool, "capacity", None)
-        limit = self.settings.dialer.max_concurrent
-        if isinstance(capacity, int):
-            limit = min(limit, capacity)
-        return max(0, limit - len(self._active))
+        known = capacity if isinstance(capacity, int) else None
+        return free_slots(self.settings.dialer.max_concurrent, known, len(self._active))
 
     async def _claim_round(self) -> None:
+        self._next_claim_s = None
         free = self._free_slots()
         if free == 0:
             return
         try:
-            claimed = await self._write(self._claim, free)
+            claimed, self._next_claim_s = await self._write(self._claim, free)
         except (StoreError, SQLAlchemyError) as exc:
             log.error("worker %s: claim failed: %s", self.worker_id, exc)
             return
         for message in claimed:
             self._start(message)
 
-    def _claim(self, session: Session, limit: int) -> list[ClaimedMessage]:
-        now = self._now()
-        return [ClaimedMessage.of(m) for m in queue.claim(session, self.worker_id, now, self._lease_s, limit)]
+    def _claim(self, session: Session, free: int) -> tuple[list[ClaimedMessage], float | None]:
+        claimed, wait = claim_due(session, self.worker_id, self._now(), self._lease_s, free,
+                                  self.settings.dialer)
+        return [ClaimedMessage.of(m) for m in claimed], wait
 
     def _start(self, message: ClaimedMessage) -> None:
         active = _Active(message)
@@ -254,8 +325,9 @@ class VoiceWorker:
         self._wake.set()  # a slot is free: claim again
 
     async def _idle(self) -> None:
-        """Wait for a wake-up (a submission, a free slot, stop) or the poll interval."""
-        await self._leased.idle()
+        """Wait for a wake-up (a submission, a free slot, stop), the poll interval, or the moment a
+        calls-per-second limit lets the next call go."""
+        await self._leased.idle(within_s=self._next_claim_s)
 
     async def _drain(self) -> None:
         """Shutdown: cancel what is not yet dialled (or everything, by choice), wait for the rest."""
@@ -303,7 +375,6 @@ class VoiceWorker:
         except Exception as exc:
             await self._not_dialled(active, exc)
             return
-        await self._pace(active)
         if active.cancel.is_set():
             await self._give_back(active, "not dialled: " + active.reason)
             return
@@ -330,15 +401,6 @@ class VoiceWorker:
         # a stored caller ID no From header can carry ends the message 500 ERROR: INVALID CALLERID
         return CallJob(job_id=message.id, uri=uri, prompt=rendered.path, response=response, repeat=repeat,
                        caller_id=check_caller_id(message.callerid))
-
-    async def _pace(self, active: _Active) -> None:
-        """Wait for the calls-per-second limiter (or until this message is cancelled)."""
-        loop = asyncio.get_running_loop()
-        async with self._pace_lock:
-            while not active.cancel.is_set() and (wait := self._limiter.delay(loop.time())) > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await active.cancel.wait()
 
     async def _call(self, active: _Active, job: CallJob) -> CallReport:
         message = active.message

@@ -1,12 +1,15 @@
-"""The dialer: runs voice call jobs over the engine pool.
+"""The dialer: one call attempt over the engine pool, and the scheduling rules of many.
 
 `run_call` drives one call attempt: it places the call through `ivr.pool`, feeds the call's SIP
 events (and its own timers) into `ivr.flow.CallFlow`, applies the actions the flow returns, and maps
-the end to a `CallOutcome` (`ivr.outcome`). `Dialer` runs many jobs at once from a queue with a
-concurrency limit, a calls-per-second limit and a retry policy for busy and unanswered calls, and
-shuts down cleanly: calls in flight are finished (or cancelled, by choice), never abandoned.
+the end to a `CallOutcome` (`ivr.outcome`).
 
-The pure parts (`RateLimiter`, `retry_delay`) take time as an argument and are unit-tested.
+The scheduling rules are pure (no sockets, no clocks: time is an argument) and unit-tested; the voice
+worker (api/worker.py) is the one scheduler that applies them, inside its claim transaction so that
+every node sharing the store respects one account's limits together (docs/DESIGN.md, decision log):
+`take_token` (the calls-per-second token bucket, its state a `Bucket` the store keeps per account),
+`admit` (how many attempts an account may start now: its concurrency and calls-per-second limits),
+`free_slots` (how many calls one node may still hold), `retry_delay` (busy and unanswered calls).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -123,25 +126,89 @@ _TOKEN_SLACK = 1e-9
 clock reading could be told to wait a vanishing amount forever)."""
 
 
+@dataclass(frozen=True)
+class Bucket:
+    """A token bucket's state: `tokens` left at `at` (seconds on any one clock); `at` None: full."""
+
+    tokens: float = 0.0
+    at: float | None = None
+
+
+def take_token(bucket: Bucket, now: float, rate: float, burst: int) -> tuple[Bucket, float]:
+    """Refill `bucket` to `now` at `rate` tokens a second (holding at most `burst`) and take one:
+    (the new state, 0.0) when one was there, else (the new state, seconds until one is) having taken
+    nothing. A clock reading before `at` refills nothing."""
+    if bucket.at is None:
+        tokens = float(burst)
+    else:
+        tokens = min(float(burst), bucket.tokens + max(0.0, now - bucket.at) * rate)
+    if tokens >= 1.0 - _TOKEN_SLACK:
+        return Bucket(max(0.0, tokens - 1.0), now), 0.0
+    return Bucket(tokens, now), (1.0 - tokens) / rate
+
+
 class RateLimiter:
-    """A token bucket: `rate` calls per second with bursts of `burst`. Pure: time is an argument."""
+    """A token bucket in one process's memory (`take_token`): `rate` calls per second with bursts of
+    `burst`. Pure: time is an argument."""
 
     def __init__(self, rate: float, burst: int = 1) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
         self.rate, self.burst = rate, burst
-        self._tokens = float(burst)
-        self._last: float | None = None
+        self._bucket = Bucket()
 
     def delay(self, now: float) -> float:
         """Take a token if one is there (returns 0.0), else return the seconds to wait and take nothing."""
-        if self._last is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens >= 1.0 - _TOKEN_SLACK:
-            self._tokens = max(0.0, self._tokens - 1.0)
-            return 0.0
-        return (1.0 - self._tokens) / self.rate
+        self._bucket, wait = take_token(self._bucket, now, self.rate, self.burst)
+        return wait
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """One account's limits: calls in flight together, attempts started per second (all nodes)."""
+
+    max_concurrent: int
+    calls_per_second: float
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent < 1 or self.calls_per_second <= 0:
+            raise ValueError("max_concurrent must be >= 1 and calls_per_second > 0")
+
+    @property
+    def burst(self) -> int:
+        """The bucket holds one second of calls (at least one)."""
+        return max(1, int(self.calls_per_second))
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What `admit` allows: `count` attempts to start now, the bucket after them, and `wait_s`: when
+    the calls-per-second limit stopped it, the seconds until it lets the next one go (else None)."""
+
+    count: int
+    bucket: Bucket
+    wait_s: float | None = None
+
+
+def admit(limits: CallLimits, *, in_flight: int, wanted: int, bucket: Bucket, now: float) -> Admission:
+    """How many of `wanted` attempts an account may start at `now`, with `in_flight` of its calls
+    already held (by any node) and its calls-per-second `bucket`: never more than max_concurrent in
+    flight, never a token the bucket does not have."""
+    room = max(0, min(wanted, limits.max_concurrent - in_flight))
+    count = 0
+    while count < room:
+        after, wait = take_token(bucket, now, limits.calls_per_second, limits.burst)
+        if wait > 0:
+            return Admission(count, after, wait)
+        bucket, count = after, count + 1
+    return Admission(count, bucket)
+
+
+def free_slots(max_concurrent: int, capacity: int | None, held: int) -> int:
+    """Calls one node may still take on: its `max_concurrent` setting, at most the engine pool's
+    `capacity` (None: unknown), less the `held` messages it is working."""
+    limit = max_concurrent if capacity is None else min(max_concurrent, capacity)
+    return max(0, limit - held)
 
 
 def retry_delay(outcome: CallOutcome, attempt: int, settings: DialerSettings) -> float | None:
@@ -389,145 +456,3 @@ def _report(run: _CallRun, attempt: int) -> CallReport:
     run.note("outcome", f"{outcome.code} {outcome.text}", at=ended)
     return CallReport(job=run.job, outcome=outcome, attempt=attempt, timeline=tuple(run.timeline),
                       flow=run.flow.result, started_at=run.started, ended_at=ended)
-
-
-# ------------------------------------------------------------------------------------------ many calls
-
-ReportSink = Callable[[CallReport], Awaitable[None] | None]
-
-
-class Dialer:
-    """Runs call jobs from a queue: at most `max_concurrent` at once, at most `calls_per_second`
-    started per second, busy and unanswered calls retried per the settings.
-
-        dialer = Dialer(pool, settings, on_report=store_report)
-        await dialer.start()
-        final_report = await dialer.submit(job)      # a future resolved with the last attempt's report
-        await dialer.shutdown(cancel_in_flight=False)
-
-    Every submitted future ends: with the last attempt's report, with the exception that stopped a
-    job before dialling (a bad `repeat`, no engine available), or cancelled when the dialer shut down
-    before the job was started.
-    """
-
-    def __init__(self, pool: CallPlacer, settings: DialerSettings, *,
-                 on_report: ReportSink | None = None, on_event: EventSink | None = None) -> None:
-        self.pool, self.settings, self.on_report, self.on_event = pool, settings, on_report, on_event
-        self._queue: asyncio.Queue[tuple[CallJob, int, asyncio.Future[CallReport]]] = asyncio.Queue()
-        self._limiter = RateLimiter(settings.calls_per_second, max(1, int(settings.calls_per_second)))
-        self._slots = asyncio.Semaphore(settings.max_concurrent)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._retries: dict[asyncio.TimerHandle, tuple[CallReport, asyncio.Future[CallReport]]] = {}
-        self._cancel = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-        self._closing = False
-
-    @property
-    def in_flight(self) -> int:
-        """Call attempts running now."""
-        return len(self._tasks)
-
-    @property
-    def waiting_retry(self) -> int:
-        """Jobs whose next attempt is scheduled."""
-        return len(self._retries)
-
-    async def start(self) -> None:
-        self._runner = asyncio.create_task(self._run(), name="dialer")
-
-    def submit(self, job: CallJob) -> asyncio.Future[CallReport]:
-        """Queue a job; the future resolves with the report of its last attempt."""
-        if self._closing:
-            raise RuntimeError("the dialer is shutting down")
-        future: asyncio.Future[CallReport] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((job, 1, future))
-        return future
-
-    async def shutdown(self, *, cancel_in_flight: bool = False, timeout_s: float = 30.0) -> None:
-        """Stop taking jobs; let calls in flight finish (or cancel them: 604 Cancelled). Jobs not yet
-        started are cancelled; a job waiting for a retry keeps its last attempt's report."""
-        self._closing = True
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-        if cancel_in_flight:
-            self._cancel.set()
-        for handle, (last, future) in list(self._retries.items()):
-            handle.cancel()
-            self._settle(future, last)
-        self._retries.clear()
-        if self._tasks:
-            _done, late = await asyncio.wait(self._tasks, timeout=timeout_s)
-            if late:
-                self._cancel.set()
-                await asyncio.wait(late, timeout=self.settings.hangup_grace_s)
-        while not self._queue.empty():
-            _job, _attempt, future = self._queue.get_nowait()
-            future.cancel()
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            job, attempt, future = await self._queue.get()
-            try:
-                await self._slots.acquire()
-            except asyncio.CancelledError:
-                future.cancel()
-                raise
-            try:
-                while (wait := self._limiter.delay(loop.time())) > 0:
-                    await asyncio.sleep(wait)
-            except asyncio.CancelledError:
-                self._slots.release()
-                future.cancel()
-                raise
-            task = asyncio.create_task(self._attempt(job, attempt, future), name=f"call-{job.job_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _attempt(self, job: CallJob, attempt: int, future: asyncio.Future[CallReport]) -> None:
-        try:
-            report = await run_call(self.pool, job, self.settings, cancel=self._cancel, attempt=attempt,
-                                    on_event=self.on_event)
-        except Exception as exc:
-            log.exception("call job %s failed before dialling", job.job_id)
-            if not future.done():
-                future.set_exception(exc)
-            return
-        finally:
-            self._slots.release()
-        await self._deliver(report)
-        delay = retry_delay(report.outcome, attempt, self.settings)
-        if delay is None or self._closing:
-            self._settle(future, report)
-            return
-        log.info("job %s: %s, retry %d in %.0f s", job.job_id, report.outcome.text, attempt, delay)
-        holder: list[asyncio.TimerHandle] = []
-        holder.append(asyncio.get_running_loop().call_later(delay, self._requeue, holder))
-        self._retries[holder[0]] = (report, future)
-
-    def _requeue(self, holder: list[asyncio.TimerHandle]) -> None:
-        entry = self._retries.pop(holder[0], None)
-        if entry is None:
-            return  # settled by shutdown
-        last, future = entry
-        if self._closing:
-            self._settle(future, last)  # shutting down: the last attempt's outcome stands
-        else:
-            self._queue.put_nowait((last.job, last.attempt + 1, future))
-
-    @staticmethod
-    def _settle(future: asyncio.Future[CallReport], report: CallReport) -> None:
-        if not future.done():
-            future.set_result(report)
-
-    async def _deliver(self, report: CallReport) -> None:
-        if self.on_report is None:
-            return
-        try:
-            result = self.on_report(report)
-            if result is not None:
-                await result
-        except Exception:
-            log.exception("report sink failed for job %s", report.job.job_id)

@@ -119,10 +119,14 @@ class SipSettings:
 
 @dataclass(frozen=True)
 class DialerSettings:
-    """How voice jobs are dialled (ivr/dialer.py)."""
+    """How voice jobs are dialled (ivr/dialer.py, applied by the voice worker)."""
 
     max_concurrent: int = 16
+    """Calls one node holds at once (with the engine pool's capacity); also each account's limit of
+    calls at once, over every node, unless the account sets its own (accounts.max_concurrent_calls)."""
     calls_per_second: float = 20.0
+    """Each account's call attempts per second, over every node, unless the account sets its own
+    (accounts.calls_per_second)."""
     retries: int = 0
     """Extra attempts for busy and unanswered calls."""
     retry_delay_s: float = 300.0

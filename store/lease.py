@@ -217,10 +217,11 @@ class LeasedLoop(Generic[K]):
         """The wake-up event itself, for code on the loop's own thread (wake() from anywhere else)."""
         return self._wake
 
-    async def idle(self) -> None:
-        """Wait for a wake-up or the poll interval, whichever comes first."""
+    async def idle(self, within_s: float | None = None) -> None:
+        """Wait for a wake-up or the poll interval (or `within_s`, when sooner), whichever comes first."""
+        wait = self.poll_s if within_s is None else min(self.poll_s, within_s)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.poll_s):
+            async with asyncio.timeout(wait):
                 await self._wake.wait()
         self._wake.clear()
 

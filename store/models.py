@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -118,6 +119,15 @@ class Account(Base):
     """Micro-units a sub-user may commit in total (reservations and charges); NULL: no limit."""
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     created_at: Mapped[dt.datetime]
+    max_concurrent_calls: Mapped[int | None] = mapped_column(Integer)
+    """An owner's voice calls in flight together, over every worker node; NULL: the claiming node's
+    dialer.max_concurrent (docs/operations.md, 'Per-account call limits')."""
+    calls_per_second: Mapped[float | None] = mapped_column(Float)
+    """An owner's call attempts started per second, over every worker node; NULL: dialer.calls_per_second."""
+    dial_tokens: Mapped[float | None] = mapped_column(Float)
+    """The owner's calls-per-second bucket (ivr.dialer.Bucket): tokens left at dial_tokens_at; NULL: full.
+    Written by the voice worker's claim under the account's row lock."""
+    dial_tokens_at: Mapped[dt.datetime | None]
 
     parent: Mapped[Account | None] = relationship(remote_side=[id])
 

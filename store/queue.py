@@ -279,12 +279,14 @@ def claim(
     lease_s: float,
     limit: int = 1,
     kinds: Sequence[str] = VOICE_KINDS,
+    account_id: int | None = None,
 ) -> list[Message]:
-    """Lease up to `limit` due messages of `kinds` to `worker` (oldest due first). Commit the
-    transaction promptly: on SQLite it holds the writer lock."""
+    """Lease up to `limit` due messages of `kinds` (of one owner, given `account_id`) to `worker`
+    (oldest due first). Commit the transaction promptly: on SQLite it holds the writer lock."""
+    owner = [Message.account_id == account_id] if account_id is not None else []
     due = (
         select(Message.id)
-        .where(_claimable(now, kinds))
+        .where(_claimable(now, kinds), *owner)
         .order_by(Message.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -305,6 +307,36 @@ def claim(
     add_events(session, [{"message_id": m.id, "at": now, "kind": "claimed",
                           "detail": f"{worker} attempt {m.attempts}"} for m in claimed])
     return claimed
+
+
+def lock_due_accounts(
+    session: Session, now: dt.datetime, kinds: Sequence[str] = VOICE_KINDS
+) -> list[tuple[Account, int]]:
+    """The owners with due messages of `kinds`, each with how many are due, oldest due first (the
+    order a claim serves them in), their rows locked in ID order (SELECT ... FOR UPDATE on PostgreSQL,
+    so claimers never deadlock; on SQLite the write transaction's writer lock): two claimers counting
+    one account's calls in flight take turns (the voice worker's per-account limits). Every owner with
+    due messages is locked, for the few statements of a claim."""
+    counted = session.execute(
+        select(Message.account_id, func.count(), func.min(Message.next_attempt_at))
+        .where(_claimable(now, kinds)).group_by(Message.account_id))
+    due = {account_id: (count, oldest) for account_id, count, oldest in counted}
+    if not due:
+        return []
+    owners = session.scalars(
+        select(Account).where(Account.id.in_(list(due))).order_by(Account.id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    return [(owner, due[owner.id][0]) for owner in sorted(owners, key=lambda o: (due[o.id][1], o.id))]
+
+
+def in_flight(session: Session, account_id: int, now: dt.datetime, kinds: Sequence[str] = VOICE_KINDS) -> int:
+    """Messages of `kinds` of an owner leased now by any worker (claimed, not finished, not given back)."""
+    return session.scalar(
+        select(func.count()).select_from(Message).where(
+            Message.account_id == account_id, Message.kind.in_(kinds), Message.finished_at.is_(None),
+            Message.lease_owner.is_not(None), Message.lease_expires_at >= now)
+    ) or 0
 
 
 def heartbeat(

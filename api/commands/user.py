@@ -5,6 +5,8 @@
     ivrgate user add clerk@example.com --password 'pw' --parent user888@yahoo.ca --limit 5.00
     ivrgate user credit user888@yahoo.ca 25.50                                     # top up
     ivrgate user list
+    ivrgate user limits user888@yahoo.ca --max-calls 2 --calls-per-second 5      # over every worker node
+    ivrgate user limits user888@yahoo.ca --max-calls default                     # back to dialer.*
 
 Amounts are in currency units (`10.00`, up to 6 decimals) and are stored as micro-units. The schema is
 brought up to date first (as `ivrgate db upgrade` does), so a fresh data directory works at once.
@@ -15,9 +17,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from api.manage import set_call_limits
 from api.settings import Settings
 from store import accounts, ledger
 from store.clock import utc_now
@@ -46,7 +51,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     credit.add_argument("email")
     credit.add_argument("amount", type=_amount, help="currency units, e.g. 25.50")
     actions.add_parser("list", help="list accounts with their balances")
+    limits = actions.add_parser("limits", help="show or set an owner's voice call limits (every node)")
+    limits.add_argument("email")
+    limits.add_argument("--max-calls", type=_limit(int), default=argparse.SUPPRESS, metavar="N|default",
+                        help="calls in flight together (default: the node's dialer.max_concurrent)")
+    limits.add_argument("--calls-per-second", type=_limit(float), default=argparse.SUPPRESS,
+                        metavar="R|default",
+                        help="call attempts started per second (default: dialer.calls_per_second)")
     parser.set_defaults(func=run)
+
+
+KEEP = "keep"
+"""An option not given (argparse leaves it out): the limit stays as it is."""
+
+
+def _limit(kind: type[int] | type[float]) -> Callable[[str], int | float | None]:
+    """A limit option's parser: a number, or `default` (None: the node's dialer setting)."""
+    def parse(text: str) -> int | float | None:
+        if text == "default":
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number or 'default': {text!r}") from None
+    return parse
 
 
 def _amount(text: str) -> int:
@@ -83,6 +111,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return add_user(args, settings, database)
         if args.action == "credit":
             return credit_user(args, database)
+        if args.action == "limits":
+            return call_limits(args, database)
         return list_users(database)
     finally:
         database.dispose()
@@ -118,6 +148,22 @@ def credit_user(args: argparse.Namespace, database: Database) -> int:
         ledger.top_up(session, account.id, args.amount, now, note="ivrgate user credit")
         shown = _describe(session, account)
     print(f"credited {shown}")
+    return 0
+
+
+def call_limits(args: argparse.Namespace, database: Database) -> int:
+    """Set the limits given (api.manage.set_call_limits), print them: `user@example.com max calls 2,
+    calls per second default`."""
+    with database.transaction() as session:
+        account = _find(session, args.email)
+        given_calls: Any = getattr(args, "max_calls", KEEP)  # argparse's types: int | None, float | None
+        given_rate: Any = getattr(args, "calls_per_second", KEEP)
+        calls: int | None = account.max_concurrent_calls if given_calls == KEEP else given_calls
+        rate: float | None = account.calls_per_second if given_rate == KEEP else given_rate
+        if (calls, rate) != (account.max_concurrent_calls, account.calls_per_second):
+            set_call_limits(account, max_concurrent_calls=calls, calls_per_second=rate)
+        shown = [("default" if value is None else f"{value:g}") for value in (calls, rate)]
+    print(f"{account.username} max calls {shown[0]}, calls per second {shown[1]}")
     return 0
 
 

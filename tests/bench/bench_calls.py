@@ -1,8 +1,8 @@
 """Call figures (run: python -m tests.bench.bench_calls [--calls 50,100,250,500] [--inband 0.2]).
 
-For N concurrent calls (N/4 engine processes: the wheel's PJSUA_MAX_CALLS is 4) placed at once by
-`ivr.dialer.Dialer` to SIPp UAS processes on 127.0.0.1, each call playing a prompt and capturing one
-key press, prints:
+For N concurrent calls (N/4 engine processes: the wheel's PJSUA_MAX_CALLS is 4) placed at once with
+`ivr.dialer.run_call` (what the voice worker runs for each message) to SIPp UAS processes on 127.0.0.1,
+each call playing a prompt and capturing one key press, prints:
 - calls set up per second: N / (last 'answered' - first call placed);
 - CPU % of one core per call while all N calls are up (engines + this process, from /proc/<pid>/stat),
   and the same for the idle pool before the calls (the engines' poll loops);
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.dialer import CallJob, CallReport, Dialer
+from ivr.dialer import CallJob, CallReport, run_call
 from ivr.pool import EnginePool, RestartPolicy
 from ivr.settings import DialerSettings, SipSettings
 from tests.procfs import cpu_pct, pss_kib, sample, write_tone
@@ -159,15 +159,13 @@ async def run_calls(n: int, inband_share: float, work: Path, prompt: Path,
         await asyncio.sleep(WINDOW_S)
         cpu_idle = cpu_pct(idle, await asyncio.to_thread(sample, pids))
         uris = [peers[0][1]] * (n - inband) + ([peers[1][1]] * inband if inband else [])
-        dialer = Dialer(pool, DialerSettings(max_concurrent=n, calls_per_second=10_000.0,
-                                             response_timeout_s=30.0, max_call_s=60.0))
-        await dialer.start()
+        dialing = DialerSettings(response_timeout_s=30.0, max_call_s=60.0)
         wait0 = _sched_wait()
         lag = LoopLag()
         lag_task = asyncio.create_task(lag.run())
         parent = sample([os.getpid()])
         jobs = [CallJob(job_id=f"b{i}", uri=uri, prompt=prompt, response=True) for i, uri in enumerate(uris)]
-        futures = [dialer.submit(job) for job in jobs]
+        futures = [asyncio.create_task(run_call(pool, job, dialing)) for job in jobs]
         while pool.in_use < n and not any(f.done() for f in futures):
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.5)  # every call answered and playing
@@ -181,7 +179,6 @@ async def run_calls(n: int, inband_share: float, work: Path, prompt: Path,
             reports: list[CallReport] = await asyncio.gather(*futures)
         parent_cpu = cpu_pct(parent, sample([os.getpid()]))
         lag_task.cancel()
-        await dialer.shutdown()
         crashed = sum(1 for before, now in zip(pids[1:], pool.pids, strict=True) if before != now)
     finally:
         await pool.stop(timeout_s=30.0)
@@ -197,8 +194,8 @@ async def run_calls(n: int, inband_share: float, work: Path, prompt: Path,
     for report in failed[:5]:
         print(f"  failed: {report.outcome.text} {report.timeline[-3:]}", file=sys.stderr)
     answered = [r.started_at + e.at_s for r in reports for e in r.timeline if e.kind == "answered"]
-    first = min(r.started_at for r in reports)
-    setup = len(answered) / (max(answered) - first) if answered else 0.0
+    placed = min(r.started_at for r in reports)
+    setup = len(answered) / (max(answered) - placed) if answered else 0.0
     return Figures(calls=n, engines=engines, inband=inband, setup_per_s=setup, cpu_idle_pct=cpu_idle,
                    cpu_pct=cpu_busy, pss_idle_mib=pss_idle / 1024, pss_mib=pss_busy / 1024,
                    failed=len(failed), parent_cpu_pct=parent_cpu, crashed=crashed,

@@ -105,9 +105,11 @@ class Store:
         raise AssertionError(f"no {kind!r} event for {message_id} in {timeout} s: {self.events(message_id)}")
 
 
-def make_store(data_dir: Path, username: str = "worker@example.com", password: str = "pw") -> Store:
-    """A migrated store holding one account (`username`, `password`) with BALANCE and RATES_CSV."""
-    db = Database.open(resolve_url("", data_dir))
+def make_store(data_dir: Path, username: str = "worker@example.com", password: str = "pw", *,
+               url: str = "") -> Store:
+    """A migrated store holding one account (`username`, `password`) with BALANCE and RATES_CSV: SQLite in
+    `data_dir`, or the database at `url`."""
+    db = Database.open(resolve_url(url, data_dir))
     db.upgrade()
     with db.transaction() as s:
         owner = accounts.create_account(s, username=username, password=password, now=utc_now(),

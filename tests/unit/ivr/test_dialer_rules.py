@@ -1,6 +1,8 @@
-"""The dialer's rules: the calls-per-second token bucket, the retry policy, and run_call / Dialer
-over a scripted stand-in of the engine pool (outcome of a call nobody answered at all, cancel before
-dialling, every future settled at shutdown)."""
+"""The dialer's rules: the calls-per-second token bucket, the per-account admission (concurrency and
+calls per second over every node), a node's free slots, the retry policy, and run_call over a scripted
+stand-in of the engine pool (outcome of a call nobody answered at all, cancel before dialling).
+The voice worker (api/worker.py) applies the scheduling rules in its claim; tests/integration/worker
+checks them there against real peers."""
 
 from __future__ import annotations
 
@@ -14,7 +16,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ivr.dialer import CallJob, CallReport, Dialer, RateLimiter, flow_config, retry_delay, run_call
+from ivr.dialer import (
+    Bucket,
+    CallJob,
+    CallLimits,
+    CallReport,
+    RateLimiter,
+    admit,
+    flow_config,
+    free_slots,
+    retry_delay,
+    run_call,
+    take_token,
+)
 from ivr.events import SipEvent
 from ivr.flow import InvalidFlowConfig
 from ivr.identity import InvalidCallerId
@@ -62,6 +76,62 @@ def test_bucket_never_exceeds_rate_plus_burst(rate: float, burst: int, gaps: lis
 def test_bucket_refuses_bad_parameters(rate: float, burst: int) -> None:
     with pytest.raises(ValueError):
         RateLimiter(rate, burst)
+
+
+def test_a_stored_bucket_carries_on_where_another_node_left_it() -> None:
+    state, waits = Bucket(), []
+    for now in (0.0, 0.0, 0.0, 0.5):  # a bucket of 2 at 2/s: two at once, then one each half second
+        state, wait = take_token(state, now, rate=2.0, burst=2)
+        waits.append(wait)
+    assert waits == [0.0, 0.0, pytest.approx(0.5), 0.0]
+    assert take_token(Bucket(0.0, 10.0), 9.0, rate=2.0, burst=2)[1] == pytest.approx(0.5)  # a clock behind
+
+
+def test_admit_fills_the_account_up_to_its_concurrency() -> None:
+    limits = CallLimits(max_concurrent=2, calls_per_second=100.0)
+    assert admit(limits, in_flight=0, wanted=5, bucket=Bucket(), now=0.0).count == 2
+    assert admit(limits, in_flight=1, wanted=5, bucket=Bucket(), now=0.0).count == 1
+    held = admit(limits, in_flight=2, wanted=5, bucket=Bucket(), now=0.0)
+    assert (held.count, held.wait_s, held.bucket) == (0, None, Bucket())  # a full account takes no token
+
+
+def test_admit_stops_at_the_rate_and_says_when_to_look_again() -> None:
+    limits = CallLimits(max_concurrent=50, calls_per_second=4.0)
+    first = admit(limits, in_flight=0, wanted=10, bucket=Bucket(), now=100.0)
+    assert first.count == limits.burst == 4 and first.wait_s == pytest.approx(0.25)
+    later = admit(limits, in_flight=4, wanted=6, bucket=first.bucket, now=100.25)
+    assert later.count == 1 and later.wait_s == pytest.approx(0.25)
+
+
+@given(st.integers(min_value=1, max_value=20), st.floats(min_value=0.5, max_value=50.0),
+       st.lists(st.tuples(st.floats(min_value=0.0, max_value=0.5), st.integers(0, 5), st.integers(0, 30)),
+                min_size=1, max_size=100))
+def test_admit_never_exceeds_either_limit(concurrent: int, rate: float,
+                                          rounds: list[tuple[float, int, int]]) -> None:
+    """Claims by any nodes in turn (the store's row lock orders them), calls ending between them."""
+    limits, bucket, now, held, starts = CallLimits(concurrent, rate), Bucket(), 0.0, 0, list[float]()
+    for gap, ended, wanted in rounds:
+        now += gap
+        held = max(0, held - ended)
+        admission = admit(limits, in_flight=held, wanted=wanted, bucket=bucket, now=now)
+        bucket, held = admission.bucket, held + admission.count
+        starts += [now] * admission.count
+        assert held <= concurrent and admission.count <= wanted
+        assert admission.count == min(wanted, concurrent - held + admission.count) or admission.wait_s
+    if starts:
+        assert len(starts) <= limits.burst + rate * (starts[-1] - starts[0]) + 1e-6
+
+
+@pytest.mark.parametrize(("concurrent", "rate"), [(0, 1.0), (1, 0.0), (-1, 5.0)])
+def test_call_limits_refuse_nonsense(concurrent: int, rate: float) -> None:
+    with pytest.raises(ValueError):
+        CallLimits(concurrent, rate)
+
+
+def test_free_slots_of_a_node() -> None:
+    assert free_slots(16, 8, 3) == 5  # the engine pool's capacity bounds the setting
+    assert free_slots(4, None, 1) == 3
+    assert free_slots(4, 8, 6) == 0
 
 
 def test_busy_and_no_answer_retry_until_the_count_is_spent() -> None:
@@ -180,39 +250,6 @@ def test_cancel_set_before_a_slot_is_free_dials_nothing() -> None:
     report, pool = asyncio.run(go())
     assert (report.outcome.code, report.outcome.text) == (604, "Cancelled")
     assert pool.placed == [] and [e.kind for e in report.timeline] == ["outcome"]
-
-
-def test_shutdown_settles_every_future() -> None:
-    async def go() -> list[asyncio.Future[CallReport]]:
-        pool = ScriptedPool([ev("calling"), ev("answered", sip_code=200)], gate=asyncio.Event())
-        dialer = Dialer(pool, DialerSettings(max_concurrent=1, response_timeout_s=30.0))  # type: ignore[arg-type]
-        await dialer.start()
-        futures = [dialer.submit(JOB) for _ in range(3)]
-        await asyncio.sleep(0.01)  # job 1 waits for the pool, job 2 for a dialer slot, job 3 queued
-        await dialer.shutdown(cancel_in_flight=True, timeout_s=1.0)
-        assert dialer.in_flight == 0
-        return futures
-
-    first, *rest = asyncio.run(go())
-    assert first.result().outcome.code == 604
-    assert all(f.cancelled() for f in rest)
-
-
-def test_shutdown_settles_a_job_waiting_for_its_retry() -> None:
-    async def go() -> tuple[CallReport, int]:
-        pool = ScriptedPool([ev("calling"), ev("disconnected", sip_code=486)])
-        dialer = Dialer(pool, DialerSettings(retries=3, retry_delay_s=60.0))  # type: ignore[arg-type]
-        await dialer.start()
-        future = dialer.submit(JOB)
-        while dialer.waiting_retry == 0:
-            await asyncio.sleep(0.001)
-        await dialer.shutdown()
-        async with asyncio.timeout(1.0):
-            last = await future
-        return last, len(pool.placed)
-
-    last, placed = asyncio.run(go())
-    assert (last.outcome.code, last.attempt, placed) == (600, 1, 1)
 
 
 # ---- issue 12: engine crash (item 8), registration (item 10), caller ID (item 6)

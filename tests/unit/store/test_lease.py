@@ -175,6 +175,17 @@ def test_idle_returns_after_the_poll_interval_without_a_wake_up() -> None:
     asyncio.run(scenario())
 
 
+def test_idle_returns_within_a_shorter_wait_than_the_poll() -> None:
+    """The voice worker's claim was stopped by an account's calls-per-second limit: it looks again when
+    the limit lets the next call go, not an hour's poll later."""
+    async def scenario() -> None:
+        loop: LeasedLoop[str] = LeasedLoop("w1", renew=Renewals("w1"), lease_s=3.0, poll_s=3600.0)
+        async with loop:
+            await loop.idle(within_s=0.01)
+
+    asyncio.run(scenario())
+
+
 def test_cancelling_the_idle_wait_is_not_swallowed() -> None:
     async def scenario() -> bool:
         loop: LeasedLoop[str] = LeasedLoop("w1", renew=Renewals("w1"), lease_s=3.0, poll_s=3600.0)
