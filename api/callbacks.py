@@ -442,7 +442,7 @@ class CallbackThread:
 @contextlib.asynccontextmanager
 async def sending_callbacks(db: Database, settings: CallbackSettings, data_dir: Path, *,
                             secrets_: CallbackSecrets | None = None) -> AsyncIterator[CallbackThread]:
-    """Run a CallbackThread for the length of the block (a node's peer, api.node); on exit
+    """Run a CallbackThread for the length of the block (an app's lifespan, `ivrgate worker`); on exit
     stop it without blocking the event loop."""
     thread = CallbackThread(db, settings, data_dir, secrets_=secrets_)
     thread.start()
