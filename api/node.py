@@ -50,6 +50,7 @@ from api.service import Gateway
 from api.settings import Settings, runs_sms_node
 from api.sms_node import SmsNode, running_sms
 from api.smtp import SmtpServer, running_smtp
+from store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +215,14 @@ async def _peer(name: str, running: AbstractAsyncContextManager[T]) -> AsyncIter
 class Node:
     """One process's services (NodeOptions), on one Gateway and its database, started as peers."""
 
-    def __init__(self, settings: Settings, options: NodeOptions) -> None:
+    def __init__(self, settings: Settings, options: NodeOptions, *, database: Database | None = None) -> None:
+        """The node on the settings' database, or on `database` (its owner disposes it)."""
         self.settings, self.options = settings, options
         self.wake = Wake()
         """Wakes this node's voice worker and SMS sender; the gateway calls it on every submission."""
-        self.gateway = Gateway(settings, open_database(settings), wake=self.wake)
+        self._owns_database = database is None
+        db = database if database is not None else open_database(settings)
+        self.gateway = Gateway(settings, db, wake=self.wake)
         self.app: App | None = create_app(settings, self.gateway) if options.http else None
         self.ops: OpsContext | None = self.app.state.ops if self.app is not None else None
         self.callbacks: CallbackThread | None = None
@@ -299,11 +303,13 @@ class Node:
             self.ops.sms = None
 
     def close(self) -> None:
-        """After the peers stopped: the gateway's last batch of submissions, then the database."""
+        """After the peers stopped: the gateway's last batch of submissions, then the database (when the
+        node opened it)."""
         try:
             self.gateway.close()
         finally:
-            self.gateway.db.dispose()
+            if self._owns_database:
+                self.gateway.db.dispose()
 
     def run(self, *, sockets: list[socket.socket] | None = None, ready: Callable[[Node], None] | None = None,
             watch: Callable[[Callable[[], None]], None] | None = None) -> None:
