@@ -164,10 +164,11 @@ class HttpServer(uvicorn.Server):
             self.up.set()
 
     @asynccontextmanager
-    async def serving(self, sockets: list[socket.socket]) -> AsyncIterator[HttpServer]:
+    async def serving(self, sockets: list[socket.socket],
+                      on_end: Callable[[], None] | None = None) -> AsyncIterator[HttpServer]:
         """Serve on `sockets` (bound by the caller) for the length of the block; StartupFailed (one
-        line) when the app could not start. On exit: no new connections, the requests in progress are
-        answered, then the block ends."""
+        line) when the app could not start; `on_end` is called if the server ends before the block
+        does. On exit: no new connections, the requests in progress are answered, then the block ends."""
         quiet = _QuietStartupFailure()
         logging.getLogger("uvicorn.error").addFilter(quiet)
         task = asyncio.create_task(self.serve(sockets=sockets), name="http")
@@ -181,6 +182,8 @@ class HttpServer(uvicorn.Server):
                 app = self.config.app
                 failure = app.failure if isinstance(app, StartupGuard) else ""
                 raise StartupFailed(failure or "the application did not start (see the log above)")
+            if on_end is not None:  # uvicorn ending on its own (not through should_exit) ends the node
+                task.add_done_callback(lambda _: None if self.should_exit else on_end())
             try:
                 yield self
             finally:
@@ -231,6 +234,12 @@ class Node:
         self.sms: SmsNode | None = None
         self.smtp: SmtpServer | None = None
         self.http: HttpServer | None = None
+        self._stop: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Ask a node started by `run` to shut down (on its loop's thread; SIGTERM and SIGINT do this)."""
+        if self._stop is not None:
+            self._stop.set()
 
     @asynccontextmanager
     async def running(self, sockets: list[socket.socket] | None = None) -> AsyncIterator[Node]:
@@ -280,7 +289,7 @@ class Node:
         if options.http and sockets is not None:
             assert self.app is not None
             server = HttpServer(http_config(settings, self.app))
-            self.http = await stack.enter_async_context(_peer("http", server.serving(sockets)))
+            self.http = await stack.enter_async_context(_peer("http", server.serving(sockets, self.stop)))
             stack.callback(setattr, self, "http", None)
 
     @contextlib.contextmanager
@@ -327,10 +336,12 @@ class Node:
     async def _main(self, sockets: list[socket.socket] | None, ready: Callable[[Node], None] | None,
                     watch: Callable[[Callable[[], None]], None] | None) -> None:
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self._stop = asyncio.Event()
 
         def on_signal(sig: signal.Signals) -> None:
             log.info("node: %s received", sig.name)
+            if stop.is_set() and sig == signal.SIGINT and self.http is not None:
+                self.http.force_exit = True  # a second Ctrl-C: HTTP stops without waiting for its clients
             stop.set()
 
         for sig in SIGNALS:
@@ -348,5 +359,6 @@ class Node:
                     ready(self)
                 await stop.wait()
         finally:
+            self._stop = None
             for sig in SIGNALS:
                 loop.remove_signal_handler(sig)
