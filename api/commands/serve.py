@@ -95,7 +95,7 @@ def with_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
 def check_startup(settings: Settings) -> None:
     """Refuse settings that would only fail later: a trunk that cannot be dialled, missing cert files,
     an SMTP or SIP port another program holds (checked before anything starts, so nothing is left
-    half-started; a port taken in the moment between is still reported in one line by StartupGuard)."""
+    half-started; a port taken in the moment between is still reported in one line by the node, api.node)."""
     server = settings.server
     for name in ("certfile", "keyfile"):
         path = getattr(server, name)
