@@ -3,6 +3,9 @@
     app = create_app(load_settings())          # builds the Database and the Gateway; nothing at import
     uvicorn.run(app, host="127.0.0.1", port=8080)
 
+The app only serves: the voice worker, the SMS node, the SMTP gateway and the callback sender run beside
+it as peers of a node (api.node.Node: `ivrgate serve`, `ivrgate worker`), never in its lifespan.
+
 One exception handler turns every coded error (coded.errors.CodedError, the root of every layer's tree)
 into the legacy body (text, or JSON on a `.json` route) with HTTP 200, or into v1 JSON under /v1. Anything
 else is a bug: HTTP 500 with the generic legacy body, the traceback only in the log.
@@ -13,8 +16,6 @@ Content-Length, or after the limit when it is chunked, never buffered whole.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import threading
 import time
@@ -22,17 +23,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from api import legacy, legacy_format, ops, sms_node
-from api.callbacks import sending_callbacks
+from api import legacy, legacy_format, ops, v1, web
 from api.errors import GatewayError, VoiceFileTooLarge, http_status_of, status_of
 from api.headers import SecurityHeaders
 from api.service import Gateway
 from api.settings import Settings, sms_configured
 from api.throttle import LoginThrottled
+from api.v1 import problems as v1_problems
 from coded.errors import CodedError
 from store.db import Database, resolve_url
 
@@ -145,15 +146,7 @@ def error_response(exc: BaseException, path: str, timestamp: int) -> Response:
 
 def v1_error_response(exc: BaseException) -> Response:
     """v1's `{"code", "status", "detail"}` with its HTTP status; a bug is HTTP 500 without detail."""
-    answer: Response | None = None
-    try:
-        from api.v1.problems import error_response as v1_answer
-
-        answer = v1_answer(exc)
-    except ImportError:
-        if isinstance(exc, CodedError):
-            body = {"code": exc.code, "status": exc.status_text, "detail": exc.detail}
-            answer = JSONResponse(body, status_code=exc.http_status)
+    answer = v1_problems.error_response(exc)
     return answer or JSONResponse({"code": 500, "status": "ERROR", "detail": None}, status_code=500)
 
 
@@ -218,8 +211,9 @@ def open_database(settings: Settings) -> Database:
     return Database.open(url, settings.store.sqlite_busy_timeout_s)
 
 
-class _Wake:
-    """The gateway's wake function: tells the in-process worker, once there is one, that work is queued."""
+class Wake:
+    """A gateway's wake function: calls its targets (a node's voice worker and SMS sender, api.node) when
+    work is queued; `event` is set too (an app built without a node has no targets)."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -231,83 +225,42 @@ class _Wake:
             target()
 
 
-def create_app(settings: Settings, gateway: Gateway | None = None, *, with_worker: bool = False,
-               with_callbacks: bool | None = None) -> App:
-    """The ASGI app: legacy routes, /healthz and /metrics, the v1 router when present, the error
-    handler and the body limit.
+def create_app(settings: Settings, gateway: Gateway | None = None) -> App:
+    """The ASGI app: legacy routes, /healthz and /metrics, the v1 router, the GUI, the error handler and
+    the body limit. The app only serves: the services behind it (voice worker, SMS, SMTP, callback
+    sender) are its peers in a node (api.node.Node), which builds the app on the node's gateway.
 
-    Without `gateway` one is built on the settings' database (disposed at shutdown); the schema is not
-    migrated here (`ivrgate db upgrade`). `with_worker` runs the engine pool and the voice worker
-    (api.worker) in the app's lifespan, woken by every submission; `with_callbacks` (default: with the
-    worker or the SMS node, api.settings.runs_sms_node) runs the status-callback sender (api.callbacks)
-    there, in a thread of its own."""
-    wake = _Wake()
+    Without `gateway` one is built on the settings' database (disposed at shutdown, the app's whole
+    lifespan); the schema is not migrated here (`ivrgate db upgrade`)."""
+    wake = Wake()
     owned = gateway is None
     gw = gateway if gateway is not None else Gateway(settings, open_database(settings), wake=wake)
     context = ops.OpsContext(gw.db, now=gw.now, submissions=gw.group_commit,
                              sms_configured=sms_configured(settings))
 
-    # the SMS node writes webhooks and status callbacks too: a process running it sends them
-    default_callbacks = with_worker or sms_node.runs_sms_node(settings)
-    send_callbacks = default_callbacks if with_callbacks is None else with_callbacks
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            async with contextlib.AsyncExitStack() as background:
-                if send_callbacks:
-                    sender = await background.enter_async_context(
-                        sending_callbacks(gw.db, settings.callbacks, settings.data_dir))
-                    app.state.callback_secrets = sender.secrets  # what /v1/callbacks/secret shows
-                if not with_worker:
-                    yield
-                    return
-                from api.worker import running_worker  # the SIP side loads only on a calling node
-
-                node = await background.enter_async_context(
-                    running_worker(settings, gw.db, metrics=context.metrics))
-                context.pool, context.worker = node.pool, node.worker
-                wake.targets.append(node.worker.wake)
-                try:
-                    yield
-                finally:
-                    wake.targets.remove(node.worker.wake)
-                    context.pool = context.worker = None
+            yield
         finally:
             if owned:
                 gw.close()  # the group commit's last batch before the database goes
                 gw.db.dispose()
 
-    lifespan_with_sms = sms_node.with_sms(lifespan, settings, gw, wake.targets, context)  # when SMPP is set
-    app = App(title="ivrgate", version="0.1.0", lifespan=lifespan_with_sms)
+    app = App(title="ivrgate", version="0.1.0", lifespan=lifespan)
     app.state.settings, app.state.gateway, app.state.wake = settings, gw, wake.event
     app.add_exception_handler(CodedError, _error)
     app.add_exception_handler(Exception, _error)
     app.include_router(legacy.router)
     ops.attach(app, context)  # mounts ops.router (/healthz, /metrics) once
-    _include_v1(app)
-    app.include_router(importlib.import_module("api.web").router)  # the GUI under /ui (api/web)
+    app.include_router(v1.router)  # the JSON API under /v1 (api/v1)
+    app.include_router(web.router)  # the GUI under /ui (api/web)
     max_voice = settings.forms.max_voice_bytes
     app.add_middleware(BodyLimit, limit_for=lambda path: body_limit_for(path, max_voice))
     app.add_middleware(SecurityHeaders)  # outermost: BodyLimit's own refusals get the headers too
     limited = BodyLimit(_legacy_front(gw), lambda path: body_limit_for(path, max_voice))
     app.legacy_front = SecurityHeaders(limited)
     return app
-
-
-def _include_v1(app: FastAPI) -> None:
-    """Mount the JSON API (api.v1.router) when that package provides it."""
-    try:
-        module = importlib.import_module("api.v1")
-    except ModuleNotFoundError as exc:
-        if exc.name != "api.v1":
-            raise
-        return
-    v1_router = getattr(module, "router", None)
-    if isinstance(v1_router, APIRouter):
-        app.include_router(v1_router)
-    else:
-        log.debug("api.v1 has no router yet; the JSON API is not mounted")
 
 
 def app_from_env() -> FastAPI:

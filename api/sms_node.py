@@ -4,9 +4,9 @@ handler on one loop.
     async with running_sms(settings, gateway) as node:    # binds to settings.sms, claims queued SMS
         wake_targets.append(node.sender.wake)              # a submission wakes the sender at once
 
-`with_sms(lifespan, ...)` wraps an app lifespan so that the SMS node runs around it whenever
-`runs_sms_node(settings)` holds (an SMPP system_id is set and `sms_service.enabled`). Whether SMS are
-accepted at all is `sms_configured(settings)` (api.settings), a rule on the settings only.
+A node (api.node.Node) runs it as one of its peers whenever `runs_sms_node(settings)` holds (an SMPP
+system_id is set and `sms_service.enabled`). Whether SMS are accepted at all is `sms_configured(settings)`
+(api.settings), a rule on the settings only.
 
 The sender's `tts=1` fallback is the Gateway's own `submit_tts`, so a fallback call passes the same
 do-not-call check, pricing and reservation as any submission. The fallback applies to numbers whose line
@@ -22,18 +22,16 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from api.carrier import can_take_sms
 from api.errors import GatewayError
 from api.jobs import Caller
-from api.ops import OpsContext
 from api.phones import smpp_e164
 from api.service import Gateway
-from api.settings import Settings, runs_sms_node, sms_configured
+from api.settings import Settings
 from coded.statuses import QUEUED
 from sms.inbound import InboundHandler, InboundOptions
 from sms.sender import FallbackRequest, SenderOptions, SmsSender, TtsFallback
@@ -43,9 +41,6 @@ from store.models import Account
 
 log = logging.getLogger(__name__)
 
-Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
-
-
 class FallbackRefused(GatewayError):
     """The service refused the fallback TTS call of an undeliverable SMS (its text is the refusal's)."""
 
@@ -54,7 +49,7 @@ class FallbackRefused(GatewayError):
         self.code, self.status_text = code, status_text
 
 
-__all__ = ["SmsNode", "running_sms", "runs_sms_node", "sms_configured", "with_sms"]
+__all__ = ["SmsNode", "running_sms"]
 
 
 def caller_of(gateway: Gateway, user_id: int) -> Caller:
@@ -141,28 +136,3 @@ async def running_sms(settings: Settings, gateway: Gateway) -> AsyncIterator[Sms
             await task
         finally:
             await esme.stop(service.shutdown_timeout_s)
-
-
-def with_sms(lifespan: Lifespan, settings: Settings, gateway: Gateway,
-             wake_targets: list[Callable[[], None]], ops: OpsContext | None = None) -> Lifespan:
-    """`lifespan` with the SMS node running around it when this process runs one (else `lifespan`
-    itself); the sender joins `wake_targets`, so every submission wakes it, and its ESME is reported by
-    `ops` (/healthz, /metrics) while it runs."""
-    if not runs_sms_node(settings):
-        return lifespan
-
-    @asynccontextmanager
-    async def wrapped(app: Any) -> AsyncIterator[None]:
-        async with running_sms(settings, gateway) as node:
-            wake_targets.append(node.sender.wake)
-            if ops is not None:
-                ops.sms = node.esme
-            try:
-                async with lifespan(app):
-                    yield
-            finally:
-                wake_targets.remove(node.sender.wake)
-                if ops is not None:
-                    ops.sms = None
-
-    return wrapped

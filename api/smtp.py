@@ -3,7 +3,7 @@
     async with running_smtp(settings.smtp, gateway) as server:   # inside any running event loop
         print(server.port)
 
-`ivrgate serve` starts it in the app's lifespan (`attach_smtp`). A mail is read by api.smtp_parse,
+`ivrgate serve` runs it as a peer of its node (api.node.Node). A mail is read by api.smtp_parse,
 validated by the HTTP route's form model (credentials first, then the rest, in the HTTP API's order) and
 submitted through the same Gateway call as the HTTP route. The answer is given inside the session, so the
 sender's mail server bounces with the reason (docs/smtp.md):
@@ -21,10 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -245,23 +244,3 @@ async def running_smtp(settings: SmtpSettings, gateway: Gateway) -> AsyncIterato
         server.close()
         await handler.drain(SHUTDOWN_GRACE_S)
         await server.wait_closed()
-
-
-Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
-
-
-def with_smtp(lifespan: Lifespan, settings: SmtpSettings, gateway: Gateway) -> Lifespan:
-    """An ASGI lifespan that runs `lifespan` and, inside it, the SMTP gateway (stopped first)."""
-
-    @asynccontextmanager
-    async def combined(app: Any) -> AsyncIterator[Any]:
-        async with lifespan(app) as state, running_smtp(settings, gateway):
-            yield state
-
-    return combined
-
-
-def attach_smtp(app: Any, settings: SmtpSettings) -> None:
-    """Run the SMTP gateway in a FastAPI app's lifespan (api.app.create_app's app), on its gateway."""
-    if settings.enabled:
-        app.router.lifespan_context = with_smtp(app.router.lifespan_context, settings, app.state.gateway)

@@ -1,15 +1,18 @@
-"""`ivrgate serve`: the HTTP API, the SIP engine pool and the voice worker in one process.
+"""`ivrgate serve`: the HTTP API, the SMTP gateway, the SMS node, the SIP engine pool and the voice worker
+in one process (api.node.Node, NodeOptions.for_serve).
 
     ivrgate --data /srv/ivrgate serve                          # http://127.0.0.1:8080, SQLite in /srv/ivrgate
     ivrgate serve --host 0.0.0.0 --port 8443 --certfile cert.pem --keyfile key.pem
     IVRGATE_SIP__TRUNK_HOST=sip.trunk.example IVRGATE_SERVER__LOG_FORMAT=json ivrgate serve
 
-At start-up the settings are checked (the trunk URI template and host, the certificate files), the
-store's migrations are applied (`ivrgate db upgrade`), then uvicorn serves api.app.create_app with the
-engine pool and the voice worker in its lifespan (on uvloop when installed: 15 % less CPU per request
-than asyncio's loop, docs/store.md). SIGTERM or SIGINT shut down gracefully: no new connections, the
-worker stops claiming, calls in progress finish (or are cancelled: `worker.cancel_in_flight`), messages
-not yet dialled go back to the queue, the engines stop; exit 0.
+At start-up the settings are checked (the trunk URI template and host, the certificate files, the SMTP
+and SIP ports), the HTTP socket is bound, the store's migrations are applied (`ivrgate db upgrade`), then
+the node starts its peers in order: callback sender, voice worker (engine pool), SMS node, SMTP, and last
+uvicorn serving api.app.create_app (on uvloop when installed: 15 % less CPU per request than asyncio's
+loop, docs/store.md); the "serving" line is printed once they all run. SIGTERM or SIGINT shut down
+gracefully in the reverse order: no new connections, the SMS sender and the worker stop claiming, calls
+in progress finish (or are cancelled: `worker.cancel_in_flight`), messages not yet dialled go back to the
+queue, the binds close, the engines stop, the callback sender stops; exit 0.
 
 `--http-processes N` (server.http_processes) starts N-1 more processes answering HTTP on the same
 address, each on its own SO_REUSEPORT socket (the kernel spreads the connections over them), API only:
@@ -27,24 +30,19 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
-
-import uvicorn
 
 from api.commands.user import open_store
 from api.errors import GatewayError, StartupFailed
 from api.logging_setup import configure_logging
 from api.phones import sip_uri
-from api.settings import ServerSettings, Settings, runs_sms_node, sms_configured
-from coded.errors import CodedError
+from api.settings import Settings, runs_sms_node, sms_configured
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +95,7 @@ def with_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
 def check_startup(settings: Settings) -> None:
     """Refuse settings that would only fail later: a trunk that cannot be dialled, missing cert files,
     an SMTP or SIP port another program holds (checked before anything starts, so nothing is left
-    half-started; a port taken in the moment between is still reported in one line by StartupGuard)."""
+    half-started; a port taken in the moment between is still reported in one line by the node, api.node)."""
     server = settings.server
     for name in ("certfile", "keyfile"):
         path = getattr(server, name)
@@ -144,88 +142,6 @@ def why_unbindable(host: str, port: int, kind: str) -> str:
     return ""
 
 
-def one_line(exc: BaseException) -> str:
-    """A start-up failure in one line that names the setting it comes from."""
-    from ivr.pool import EngineStartError  # the SIP side loads only when it failed
-
-    if isinstance(exc, StartupFailed):
-        return exc.detail
-    if isinstance(exc, EngineStartError):
-        return f"sip.port: {exc.detail}"
-    detail = (exc.detail if isinstance(exc, CodedError) else str(exc)) or type(exc).__name__
-    return f"{type(exc).__name__}: {detail}"
-
-
-class StartupGuard:
-    """The app as uvicorn runs it, with start-up failures in one line: a lifespan that raises while
-    starting is reported by `failure` (its one_line), not by a traceback in uvicorn's log. Whatever
-    the lifespan had started is stopped by its own exit stack before the failure is reported."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.failure = ""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        failed = False
-
-        async def send_startup(message: Any) -> None:
-            nonlocal failed
-            if message["type"] == "lifespan.startup.failed":
-                failed = True  # sent below, without the traceback text
-                return
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_startup)
-        except BaseException as exc:  # every start-up failure becomes one line
-            if not failed:
-                raise
-            self.failure = one_line(exc)
-        if failed:
-            await send({"type": "lifespan.startup.failed", "message": ""})
-
-
-class _QuietStartupFailure(logging.Filter):
-    """Drops uvicorn's own 'Application startup failed. Exiting.': serve says why in one line instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Application startup failed")
-
-
-class Server(uvicorn.Server):
-    """uvicorn's server that prints `banner` only once every listener is bound (HTTP, SMTP, SIP), and
-    turns a failed start-up into StartupFailed instead of uvicorn's sys.exit."""
-
-    def __init__(self, config: uvicorn.Config, banner: str = "") -> None:
-        super().__init__(config)
-        self.banner = banner
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets=sockets)
-        except SystemExit:  # uvicorn's way out of a failed start-up; `started` stays False
-            self.should_exit = True
-            return
-        if self.banner:
-            print(self.banner, flush=True)
-
-    def run_checked(self, sockets: list[socket.socket] | None = None) -> None:
-        """Run until stopped; StartupFailed (one line) when the app could not start."""
-        quiet = _QuietStartupFailure()
-        logging.getLogger("uvicorn.error").addFilter(quiet)
-        try:
-            self.run(sockets=sockets)
-        finally:
-            logging.getLogger("uvicorn.error").removeFilter(quiet)
-        if not self.started:
-            app = self.config.app
-            failure = app.failure if isinstance(app, StartupGuard) else ""
-            raise StartupFailed(failure or "the application did not start (see the log above)")
-
-
 SMS_NOT_CONFIGURED = (
     "SMS is not configured: no SMSC is set (IVRGATE_SMS__SYSTEM_ID, with IVRGATE_SMS__HOST and "
     "IVRGATE_SMS__PASSWORD), so SMS submissions (matrix, v1, SMTP, GUI) are refused with "
@@ -238,33 +154,6 @@ def log_sms_setup(settings: Settings) -> None:
         log.warning(SMS_NOT_CONFIGURED)
     elif not runs_sms_node(settings):
         log.info("SMS accepted here and sent by another node (sms_service.enabled is false)")
-
-
-def server_config(settings: Settings) -> uvicorn.Config:
-    """uvicorn's configuration: our logging (log_config=None), HTTPS when a certificate is set."""
-    from api.app import create_app  # FastAPI and the routers load only when serving
-    from api.smtp import attach_smtp
-
-    server: ServerSettings = settings.server
-    app = create_app(settings, with_worker=settings.worker.enabled)
-    if settings.smtp.enabled:
-        attach_smtp(app, settings.smtp)  # the SMTP gateway runs in the app's lifespan
-    return uvicorn.Config(
-        StartupGuard(app), host=server.host, port=server.port, loop="auto", lifespan="on", log_config=None,
-        access_log=server.access_log, server_header=False,
-        ssl_certfile=server.certfile or None, ssl_keyfile=server.keyfile or None)
-
-
-@contextlib.contextmanager
-def quiet_signals() -> Iterator[None]:
-    """uvicorn handles SIGTERM/SIGINT itself and re-raises them after its graceful shutdown; these
-    handlers receive the re-raised signals, so a requested stop ends with status 0."""
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def api_only(settings: Settings) -> Settings:
@@ -297,21 +186,28 @@ def shared_socket(host: str, port: int, *, reuse_port: bool = True) -> socket.so
 
 
 def serve_api(settings: Settings, port: int, parent: int, level: str) -> None:
-    """An additional HTTP process (spawned): the API on its own socket of the first process's address
-    until SIGTERM, SIGINT or the first process's end."""
+    """An additional HTTP process (spawned): a node serving the API only, on its own socket of the first
+    process's address, until SIGTERM, SIGINT or the first process's end."""
     configure_logging(settings.server.log_format, level)
     sock = shared_socket(settings.server.host, port)
-    server = uvicorn.Server(server_config(settings))
+    done = threading.Event()
 
-    def watch_parent() -> None:
-        while os.getppid() == parent and not server.should_exit:
-            time.sleep(PARENT_CHECK_S)
-        server.should_exit = True
+    def watch(stop: Callable[[], None]) -> None:
+        def watch_parent() -> None:
+            while os.getppid() == parent:
+                if done.wait(PARENT_CHECK_S):
+                    return
+            stop()
 
-    threading.Thread(target=watch_parent, name="ivrgate-parent-watch", daemon=True).start()
-    with quiet_signals():
-        server.run(sockets=[sock])
-    sock.close()
+        threading.Thread(target=watch_parent, name="ivrgate-parent-watch", daemon=True).start()
+
+    from api.node import Node, NodeOptions  # FastAPI and the routers load only when serving
+
+    try:
+        Node(settings, NodeOptions(http=True)).run(sockets=[sock], watch=watch)
+    finally:
+        done.set()
+        sock.close()
 
 
 class HttpProcesses:
@@ -414,10 +310,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         processes = f"{count} HTTP process{'es' * (count > 1)}"
         banner = (f"ivrgate: serving {scheme}://{settings.server.host}:{port} "
                   f"(data {settings.data_dir}, {worker}, {processes})")
-        server = Server(server_config(settings), banner)
-        with quiet_signals(), contextlib.ExitStack() as stack:
+        from api.node import Node, NodeOptions  # FastAPI and the routers load only when serving
+
+        node = Node(settings, NodeOptions.for_serve(settings))
+        with contextlib.ExitStack() as stack:
             if count > 1:
                 stack.enter_context(more_processes(settings, port, level))
-            server.run_checked(sockets=[sock])
+            node.run(sockets=[sock], ready=lambda _: print(banner, flush=True))
     sys.stdout.flush()
     return 0

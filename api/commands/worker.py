@@ -12,29 +12,31 @@ is not woken by submissions on other nodes; it polls every `worker.poll_interval
 every `sms_service.poll_interval_s`). SMS scale out the same way: each worker with `sms.system_id` set
 binds to the SMSC and claims queued SMS with leases; a receipt may reach any node (the store matches it).
 
-Shutdown is the same as `ivrgate serve`'s: the worker stops claiming, messages not yet dialled go back
-to the queue, calls in progress finish (or are cancelled: `worker.cancel_in_flight`), the callback
-sender stops after the POST in flight, the engines stop; exit status 0.
+The process is a node (api.node.Node, NodeOptions.for_worker) without the HTTP and SMTP fronts: its
+peers start in the order `ivrgate serve` starts them (callback sender, engine pool and voice worker, SMS
+node) and the READY line is printed once they all run. Shutdown is the same as `ivrgate serve`'s, in
+the reverse order: the SMS sender stops claiming and unbinds after the answers in flight, the worker
+stops claiming, messages not yet dialled go back to the queue, calls in progress finish (or are
+cancelled: `worker.cancel_in_flight`), the engines stop, the callback sender stops after the POST in
+flight; exit status 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import dataclasses
-import signal
 import sys
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from api.callbacks import sending_callbacks
 from api.commands.serve import PROBE_NUMBER, check_ports
 from api.commands.user import open_store
 from api.errors import GatewayError, StartupFailed
 from api.logging_setup import configure_logging
 from api.phones import sip_uri
-from api.settings import Settings, runs_sms_node
-from store.db import Database, resolve_url
+from api.settings import Settings
+
+if TYPE_CHECKING:
+    from api.node import Node
 
 READY = ("ivrgate: worker {worker_id} ready ({engines} engine processes, {database}, callbacks {callbacks}, "
          "sms {sms})")
@@ -63,43 +65,12 @@ def check_trunk(settings: Settings) -> None:
         raise StartupFailed(f"sip: {exc.detail} (set IVRGATE_SIP__TRUNK_HOST)") from None
 
 
-async def run_node(settings: Settings, db: Database, stop: asyncio.Event, *, callbacks: bool = True,
-                   ready: Callable[[str], None] | None = None) -> None:
-    """Run the engine pool, the voice worker, (with `callbacks`) the callback sender and (when
-    `runs_sms_node(settings)`) the SMS node on `db` until `stop` is set, then shut them down gracefully;
-    `ready` receives the READY line once they run."""
-    from api.service import Gateway
-    from api.sms_node import running_sms
-    from api.worker import running_worker  # pjsua2's side loads only here
-
-    async with contextlib.AsyncExitStack() as stack:
-        if callbacks:
-            await stack.enter_async_context(sending_callbacks(db, settings.callbacks, settings.data_dir))
-        node = await stack.enter_async_context(running_worker(settings, db))
-        sms = runs_sms_node(settings)
-        if sms:
-            # the SMS sender's tts=1 fallback submits through a Gateway, which wakes this voice worker
-            gateway = Gateway(settings, db, wake=node.worker.wake)
-            stack.callback(gateway.close)
-            await stack.enter_async_context(running_sms(settings, gateway))
-        if ready is not None:
-            ready(READY.format(worker_id=node.worker.worker_id, engines=len(node.pool.pids),
-                               database=db.dialect, callbacks="on" if callbacks else "off",
-                               sms="on" if sms else "off"))
-        await stop.wait()
-
-
-async def _serve(settings: Settings, callbacks: bool) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    db = Database.open(resolve_url(settings.store.database_url, settings.data_dir),
-                       settings.store.sqlite_busy_timeout_s)
-    try:
-        await run_node(settings, db, stop, callbacks=callbacks, ready=lambda line: print(line, flush=True))
-    finally:
-        db.dispose()
+def ready_line(node: Node) -> str:
+    """The READY line of a running worker node."""
+    voice = node.voice
+    return READY.format(worker_id=voice.worker.worker_id, engines=len(voice.pool.pids),
+                        database=node.gateway.db.dialect, callbacks="on" if node.options.callbacks else "off",
+                        sms="on" if node.options.sms else "off")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -111,6 +82,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     check_trunk(settings)
     check_ports(settings, smtp=False)  # the engines' SIP ports, before anything starts
     open_store(settings).dispose()  # migrations, before anything claims
-    asyncio.run(_serve(settings, callbacks=not args.no_callbacks))
+    from api.node import Node, NodeOptions  # the node's modules load only when it runs
+
+    node = Node(settings, NodeOptions.for_worker(settings, callbacks=not args.no_callbacks))
+    node.run(ready=lambda running: print(ready_line(running), flush=True))
     sys.stdout.flush()
     return 0

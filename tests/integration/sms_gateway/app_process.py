@@ -1,6 +1,6 @@
-"""The gateway as a process of its own, for tests that kill it and start it again: the app that
-`ivrgate serve` builds (api.commands.serve.server_config, settings from IVRGATE_... variables), with the
-outbox sender running, on asyncio's loop.
+"""The gateway as a process of its own, for tests that kill it and start it again: the node that
+`ivrgate serve --no-worker` builds (api.node.Node, settings from IVRGATE_... variables) without its SMTP
+gateway, with the SMS node and the outbox sender running.
 
     python -m tests.integration.sms_gateway.app_process
 """
@@ -8,20 +8,18 @@ outbox sender running, on asyncio's loop.
 from __future__ import annotations
 
 import logging
+import socket
 
-import uvicorn
-
-from api.app import create_app
-from api.settings import Settings
+from api.node import Node, NodeOptions
+from api.settings import Settings, runs_sms_node
 
 
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app(settings, with_worker=False, with_callbacks=True)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.server.port, loop="asyncio", lifespan="on",
-                            log_config=None, access_log=False)
-    uvicorn.Server(config).run()
+    node = Node(settings, NodeOptions(http=True, callbacks=True, sms=runs_sms_node(settings)))
+    with socket.create_server(("127.0.0.1", settings.server.port)) as sock:
+        node.run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.callbacks import CallbackSettings
 from api.settings import Settings, SmsSettings
+from tests.integration.nodes import node_client
 from tests.integration.sms.conftest import settings_for
 from tests.integration.sms.peer import Smsc
-from tests.integration.sms_gateway.conftest import Gw, Receiver, seed
+from tests.integration.sms_gateway.conftest import SMS_NODE, Gw, Receiver, seed
 
 MakeGw = Callable[..., Gw]
 
@@ -22,7 +22,7 @@ MakeGw = Callable[..., Gw]
 @pytest.fixture
 def make_gw(tmp_path: Path, smsc: Smsc, receiver: Receiver) -> Iterator[MakeGw]:
     """The gateway of conftest's `gw`, with SMPP and SMS-service settings of the test's choosing."""
-    clients: list[TestClient] = []
+    running = contextlib.ExitStack()
 
     def make(smpp: dict[str, Any] | None = None, service: dict[str, Any] | None = None) -> Gw:
         seed(tmp_path, receiver.url)
@@ -30,13 +30,10 @@ def make_gw(tmp_path: Path, smsc: Smsc, receiver: Receiver) -> Iterator[MakeGw]:
             data_dir=tmp_path, sms=settings_for(smsc, **(smpp or {})),
             sms_service=SmsSettings(poll_interval_s=0.1, orgserver="gw.test", **(service or {})),
             callbacks=CallbackSettings(allow_private=True, secret="s" * 40))
-        app = create_app(settings)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
+        client, node = running.enter_context(
+            node_client(settings, SMS_NODE, raise_server_exceptions=False))
         smsc.wait_receiver()
-        return Gw(client, app.state.gateway, smsc, receiver, settings)
+        return Gw(client, node.gateway, smsc, receiver, settings)
 
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    with running:
+        yield make

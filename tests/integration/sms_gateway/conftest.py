@@ -1,5 +1,5 @@
-"""SMS through the whole gateway: the node SMSC peer, a seeded SQLite store, and the app (with its SMS
-node running in the lifespan, as `ivrgate serve` runs it) behind a TestClient."""
+"""SMS through the whole gateway: the node SMSC peer, a seeded SQLite store, and a node (api.node.Node)
+with its SMS node running beside the app, as `ivrgate serve` runs it, the app behind a TestClient."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.callbacks import CallbackSettings
+from api.node import NodeOptions
 from api.service import Gateway
 from api.settings import Settings, SmsSettings
 from store import accounts, ledger, lists, rating
 from store.db import Database, resolve_url
+from tests.integration.nodes import node_client
 from tests.integration.sms.conftest import settings_for, smsc  # noqa: F401  (fixture)
 from tests.integration.sms.peer import Smsc
 
@@ -32,6 +33,8 @@ NUMBER = "+12505550100"
 SMS_RATE = 7500
 FUNDS = 10_000_000
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+SMS_NODE = NodeOptions(http=True, sms=True, callbacks=True)
+"""What `ivrgate serve --no-worker` runs with an SMSC set, without its SMTP gateway."""
 
 
 @dataclass
@@ -127,7 +130,7 @@ def gw(request: pytest.FixtureRequest, tmp_path: Path, smsc: Smsc, receiver: Rec
         sms_service=SmsSettings(**service),
         callbacks=CallbackSettings(allow_private=True, secret="s" * 40),
     )
-    app = create_app(settings, with_callbacks=False)  # the tests send the outbox themselves
-    with TestClient(app, raise_server_exceptions=False) as client:
-        smsc.wait_receiver()  # the SMS node binds in the background once the app has started
-        yield Gw(client, app.state.gateway, smsc, receiver, settings)
+    options = NodeOptions(http=True, sms=True)  # no callback sender: the tests send the outbox themselves
+    with node_client(settings, options, raise_server_exceptions=False) as (client, node):
+        smsc.wait_receiver()  # the SMS node binds in the background once it has started
+        yield Gw(client, node.gateway, smsc, receiver, settings)

@@ -7,11 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
-
-from api.app import create_app
 from api.callbacks import CallbackSettings
+from api.node import NodeOptions
 from api.settings import Settings, SmsSettings
+from tests.integration.nodes import node_client
 from tests.integration.sms.conftest import settings_for
 from tests.integration.sms.peer import Smsc
 from tests.integration.sms_gateway.conftest import Gw, Receiver, seed
@@ -27,7 +26,7 @@ def running_gateway(data_dir: Path, peer: Smsc, receiver: Receiver, **smpp: Any)
         sms_service=SmsSettings(poll_interval_s=0.1, orgserver="gw.test", stop_reply="Unsubscribed."),
         callbacks=CallbackSettings(allow_private=True, secret="s" * 40, poll_interval_s=0.1),
     )
-    app = create_app(settings, with_callbacks=True)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    options = NodeOptions(http=True, sms=True, callbacks=True)
+    with node_client(settings, options, raise_server_exceptions=False) as (client, node):
         peer.wait_receiver()
-        yield Gw(client, app.state.gateway, peer, receiver, settings)
+        yield Gw(client, node.gateway, peer, receiver, settings)

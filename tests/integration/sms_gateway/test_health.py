@@ -4,6 +4,7 @@ refusal of SMS on a deployment without an SMSC, on every front (legacy, v1, SMTP
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,10 @@ from api.app import create_app
 from api.settings import Settings, SmsSettings
 from sms.smpp import SmppSettings
 from store.models import Message
+from tests.integration.nodes import node_client
 from tests.integration.sms.conftest import settings_for
 from tests.integration.sms.peer import Smsc, free_port
-from tests.integration.sms_gateway.conftest import PASSWORD, USER, Gw, seed, wait_for
+from tests.integration.sms_gateway.conftest import PASSWORD, SMS_NODE, USER, Gw, seed, wait_for
 
 PHONE = "+12505550123"
 
@@ -39,20 +41,18 @@ def metric(client: TestClient, name: str, labels: str = "") -> float:
 
 @pytest.fixture
 def app_with(tmp_path: Path) -> Iterator[Any]:
-    """An app (its SMS node in the lifespan) on a seeded store, with the SMPP settings given."""
-    clients: list[TestClient] = []
+    """A node (its SMS node beside the app) on a seeded store, with the SMPP settings given."""
+    running = contextlib.ExitStack()
 
     def start(sms: SmppSettings) -> TestClient:
         seed(tmp_path, "")
         settings = Settings(data_dir=tmp_path, sms=sms, sms_service=SmsSettings(poll_interval_s=0.1))
-        client = TestClient(create_app(settings), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
+        client, _ = running.enter_context(
+            node_client(settings, SMS_NODE, raise_server_exceptions=False))
         return client
 
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
+    with running:
+        yield start
 
 
 def test_bound_window_throttling_and_receipts_pending(gw: Gw) -> None:

@@ -1,24 +1,26 @@
 """SMTP gateway fixtures: a migrated SQLite store holding the seed's example account (user78@hotmail.com,
-mypass883) with credit and the +1 rates, and the real SMTP gateway (api.smtp.running_smtp) on a free port
-of 127.0.0.1, run on an event loop in a background thread, optionally with the voice worker and its
-engine pool beside it (the built-in test phone, in its own process, is the trunk)."""
+mypass883) with credit and the +1 rates, and the real SMTP gateway (api.smtp.running_smtp) as a peer of a
+node (api.node.Node) on a free port of 127.0.0.1, run on an event loop in a background thread, optionally
+with the voice worker and its engine pool beside it (the built-in test phone, in its own process, is the
+trunk)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import smtplib
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from api.node import Node, NodeOptions
 from api.service import Gateway
 from api.settings import Settings, SmtpSettings, sms_configured
-from api.smtp import running_smtp
 from store.db import Database
 from store.models import Message
 from tests.integration.sms_settings import smsc_elsewhere
@@ -87,37 +89,29 @@ class Running:
 def serving(settings: Settings, db: Database, *, with_worker: bool = False,
             smsc: bool = True, runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run,
             ) -> Iterator[Running]:
-    """Run running_smtp (and, with_worker, running_worker woken by every submission) on a loop in a
-    thread (`runner`: asyncio.run, or uvloop.run as `serve` runs it); stop both at the end. With `smsc` the
-    deployment has an SMSC that another process binds to (smsc_elsewhere), so SMS are accepted;
-    without it they are refused (SMS NOT CONFIGURED)."""
+    """Run a node (api.node.Node) with the SMTP gateway (and, with_worker, the voice worker, woken by
+    every submission) on `db`, on a loop in a thread (`runner`: asyncio.run, or uvloop.run as `serve`
+    runs it); stop it at the end. With `smsc` the deployment has an SMSC that another process binds to
+    (smsc_elsewhere), so SMS are accepted; without it they are refused (SMS NOT CONFIGURED)."""
     if smsc and not sms_configured(settings):
         settings = smsc_elsewhere(settings)
     ready = threading.Event()
     found: dict[str, Any] = {}
-    targets: list[Callable[[], None]] = []
-
-    def wake() -> None:
-        for target in targets:
-            target()
+    settings = settings.model_copy(update={"worker": dataclasses.replace(settings.worker, worker_id="smtp")})
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        gateway = Gateway(settings, db, wake=wake)
+        node = Node(settings, NodeOptions(smtp=True, voice=with_worker), database=db)
         try:
-            async with AsyncExitStack() as stack:
-                if with_worker:
-                    from api.worker import running_worker  # the SIP side loads only when dialling
-
-                    node = await stack.enter_async_context(running_worker(settings, db, worker_id="smtp"))
-                    targets.append(node.worker.wake)
-                server = await stack.enter_async_context(running_smtp(settings.smtp, gateway))
-                found.update(port=server.port, gateway=gateway,
+            async with node.running():
+                assert node.smtp is not None
+                found.update(port=node.smtp.port, gateway=node.gateway,
                              stop=lambda: loop.call_soon_threadsafe(stop.set))
                 ready.set()
                 await stop.wait()
         finally:
+            node.close()
             ready.set()
 
     errors: list[BaseException] = []
