@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from store import ledger, outbox
@@ -284,29 +284,68 @@ def claim(
 ) -> list[Message]:
     """Lease up to `limit` due messages of `kinds` to `worker` (oldest due first). Commit the
     transaction promptly: on SQLite it holds the writer lock."""
-    due = (
+    statement = (
+        update(Message)
+        .where(Message.id.in_(_due(now, limit, kinds)))
+        .values(**_lease_values(worker, now, lease_s))
+        .returning(Message)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    claimed = list(session.scalars(statement))
+    _claimed_events(session, worker, now, claimed)
+    return claimed
+
+
+def claim_rows(
+    session: Session,
+    worker: str,
+    now: dt.datetime,
+    lease_s: float,
+    limit: int,
+    kinds: Sequence[str],
+    columns: Sequence[str],
+) -> list[Row[Any]]:
+    """claim() as plain rows of `columns` (and `id`, `attempts`) instead of ORM objects: the same
+    messages leased the same way, in one Core UPDATE ... RETURNING (the SMS sender claims hundreds)."""
+    names = dict.fromkeys(["id", "attempts", *columns])
+    statement = (
+        update(_MESSAGES)
+        .where(_MESSAGES.c.id.in_(_due(now, limit, kinds)))
+        .values(**_lease_values(worker, now, lease_s))
+        .returning(*(_MESSAGES.c[name] for name in names))
+    )
+    claimed = list(ledger.core(session).execute(statement))
+    _claimed_events(session, worker, now, claimed)
+    return claimed
+
+
+def set_settings(session: Session, settings: dict[str, dict[str, Any]]) -> None:
+    """Write the settings of many messages (message ID -> the whole new settings) in one statement."""
+    if settings:
+        rows = [{"b_id": message_id, "settings": value} for message_id, value in settings.items()]
+        ledger.core(session).execute(_SET_SETTINGS, rows)
+
+
+def _due(now: dt.datetime, limit: int, kinds: Sequence[str]) -> Any:
+    """The IDs of up to `limit` claimable messages of `kinds`, oldest due first, locked (others skipped)."""
+    return (
         select(Message.id)
         .where(_claimable(now, kinds))
         .order_by(Message.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
-    statement = (
-        update(Message)
-        .where(Message.id.in_(due.scalar_subquery()))
-        .values(
-            lease_owner=worker,
-            lease_expires_at=now + dt.timedelta(seconds=lease_s),
-            attempts=Message.attempts + 1,
-            updated_at=now,
-        )
-        .returning(Message)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    claimed = list(session.scalars(statement))
+
+
+def _lease_values(worker: str, now: dt.datetime, lease_s: float) -> dict[str, Any]:
+    return {"lease_owner": worker, "lease_expires_at": now + dt.timedelta(seconds=lease_s),
+            "attempts": Message.attempts + 1, "updated_at": now}
+
+
+def _claimed_events(session: Session, worker: str, now: dt.datetime, claimed: Sequence[Any]) -> None:
     add_events(session, [{"message_id": m.id, "at": now, "kind": "claimed",
                           "detail": f"{worker} attempt {m.attempts}"} for m in claimed])
-    return claimed
 
 
 def heartbeat(
@@ -439,6 +478,7 @@ class Accepted:
 
 
 _MESSAGES = Base.metadata.tables[Message.__tablename__]
+_SET_SETTINGS = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("b_id"))
 _SENT = (
     update(_MESSAGES)
     .where(_MESSAGES.c.id == bindparam("b_id"))
