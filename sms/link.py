@@ -1,7 +1,9 @@
 """One SMPP connection on asyncio: framing, sequence numbers, bind, enquire_link and unbind.
 
 The link answers the SMSC's enquire_link and unbind itself and passes everything else to its owner
-(`sms.smpp.Esme`) through the `LinkOwner` methods, synchronously, in arrival order.
+(`sms.smpp.Esme`) through the `LinkOwner` methods, synchronously, in arrival order. Responses
+(`respond`) wait for the end of the event loop's current round and go out together in one write: the
+answers to a batch of receipts stored in one transaction cost one send, not one each.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class Link(asyncio.Protocol):
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.last_heard = 0.0
         self._buffer = bytearray()
+        self._replies: list[bytes] = []
+        """Encoded responses waiting for `_flush_replies` (scheduled when the first was added)."""
         self._seq = 0
         self._waiting: dict[int, asyncio.Future[pdu.Pdu]] = {}
 
@@ -107,7 +111,15 @@ class Link(asyncio.Protocol):
         return True
 
     def respond(self, request: pdu.Pdu, status: int = pdu.ESME_ROK, body: bytes = b"") -> None:
-        self.write(pdu.Pdu(request.command_id | pdu.RESPONSE, status, request.seq, body).to_bytes())
+        """Answer a request of the SMSC's: written with the other responses of this loop round."""
+        if not self._replies:
+            asyncio.get_running_loop().call_soon(self._flush_replies)
+        self._replies.append(pdu.Pdu(request.command_id | pdu.RESPONSE, status, request.seq, body).to_bytes())
+
+    def _flush_replies(self) -> None:
+        if self._replies:
+            replies, self._replies = self._replies, []
+            self.write(b"".join(replies))
 
     async def request(self, command_id: int, body: bytes, timeout_s: float) -> pdu.Pdu:
         """Send a control request and wait for its response (bind, enquire_link, unbind)."""
@@ -131,6 +143,7 @@ class Link(asyncio.Protocol):
         return pdu.read_system_id(response.body)
 
     def close(self) -> None:
+        self._flush_replies()  # an unbind_resp, or receipts' answers, before the connection closes
         if self.transport is not None:
             self.transport.close()
 

@@ -243,6 +243,34 @@ class SenderOptions:
         return min(60.0, max(0.05, self.receipt_timeout_s / 4))
 
 
+class SmsColumns(Protocol):
+    """The columns of a message the sender reads when it sends it: a claimed row (`CLAIM_COLUMNS`) or a
+    loaded `Message`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def phone(self) -> str: ...
+    @property
+    def callerid(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def settings(self) -> dict[str, Any]: ...
+    @property
+    def rate(self) -> int: ...
+    @property
+    def callback_url(self) -> str: ...
+    @property
+    def parts(self) -> int: ...
+
+
+CLAIM_COLUMNS = ("user_id", "phone", "callerid", "body", "settings", "rate", "callback_url", "parts")
+"""What the claim returns of each message (store.queue.claim_rows): the columns of `SmsColumns`."""
+
+
 @dataclass(frozen=True)
 class ClaimedSms:
     """The columns of a claimed SMS the sender needs, copied out of the claiming transaction."""
@@ -259,7 +287,7 @@ class ClaimedSms:
     """The concatenation reference of a long message."""
 
     @classmethod
-    def of(cls, message: Message, reference: int = 0) -> ClaimedSms:
+    def of(cls, message: SmsColumns, reference: int = 0) -> ClaimedSms:
         settings = message.settings or {}
         return cls(id=message.id, user_id=message.user_id, phone=message.phone,
                    callerid=message.callerid or "", body=message.body or "",
@@ -432,18 +460,18 @@ class SmsSender:
             self._wake.set()  # there may be more
 
     def _claim(self, session: Session, limit: int) -> list[ClaimedSms]:
-        messages = queue.claim(session, self.options.worker_id, self._now(), self.options.lease_s, limit,
-                               kinds=SMS_KINDS)
+        messages: list[Any] = queue.claim_rows(session, self.options.worker_id, self._now(),
+                                               self.options.lease_s, limit, SMS_KINDS, CLAIM_COLUMNS)
         messages.sort(key=lambda m: m.id)  # time-ordered IDs: references and parts go out in order
         references = self._references(session, messages)
         return [ClaimedSms.of(m, references.get(m.id, 0)) for m in messages]
 
-    def _references(self, session: Session, messages: list[Message]) -> dict[str, int]:
+    def _references(self, session: Session, messages: Sequence[SmsColumns]) -> dict[str, int]:
         """Concatenation references of the long messages just claimed: the one kept from an earlier
         claim, else the next ones of their destination's counter (kept in their settings)."""
         bits = self.options.concat_ref_bits
         found: dict[str, int] = {}
-        fresh: dict[str, list[Message]] = {}
+        fresh: dict[str, list[SmsColumns]] = {}
         for message in messages:
             kept = kept_reference(message.settings, bits)
             if kept is not None:
@@ -451,11 +479,13 @@ class SmsSender:
             elif needs_reference(message.parts, self.options):
                 fresh.setdefault(message.phone, []).append(message)
         firsts = concat_refs.allocate(session, {phone: len(group) for phone, group in fresh.items()})
+        settings: dict[str, dict[str, Any]] = {}
         for phone, group in fresh.items():
             for offset, message in enumerate(group):
                 ref = concat_refs.reference(firsts[phone] + offset, bits)
-                message.settings = {**(message.settings or {}), CONCAT_REF: ref, CONCAT_REF_BITS: bits}
+                settings[message.id] = {**(message.settings or {}), CONCAT_REF: ref, CONCAT_REF_BITS: bits}
                 found[message.id] = ref
+        queue.set_settings(session, settings)
         return found
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:

@@ -3,9 +3,12 @@
 One `Esme` keeps one bind (a transceiver, or a transmitter and a receiver) up: it reconnects with
 backoff, sends enquire_link, keeps at most `window` parts in its hands (submit() waits for room), paces
 submit_sm at `rate_per_s`, backs off and resubmits on ESME_RTHROTTLED, and resubmits every part the SMSC
-had not acknowledged when a connection died. Outcomes, receipts and MO messages reach the callbacks one
-at a time, in arrival order (a part's on_accepted always runs before its receipt's on_receipt); the
-SMSC gets its deliver_sm_resp only after the callback returned, so a failed callback means redelivery.
+had not acknowledged when a connection died. Outcomes and MO messages reach the callbacks one at a time,
+in arrival order; receipts' on_receipt calls start in arrival order too (a part's on_accepted always runs
+before its receipt's on_receipt) but up to `RECEIPTS_AT_ONCE` of them run at once, so the receipts of a
+busy SMSC are stored together (the sender writes them a batch a transaction) and do not hold up the
+submit_sm outcomes behind them. The SMSC gets each deliver_sm_resp only after its callback returned, so a
+failed callback means redelivery.
 MO parts are joined in memory for `on_incoming`, or, with `on_mo_part`, handed over one deliver_sm at a
 time for the caller to store before they are answered (sms.inbound: nothing lost across a restart).
 """
@@ -33,6 +36,9 @@ __all__ = ["BindState", "Esme", "EsmeHealth", "EsmeStats", "Incoming", "Outgoing
 log = logging.getLogger(__name__)
 
 _RETRY_LATER = frozenset({pdu.ESME_RTHROTTLED, pdu.ESME_RMSGQFUL})
+RECEIPTS_AT_ONCE = 1024
+"""Receipts whose on_receipt may run at once (each deliver_sm answered when its own call returned); the
+dispatch of further events waits while this many are running."""
 _NUMBER = re.compile(r"\+?[0-9]+")
 _SHORT_CODE = re.compile(r"[0-9]{3,8}")
 GSM_DATA_CODINGS = (0x00, 0x01, 0xF0)
@@ -241,6 +247,8 @@ class Esme:
         self._backoff = settings.throttle_backoff_s
         self._mo = Reassembler(dt.timedelta(seconds=settings.mo_timeout_s))
         self._tasks: list[asyncio.Task[None]] = []
+        self._receipts: set[asyncio.Task[None]] = set()
+        self._receipt_room = asyncio.Semaphore(RECEIPTS_AT_ONCE)
         self._stopping = False
         self._held = 0
         self._validity = pdu.relative_validity(settings.validity_period)
@@ -305,9 +313,10 @@ class Esme:
         with contextlib.suppress(asyncio.CancelledError):
             await supervisor
         await self._unbind()
-        for task in others:
+        receipts = list(self._receipts)  # unanswered receipts: the SMSC delivers them again
+        for task in (*others, *receipts):
             task.cancel()
-        for task in others:
+        for task in (*others, *receipts):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
@@ -509,10 +518,32 @@ class Esme:
             self._room.release()
 
     async def _deliver(self, event: _Event) -> None:
+        """Hand a deliver_sm to its callback and answer it when that returned: a receipt in a task of its
+        own (up to RECEIPTS_AT_ONCE at once; started now, so receipts reach on_receipt in arrival order),
+        an MO part before the next event is dispatched."""
+        assert event.link is not None and event.request is not None
+        try:
+            sm = pdu.ShortMessage.from_body(event.request.body)
+        except PduError as exc:
+            log.warning("malformed deliver_sm: %s", exc)
+            event.link.respond(event.request, pdu.ESME_RSYSERR, pdu.message_id_body(""))
+            return
+        if not is_receipt(sm):
+            await self._handle_deliver(event, sm)
+            return
+        await self._receipt_room.acquire()
+        task = asyncio.create_task(self._handle_deliver(event, sm))
+        self._receipts.add(task)
+        task.add_done_callback(self._receipt_done)
+
+    def _receipt_done(self, task: asyncio.Task[None]) -> None:
+        self._receipts.discard(task)
+        self._receipt_room.release()
+
+    async def _handle_deliver(self, event: _Event, sm: pdu.ShortMessage) -> None:
         assert event.link is not None and event.request is not None
         status = pdu.ESME_ROK
         try:
-            sm = pdu.ShortMessage.from_body(event.request.body)
             if is_receipt(sm):
                 self.stats.receipts += 1
                 await self._on_receipt(parse_receipt(sm, self.settings.receipt_id_form))

@@ -7,8 +7,9 @@ subprocess on its default event loop (uvloop) and a fresh SQLite store, bound to
 (tests/peers/smsc.js), which answers every submit_sm and sends a receipt per part. `--clients` threads
 post `matrix` calls of `--per-call` recipients over HTTP. The clock starts before the first call and
 stops when the SMSC has accepted every message (its own counter); a second figure waits until the store
-has every message `Delivered` (the receipts handled). Bounded: `--messages` SMS in all (default 3,000),
-and every wait has a deadline.
+has every message `Delivered` (the receipts handled). The serve process's CPU time over that span, per
+SMS, is printed too: unlike the rates, it hardly depends on what else the machine is running. Bounded:
+`--messages` SMS in all (default 3,000), and every wait has a deadline.
 
 The SMSC-side settings are the bench's, not the defaults: `sms.rate_per_s = 0` (unpaced; the default 200/s
 is an SMSC's usual contract and would be the figure), `sms.window = 64`, `sms_service.batch = 256`,
@@ -84,6 +85,15 @@ def healthy(url: str) -> bool:
         return False
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def delivered(data: Path) -> int:
     db = Database.open(resolve_url("", data))
     try:
@@ -115,14 +125,14 @@ def bench_end_to_end(messages: int = 3000, per_call: int = 100, clients: int = 4
                     answer = client.post(f"{url}/matrix", data=form)
                     assert answer.status_code == 200 and "STATUSCODE: 200" in answer.text, answer.text[:300]
 
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_s(proc.pid)
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(post, calls))
             submitted = time.perf_counter()
             wait(lambda: smsc.state()["stats"]["accepted"] >= messages, "every SMS at the SMSC", proc, log)
             at_smsc = time.perf_counter()
             wait(lambda: delivered(data) >= messages, "every SMS Delivered", proc, log, 0.1)
-            all_delivered = time.perf_counter()
+            all_delivered, cpu_end = time.perf_counter(), cpu_s(proc.pid)
         finally:
             proc.terminate()
             proc.wait(60)
@@ -130,7 +140,8 @@ def bench_end_to_end(messages: int = 3000, per_call: int = 100, clients: int = 4
     return {"messages": messages, "per_call": per_call, "clients": clients,
             "http_submit_per_s": messages / (submitted - start),
             "to_smsc_per_s": messages / (at_smsc - start),
-            "to_delivered_per_s": messages / (all_delivered - start)}
+            "to_delivered_per_s": messages / (all_delivered - start),
+            "serve_cpu_ms_per_sms": (cpu_end - cpu_start) * 1000 / messages}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -144,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.per_call} recipients a call, {args.clients} clients: "
           f"HTTP submit {figures['http_submit_per_s']:.0f}/s, "
           f"accepted at the SMSC {figures['to_smsc_per_s']:.0f} SMS/s, "
-          f"Delivered in the store {figures['to_delivered_per_s']:.0f}/s")
+          f"Delivered in the store {figures['to_delivered_per_s']:.0f}/s; "
+          f"serve's CPU {figures['serve_cpu_ms_per_sms']:.2f} ms an SMS (submitted to Delivered)")
 
 
 if __name__ == "__main__":
