@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
+from api.checks import FormLimits, check_txt, check_url, has_control
 from api.errors import (
     GroupNotFound,
     InvalidParameter,
@@ -36,10 +36,9 @@ from api.errors import (
     ParseError,
     VoiceFileTooLarge,
 )
-from api.phones import PhoneSettings, parse_caller_id, parse_phone, parse_recipients, split_entries
+from api.phones import parse_caller_id, parse_phone, parse_recipients, split_entries
 from coded.errors import CodedError
-from ivr.errors import InvalidPromptSpec, UrlRefused
-from ivr.flow import MAX_REPEAT
+from ivr.errors import InvalidPromptSpec
 from ivr.prompt import PromptSpec, TextSegment, UrlSegment, make_voice, spec_from_vtts
 from store.errors import InvalidPassword, InvalidUsername, MessageNotFound
 from tts.base import GENDERS, LANGUAGES, Gender, Language
@@ -49,28 +48,8 @@ RATE_TYPES: tuple[RateType, ...] = ("sms", "voice", "tts")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-"""Control characters refused in texts: all but tab, LF and CR."""
-_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]+")
-
-
-@dataclass(frozen=True)
-class FormLimits:
-    """Bounds on legacy input (api.settings may nest it as `forms`)."""
-
-    phones: PhoneSettings = field(default_factory=PhoneSettings)
-    max_username_chars: int = 254
-    max_password_chars: int = 1024
-    """Bounds the argon2 input a client can make the gateway hash."""
-    max_sms_chars: int = 1600
-    max_tts_chars: int = 2000
-    max_repeat: int = MAX_REPEAT
-    max_voice_bytes: int = 10 * 1024 * 1024
-    max_url_chars: int = 2048
-    max_group_chars: int = 64
-    max_id_chars: int = 64
 
 
 @dataclass(frozen=True)
@@ -80,10 +59,6 @@ class Upload:
     filename: str
     data: bytes
     content_type: str = ""
-
-
-def _has_control(text: str) -> bool:
-    return _ANY_CONTROL.search(text) is not None
 
 
 class _Reader:
@@ -114,7 +89,7 @@ class _Reader:
             raise InvalidUsername("username is missing")
         if len(value) > self.limits.max_username_chars:
             raise InvalidUsername(f"username is longer than {self.limits.max_username_chars} characters")
-        if _has_control(value) or any(ch.isspace() for ch in value):
+        if has_control(value) or any(ch.isspace() for ch in value):
             raise InvalidUsername("username holds whitespace or control characters")
         return value
 
@@ -146,7 +121,7 @@ class _Reader:
         value = (self.text("group", GroupNotFound) or "").strip()
         if not value:
             return None
-        if len(value) > self.limits.max_group_chars or _has_control(value):
+        if len(value) > self.limits.max_group_chars or has_control(value):
             raise GroupNotFound(f"no such group: {value[:40]!r}")
         return value
 
@@ -225,34 +200,6 @@ def _choice(reader: _Reader, name: str, choices: tuple[_T, ...], default: _T) ->
 
 def _invalid(name: str) -> Callable[[str], CodedError]:
     return lambda detail: InvalidParameter(name, detail)
-
-
-def check_txt(value: str | None, max_chars: int) -> str:
-    """A message text: stripped, CR LF and CR made LF; InvalidTxt (511) when missing, empty, longer
-    than `max_chars` or holding a control character other than tab and line breaks."""
-    text = (value or "").replace("\r\n", "\n").replace("\r", "\n").strip()
-    if not text:
-        raise InvalidTxt("txt is missing or empty")
-    if len(text) > max_chars:
-        raise InvalidTxt(f"txt is {len(text)} characters, more than {max_chars}")
-    bad = _CONTROL.search(text)
-    if bad:
-        raise InvalidTxt(f"txt holds control character U+{ord(bad.group(0)):04X}")
-    return text
-
-
-def check_url(value: str, max_chars: int) -> str:
-    """A voice URL that is worth fetching: absolute http(s) with a host, no whitespace; else UrlRefused."""
-    if len(value) > max_chars or _has_control(value) or any(ch.isspace() for ch in value):
-        raise UrlRefused(f"not a usable URL: {value[:60]!r}")
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:
-        raise UrlRefused(f"not a usable URL: {value[:60]!r}") from None
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        raise UrlRefused(f"only http and https URLs with a host are fetched: {value[:60]!r}")
-    return value
 
 
 class LegacyForm(BaseModel):

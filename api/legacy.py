@@ -31,11 +31,11 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from api import legacy_format as fmt
+from api.checks import FormLimits
 from api.errors import ParseError, VoiceFileTooLarge
 from api.forms import (
     AccountForm,
     CarrierForm,
-    FormLimits,
     LegacyForm,
     MatrixForm,
     MatrixStatusForm,

@@ -9,7 +9,7 @@ the GUI (/ui/numbers) call, so every front follows the same rules:
 - a number is assigned to one account at most: adding one already assigned, to anyone, is ALREADY
   EXISTS (409 in v1);
 - the webhook URL is an absolute http(s) URL with a host, no whitespace, at most
-  `forms.max_url_chars` characters (the rule status callbacks follow: api.forms.check_url).
+  `forms.max_url_chars` characters (the rule status callbacks follow: api.checks.check_url).
 
 Plain functions over a store `Session`, in the caller's transaction; time is an argument.
 """
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from api.checks import check_url
 from api.errors import InvalidParameter
-from api.forms import check_url
 from api.manage import NotFound, Viewer, require_owner
 from api.phones import PhoneSettings, parse_phone
 from ivr.errors import IvrError

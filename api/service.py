@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from api import idempotency, manage
 from api.carrier import CarrierInfo, CarrierProvider, PhonenumbersCarrierProvider, can_take_sms
+from api.checks import check_txt, check_url
 from api.credentials import CredentialCache
 from api.errors import (
     GatewayError,
@@ -42,7 +43,6 @@ from api.errors import (
     SmsNotConfigured,
     VoiceFileTooLarge,
 )
-from api.forms import check_txt, check_url
 from api.group_commit import GroupCommit
 from api.job_writer import JobWriter, Outcome
 from api.jobs import (

@@ -25,11 +25,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from api.callbacks import CallbackSettings
+from api.checks import FormLimits
 from api.credentials import CacheSettings
-from api.forms import FormLimits
 from api.idempotency import IdempotencySettings
 from api.phones import PhoneSettings, is_sender
+from api.signing import CallbackSettings
 from api.throttle import ThrottleSettings
 from audio.settings import AssembleSettings, DecodeLimits, TelephonySettings
 from ivr.settings import DialerSettings, FetchSettings, PromptSettings, SipSettings

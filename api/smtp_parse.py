@@ -37,15 +37,9 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Literal
 
+from api.checks import FormLimits
 from api.errors import GatewayError, InvalidParameter, InvalidPin, InvalidTxt, NoVoiceFile
-from api.forms import (
-    AccountForm,
-    FormLimits,
-    MatrixForm,
-    MatrixTtsForm,
-    MatrixVoicewForm,
-    parse_form,
-)
+from api.forms import AccountForm, MatrixForm, MatrixTtsForm, MatrixVoicewForm, parse_form
 from coded.errors import CodedError
 from store.errors import InvalidPassword, InvalidUsername
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from api import manage
-from api.callbacks import SIGNATURE_HEADER
+from api.signing import SIGNATURE_HEADER
 from api.v1.deps import CallerDep, OwnerDep, SecretsDep, StoreDep
 from api.v1.problems import V1Route
 from api.v1.schemas import (

@@ -19,9 +19,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicC
 from sqlalchemy.orm import Session
 
 from api import manage
-from api.callbacks import CallbackSecrets, CallbackSettings
 from api.jobs import Caller
 from api.service import Gateway
+from api.signing import CallbackSecrets, CallbackSettings
 from store.db import Database
 from store.errors import WrongCredentials
 

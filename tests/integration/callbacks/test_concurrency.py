@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.callbacks import CallbackSecrets, CallbackSender, CallbackSettings
+from api.callbacks import CallbackSender
+from api.signing import CallbackSecrets, CallbackSettings
 from store import outbox
 from store.db import Database
 from store.models import OutboxItem

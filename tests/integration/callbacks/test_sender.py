@@ -11,14 +11,8 @@ import threading
 import pytest
 from argon2 import PasswordHasher
 
-from api.callbacks import (
-    DELIVERY_HEADER,
-    SIGNATURE_HEADER,
-    CallbackSecrets,
-    CallbackSender,
-    CallbackSettings,
-    verify,
-)
+from api.callbacks import DELIVERY_HEADER, CallbackSender
+from api.signing import SIGNATURE_HEADER, CallbackSecrets, CallbackSettings, verify
 from store import accounts, ledger, outbox, queue
 from store.db import Database
 from store.models import OutboxItem

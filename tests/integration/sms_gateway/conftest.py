@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.callbacks import CallbackSettings
 from api.node import NodeOptions
 from api.service import Gateway
 from api.settings import Settings, SmsSettings
+from api.signing import CallbackSettings
 from store import accounts, ledger, lists, rating
 from store.db import Database, resolve_url
 from tests.integration.nodes import node_client

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.checks import FormLimits, check_txt
 from api.errors import (
     GroupNotFound,
     InvalidCallerId,
@@ -24,7 +25,6 @@ from api.errors import (
 from api.forms import (
     BalanceForm,
     CarrierForm,
-    FormLimits,
     MatrixForm,
     MatrixStatusForm,
     MatrixTtsForm,
@@ -33,7 +33,6 @@ from api.forms import (
     MatrixVttsForm,
     SmsRateForm,
     Upload,
-    check_txt,
     parse_form,
 )
 from api.phones import PhoneSettings
