@@ -1,4 +1,5 @@
-"""Settings of the audio layer (plain dataclasses; api.settings fills them from the environment and TOML)."""
+"""Settings of the audio layer (plain dataclasses; api.core.settings fills them from the environment and
+TOML)."""
 
 from __future__ import annotations
 

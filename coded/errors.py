@@ -1,7 +1,7 @@
 """The root of every ivrgate error that answers a client: `CodedError`.
 
 Each layer keeps its own tree (audio.errors, tts.errors, ivr.errors, sms.errors, store.errors,
-api.errors) whose root subclasses CodedError, and every class states three facts as class attributes:
+api.core.errors) whose root subclasses CodedError, and every class states three facts as class attributes:
 
     code         the seed status code a legacy client reads in STATUSCODE (e.g. 503)
     status_text  the seed's exact STATUSTXT (e.g. "INSUFFICIENT BALANCE")

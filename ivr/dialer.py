@@ -5,7 +5,7 @@ events (and its own timers) into `ivr.flow.CallFlow`, applies the actions the fl
 the end to a `CallOutcome` (`ivr.outcome`).
 
 The scheduling rules are pure (no sockets, no clocks: time is an argument) and unit-tested; the voice
-worker (api/worker.py) is the one scheduler that applies them, inside its claim transaction so that
+worker (api/runtime/worker.py) is the one scheduler that applies them, inside its claim transaction so that
 every node sharing the store respects one account's limits together (docs/DESIGN.md, decision log):
 `take_token` (the calls-per-second token bucket, its state a `Bucket` the store keeps per account),
 `admit` (how many attempts an account may start now: its concurrency and calls-per-second limits),

@@ -26,6 +26,10 @@ Beyond the contract: `local_port` (the SIP port actually bound, useful with port
 
 The media ports and the pjsip log bridge live in `ivr.sip_media`; the event types in `ivr.events`
 (re-exported here), so that processes that never place a call do not import pjsua2.
+
+Size: the pjsua2 adapter is bound to the one thread that owns the Endpoint; the account, the Call subclass
+and its callbacks, and the command queue into that thread share its state and its rules (release on
+DISCONNECTED, never block in a callback), so they are kept in one module; the media half is ivr.sip_media.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ conference slot itself, and lets the object go only once the bridge reports the 
 removal has run on the clock thread, which then never calls the port again). Only the owner thread
 adds conference ports, so a slot seen empty there cannot be taken by another port before the
 destructor's own (now harmless) removal of it.
+
+Size: the media of one call (player, recorder, tone source, in-band tap) must be re-attached together on
+every media update (re-INVITE, hold); the ports and that rule are kept in one module.
 """
 
 from __future__ import annotations

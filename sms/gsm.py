@@ -123,7 +123,7 @@ def _payload_chunks(text: str, reference_bits: int = 8) -> tuple[int, list[bytes
 
 def count_parts(text: str, max_parts: int = 6, reference_bits: int = 8) -> int:
     """How many SMS parts `text` takes (for pricing at submission); raises TooManyParts past `max_parts`.
-    The one cap rule: submission (api.service) and sending (`encode`) both apply it. A 16-bit reference
+    The one cap rule: submission (api.core.service) and sending (`encode`) both apply it. A 16-bit reference
     leaves a septet (GSM-7) or a character (UCS-2) less per part."""
     _, chunks, _ = _payload_chunks(text, reference_bits)
     return _capped(len(chunks), max_parts)

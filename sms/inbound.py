@@ -1,7 +1,8 @@
 """Incoming SMS (MO): kept in history, forwarded to the virtual number's webhook, keywords honoured.
 
     options = InboundOptions(orgserver="sms.example.com", help_text="Alerts by Example. Reply STOP to end.")
-    handler = InboundHandler(db, options, number=partial(api.phones.smpp_e164, region="US"), wake=sender.wake)
+    handler = InboundHandler(db, options, number=partial(api.core.phones.smpp_e164, region="US"),
+                             wake=sender.wake)
     esme = Esme(..., on_incoming=handler.on_incoming, on_mo_part=handler.on_mo_part)
     sweeps = asyncio.create_task(handler.run_sweeps())
 
@@ -11,7 +12,8 @@ An MO message to one of our virtual numbers (store.lists.virtual_number) becomes
   `body` the text, status 200 `Received`; its ID is the webhook's `id`;
 - an outbox row (kind `webhook`) POSTing the seed's fields to the number's URL, form-encoded in the
   seed's order: `phonefrom`, `phoneto`, `id`, `orgserver`, `timestamp` (UNIX seconds), `txt`. The outbox
-  sender (api.callbacks) signs it like every callback (`X-Ivrgate-Signature`, the account's secret) and
+  sender (api.runtime.callbacks) signs it like every callback (`X-Ivrgate-Signature`, the account's secret)
+  and
   retries it with backoff until the receiver answers 2xx;
 - for a keyword (sms.keywords): STOP puts the sender on the account's do-not-call list (so the next
   submission to that number answers 502), START takes it off again, HELP queues the configured answer;
@@ -21,8 +23,8 @@ An MO message to one of our virtual numbers (store.lists.virtual_number) becomes
 MO messages to numbers that are not ours are logged and dropped (the SMSC gets its deliver_sm_resp
 either way: refusing would only make it redeliver).
 
-Addresses are read with the project's number rule (`number`, api.phones.smpp_e164 in the default region,
-passed in by api.sms_node): `2505553000` with TON 0 or 2 is `+12505553000`, so a STOP puts the right
+Addresses are read with the project's number rule (`number`, api.core.phones.smpp_e164 in the default region,
+passed in by api.runtime.sms_node): `2505553000` with TON 0 or 2 is `+12505553000`, so a STOP puts the right
 number on do-not-call and a virtual number written nationally is found.
 
 Nothing inbound is lost (`on_mo_part`, the ESME's hook for each MO deliver_sm): a part of a concatenated
@@ -69,12 +71,12 @@ SWEEP_MAX_S = 5.0
 """The longest pause between two sweeps for overdue partial messages."""
 
 NumberRule = Callable[[str, int, int], str]
-"""(address, ton, npi) -> the address as the store keeps numbers (api.phones.smpp_e164 in a region)."""
+"""(address, ton, npi) -> the address as the store keeps numbers (api.core.phones.smpp_e164 in a region)."""
 
 
 @dataclass(frozen=True)
 class InboundOptions:
-    """What incoming messages are answered with (api.settings' SmsSettings fills it)."""
+    """What incoming messages are answered with (api.core.settings' SmsSettings fills it)."""
 
     orgserver: str
     """Our host name, sent as the webhook's `orgserver`."""

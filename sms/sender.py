@@ -40,6 +40,10 @@ frequent ones are set-based (`_WriteBatcher.write_many`): the SMSC IDs of every 
 in a few statements (store.queue.await_receipts), its receipts likewise (`_record_receipts`: the messages
 locked in one SELECT, part states, events, settlement and callbacks in one statement each), which is what
 lets one SQLite file keep up with an SMSC (docs/sms.md, Measured).
+
+Size: one class's state (the parts with the ESME, the write batcher, receipts waiting for their parts) is
+shared by the claim, submit, receipt and finish paths, so they stay together; the pure rules are elsewhere
+(sms.gsm, sms.keywords, the receipt precedence). The write batcher is the next piece to move out.
 """
 
 from __future__ import annotations
@@ -199,7 +203,7 @@ is not ambiguous (no fallback), or raises an error with `status_text` when the s
 
 @dataclass(frozen=True)
 class SenderOptions:
-    """How the sender claims, paces and waits (api.settings' SmsSettings fills it)."""
+    """How the sender claims, paces and waits (api.core.settings' SmsSettings fills it)."""
 
     worker_id: str
     """Names this sender's leases (must differ between live senders)."""

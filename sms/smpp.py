@@ -11,6 +11,9 @@ submit_sm outcomes behind them. The SMSC gets each deliver_sm_resp only after it
 failed callback means redelivery.
 MO parts are joined in memory for `on_incoming`, or, with `on_mo_part`, handed over one deliver_sm at a
 time for the caller to store before they are answered (sms.inbound: nothing lost across a restart).
+
+Size: the ESME is one state machine over one connection (bind, window, enquire_link, throttling, submit,
+receipt and MO dispatch); the PDU codec is sms.pdu and the transport sms.link.
 """
 
 from __future__ import annotations

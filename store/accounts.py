@@ -3,7 +3,7 @@
 Passwords are hashed with argon2id (argon2-cffi, DEFAULT_HASHER's parameters); a verify costs tens of
 milliseconds on purpose, which is why the API keeps a short-lived cache of verified credentials. The one
 login verdict (password, account state, upgrade of a hash made with older parameters) is
-api.service.Gateway.login's: every front logs in through it.
+api.core.service.Gateway.login's: every front logs in through it.
 
 API keys look like `ivg_<prefix>_<secret>`: the prefix (8 hex characters) finds the row, and only the
 SHA-256 of the whole key is stored. A plain hash is enough there (unlike passwords) because the secret is
@@ -138,7 +138,7 @@ def create_api_key(
 def verify_api_key(session: Session, key: str, now: dt.datetime) -> Account:
     """The account of an unrevoked API key; WrongCredentials (505) for anything else, AccountNotFound (404)
     when its account is gone. Whether that account may act is the login verdict's
-    (api.service.Gateway.login_api_key)."""
+    (api.core.service.Gateway.login_api_key)."""
     scheme, _, rest = key.partition("_")
     prefix = rest.partition("_")[0]
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if scheme == KEY_SCHEME else None

@@ -1,6 +1,6 @@
 """Errors of the store layer, each with the seed status code, status text and v1 HTTP status a front
 answers with (coded.errors). The account and message refusals live here, once, because the store raises
-them; the API layer raises the same classes (api.errors holds only its own)."""
+them; the API layer raises the same classes (api.core.errors holds only its own)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The one leased-worker loop: what a worker that holds store rows under a lease does besides its work.
 
-Three workers hold rows this way: the voice worker (api.worker: messages, store.queue), the SMS sender
-(sms.sender: messages, store.queue) and the callback sender (api.callbacks: outbox rows, store.outbox).
+Three workers hold rows this way: the voice worker (api.runtime.worker: messages, store.queue), the SMS sender
+(sms.sender: messages, store.queue) and the callback sender (api.runtime.callbacks: outbox rows,
+store.outbox).
 Each claims rows with a lease, renews the leases of the rows it still works on, and must stop working a
 row whose lease it lost (it expired while the worker stalled and another worker claimed the row): the
 other worker's result is the one that counts. This module owns those parts, so the three cannot drift:

@@ -291,7 +291,7 @@ class Purse:
     """One owner's money inside a write transaction that holds the owner lock (lock_owner_id): the
     balance is read once, then `take()` checks and holds reservations in memory, job after job, and
     `write()` appends the checkpoint when due and every entry in one statement. A batch of submissions
-    (api.service's group commit) reserves for many jobs of one owner with one read and one insert;
+    (api.core.service's group commit) reserves for many jobs of one owner with one read and one insert;
     a job `take()` refuses leaves nothing behind."""
 
     def __init__(self, conn: Connection, owner_id: int, read: Tally | None = None) -> None:

@@ -436,7 +436,7 @@ class ConcatCounter(Base):
 
 class LoginFailure(Base):
     """Failed password logins of one username (`user:<name>`) or source address (`addr:<ip>`), and the
-    lock they earned (api.throttle): shared by every process of the gateway."""
+    lock they earned (api.core.throttle): shared by every process of the gateway."""
 
     __tablename__ = "login_failures"
 
@@ -450,7 +450,7 @@ class LoginFailure(Base):
 
 class IdempotencyKey(Base):
     """A submission's idempotency key (v1 `Idempotency-Key`, legacy `idempotency_key`) and the answer it
-    got, so a retry is answered the same without writing again (api.idempotency)."""
+    got, so a retry is answered the same without writing again (api.core.idempotency)."""
 
     __tablename__ = "idempotency_keys"
 

@@ -78,9 +78,9 @@ def server(url: str, data: Path, workers: int = 1, loop: str = "auto") -> Iterat
     if loop == "serve":
         command = ["-m", "api", "serve", "--port", str(port), "--no-worker", "--http-processes", str(workers)]
     else:
-        command = ["-m", "uvicorn", "--factory", "api.app:app_from_env", "--host", "127.0.0.1", "--port",
-                   str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers),
-                   "--loop", loop]
+        command = ["-m", "uvicorn", "--factory", "api.fronts.app:app_from_env", "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning", "--no-access-log",
+                   "--workers", str(workers), "--loop", loop]
     with log.open("w") as sink:
         process = subprocess.Popen([sys.executable, *command], env=env, cwd=ROOT, stdout=sink,
                                    stderr=subprocess.STDOUT)

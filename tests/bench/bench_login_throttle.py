@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from api.service import Gateway
-from api.settings import Settings
-from api.throttle import ThrottleSettings
+from api.core.service import Gateway
+from api.core.settings import Settings
+from api.core.throttle import ThrottleSettings
 from store import accounts
 from store.db import Database
 from store.errors import WrongCredentials

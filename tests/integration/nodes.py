@@ -1,4 +1,5 @@
-"""A node (api.node.Node) whose app a TestClient serves in-process: its peers (SMS node, callback sender,
+"""A node (api.runtime.node.Node) whose app a TestClient serves in-process: its peers (SMS node, callback
+sender,
 voice worker...) run on the client's event loop beside the app, as `ivrgate serve` runs them beside
 uvicorn.
 
@@ -14,8 +15,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from api.node import Node, NodeOptions
-from api.settings import Settings
+from api.core.settings import Settings
+from api.runtime.node import Node, NodeOptions
 
 
 @contextmanager

@@ -16,9 +16,9 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from api.app import create_app
-from api.service import Gateway
-from api.settings import Settings
+from api.core.service import Gateway
+from api.core.settings import Settings
+from api.fronts.app import create_app
 from ivr.settings import FetchSettings
 from store import accounts, ledger, lists, rating
 from store.db import Database

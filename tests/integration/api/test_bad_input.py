@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from api.app import create_app
-from api.service import Gateway
-from api.settings import Settings
+from api.core.service import Gateway
+from api.core.settings import Settings
+from api.fronts.app import create_app
 from store.db import Database
 from tests.integration.api.conftest import NOW, account, counts, one
 

@@ -232,9 +232,9 @@ def test_voice_url_failures_are_immediate(
 
 
 def test_private_voice_url_refused_by_default(db: Database, world: Any, tmp_path: Any) -> None:
-    from api.app import create_app
-    from api.service import Gateway
-    from api.settings import Settings
+    from api.core.service import Gateway
+    from api.core.settings import Settings
+    from api.fronts.app import create_app
 
     settings = Settings(data_dir=tmp_path)
     with TestClient(create_app(settings, Gateway(settings, db, now=lambda: NOW))) as strict:

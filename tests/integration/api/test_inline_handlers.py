@@ -11,7 +11,7 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
-from api.service import Gateway, NeedsThread, inline
+from api.core.service import Gateway, NeedsThread, inline
 from store.db import Database
 from tests.integration.api.conftest import PASSWORD, World, account, counts, one
 

@@ -1,4 +1,5 @@
-"""The legacy routes' short ASGI path (api.app.App.legacy_front) answers exactly as the mounted Starlette
+"""The legacy routes' short ASGI path (api.fronts.app.App.legacy_front) answers exactly as the mounted
+Starlette
 routes do: the same status, media type and body for successes, refusals, Starlette's own 400, the body
 limit and a bug; other methods still get the router's 405."""
 
@@ -11,10 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api import legacy
-from api.app import App, create_app
-from api.service import Gateway
-from api.settings import Settings
+from api.core.service import Gateway
+from api.core.settings import Settings
+from api.fronts import legacy
+from api.fronts.app import App, create_app
 from tests.integration.api.conftest import account
 
 pytestmark = pytest.mark.integration

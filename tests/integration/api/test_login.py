@@ -1,4 +1,5 @@
-"""The one login verdict (api.service.Gateway.login, issue 14): password, account state and the upgrade of
+"""The one login verdict (api.core.service.Gateway.login, issue 14): password, account state and the upgrade
+of
 a hash made with older argon2 parameters, for every front. (The state checks were store.accounts'
 authenticate() and _check_active(), deleted with their copies; their tests moved here.)"""
 
@@ -9,9 +10,9 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from api.app import create_app
-from api.service import Gateway, NeedsThread, inline
-from api.settings import Settings
+from api.core.service import Gateway, NeedsThread, inline
+from api.core.settings import Settings
+from api.fronts.app import create_app
 from store import accounts
 from store.db import Database
 from store.errors import AccountNotActive, AccountNotFound, WrongCredentials

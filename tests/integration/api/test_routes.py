@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api.service import Gateway
+from api.core.service import Gateway
 from store import blobs, queue
 from store.db import Database
 from store.models import Message
@@ -278,8 +278,8 @@ def test_submission_wakes_the_worker(client: TestClient) -> None:
 def test_app_built_from_settings_wakes_on_submission(tmp_path: Path, settings: object) -> None:
     from argon2 import PasswordHasher
 
-    from api.app import create_app
-    from api.settings import Settings
+    from api.core.settings import Settings
+    from api.fronts.app import create_app
     from tests.integration.api.conftest import seed
 
     own = Settings(data_dir=tmp_path / "own")

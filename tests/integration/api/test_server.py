@@ -55,7 +55,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "-m",
             "uvicorn",
             "--factory",
-            "api.app:app_from_env",
+            "api.fronts.app:app_from_env",
             "--host",
             "127.0.0.1",
             "--port",
@@ -304,8 +304,8 @@ def test_openapi_lists_each_operation_once(base_url: str) -> None:
 
 
 def test_openapi_document_builds_without_warnings(tmp_path: Path) -> None:
-    from api.app import create_app
-    from api.settings import Settings
+    from api.core.settings import Settings
+    from api.fronts.app import create_app
 
     app = create_app(Settings(data_dir=tmp_path))
     with warnings.catch_warnings():

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from api.errors import InvalidPin
-from api.phones import ParsedPhones, PhoneSettings
-from api.service import Gateway
+from api.core.errors import InvalidPin
+from api.core.phones import ParsedPhones, PhoneSettings
+from api.core.service import Gateway
 from store import ledger
 from store.db import Database
 from store.models import LedgerEntry, Message, MessageEvent

@@ -19,12 +19,12 @@ import uvicorn
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from api.app import create_app
-from api.carrier import CarrierInfo, Country, LineType
-from api.errors import InvalidPin
-from api.jobs import Caller, Job, Submitted
-from api.service import Gateway
-from api.settings import Settings
+from api.core.carrier import CarrierInfo, Country, LineType
+from api.core.errors import InvalidPin
+from api.core.jobs import Caller, Job, Submitted
+from api.core.service import Gateway
+from api.core.settings import Settings
+from api.fronts.app import create_app
 from coded.errors import CodedError
 from store import accounts, ledger
 from store.db import Database

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.callbacks import CallbackSender
-from api.signing import CallbackSecrets, CallbackSettings
+from api.core.signing import CallbackSecrets, CallbackSettings
+from api.runtime.callbacks import CallbackSender
 from store import outbox
 from store.db import Database
 from store.models import OutboxItem

@@ -11,8 +11,8 @@ import threading
 import pytest
 from argon2 import PasswordHasher
 
-from api.callbacks import DELIVERY_HEADER, CallbackSender
-from api.signing import SIGNATURE_HEADER, CallbackSecrets, CallbackSettings, verify
+from api.core.signing import SIGNATURE_HEADER, CallbackSecrets, CallbackSettings, verify
+from api.runtime.callbacks import DELIVERY_HEADER, CallbackSender
 from store import accounts, ledger, outbox, queue
 from store.db import Database
 from store.models import OutboxItem

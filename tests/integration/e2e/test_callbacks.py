@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from api.callbacks import DELIVERY_HEADER
-from api.signing import SIGNATURE_HEADER, verify
+from api.core.signing import SIGNATURE_HEADER, verify
+from api.runtime.callbacks import DELIVERY_HEADER
 from tests.integration.e2e.conftest import PASSWORD, ROOT, USERNAME, PhoneProcess, Server, fields
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

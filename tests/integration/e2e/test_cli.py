@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from api.cli import main
+from api.cli.main import main
 from store import accounts, ledger, rating
 from store.db import Database, resolve_url
 from store.models import Role

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
+from api.cli.main import main
 from store import lists
 from store.db import Database, resolve_url
 from tests.integration.e2e.conftest import ROOT, clean_env

@@ -1,4 +1,5 @@
-"""The node (api.node.Node) as `ivrgate serve` and `ivrgate worker` run it, as real subprocesses: every
+"""The node (api.runtime.node.Node) as `ivrgate serve` and `ivrgate worker` run it, as real subprocesses:
+every
 peer started in order, SIGTERM stopping them in the reverse order with exit status 0, and a worker node
 carrying SMS (the test SMSC, tests/peers/smsc.js) and voice (the built-in test phone) together."""
 

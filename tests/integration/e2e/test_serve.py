@@ -81,7 +81,7 @@ def test_tts_call_answered_with_key_and_charged(
     calls = far.results(timeout=30)
     assert [c["answered"] for c in calls] == [True, True]
     lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
-    assert any(line["logger"] == "api.worker" for line in lines)  # structured logs
+    assert any(line["logger"] == "api.runtime.worker" for line in lines)  # structured logs
 
 
 def test_busy_callee_releases_the_reservation(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api.commands.prompt import register, run
-from api.settings import Settings
+from api.cli.commands.prompt import register, run
+from api.core.settings import Settings
 from audio.wav import read_wav
 from ivr.errors import FetchHttpError, NotAudio, TooManyRedirects, UrlRefused
 from ivr.fetch import UrlFetcher

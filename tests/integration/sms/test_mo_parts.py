@@ -11,7 +11,7 @@ from unittest import mock
 
 import pytest
 
-from api.phones import smpp_e164
+from api.core.phones import smpp_e164
 from sms.inbound import InboundHandler, InboundOptions
 from sms.smpp import Esme
 from store import accounts, lists, mo_parts

@@ -1,5 +1,6 @@
 """The gateway as a process of its own, for tests that kill it and start it again: the node that
-`ivrgate serve --no-worker` builds (api.node.Node, settings from IVRGATE_... variables) without its SMTP
+`ivrgate serve --no-worker` builds (api.runtime.node.Node, settings from IVRGATE_... variables) without its
+SMTP
 gateway, with the SMS node and the outbox sender running.
 
     python -m tests.integration.sms_gateway.app_process
@@ -10,8 +11,8 @@ from __future__ import annotations
 import logging
 import socket
 
-from api.node import Node, NodeOptions
-from api.settings import Settings, runs_sms_node
+from api.core.settings import Settings, runs_sms_node
+from api.runtime.node import Node, NodeOptions
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from api.settings import Settings, SmsSettings
-from api.signing import CallbackSettings
+from api.core.settings import Settings, SmsSettings
+from api.core.signing import CallbackSettings
 from tests.integration.nodes import node_client
 from tests.integration.sms.conftest import settings_for
 from tests.integration.sms.peer import Smsc

@@ -1,4 +1,5 @@
-"""SMS through the whole gateway: the node SMSC peer, a seeded SQLite store, and a node (api.node.Node)
+"""SMS through the whole gateway: the node SMSC peer, a seeded SQLite store, and a node
+(api.runtime.node.Node)
 with its SMS node running beside the app, as `ivrgate serve` runs it, the app behind a TestClient."""
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.node import NodeOptions
-from api.service import Gateway
-from api.settings import Settings, SmsSettings
-from api.signing import CallbackSettings
+from api.core.service import Gateway
+from api.core.settings import Settings, SmsSettings
+from api.core.signing import CallbackSettings
+from api.runtime.node import NodeOptions
 from store import accounts, ledger, lists, rating
 from store.db import Database, resolve_url
 from tests.integration.nodes import node_client

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from api.node import NodeOptions
-from api.settings import Settings, SmsSettings
-from api.signing import CallbackSettings
+from api.core.settings import Settings, SmsSettings
+from api.core.signing import CallbackSettings
+from api.runtime.node import NodeOptions
 from tests.integration.nodes import node_client
 from tests.integration.sms.conftest import settings_for
 from tests.integration.sms.peer import Smsc

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings, SmsSettings
+from api.core.settings import Settings, SmsSettings
+from api.fronts.app import create_app
 from sms.smpp import SmppSettings
 from store.models import Message
 from tests.integration.nodes import node_client

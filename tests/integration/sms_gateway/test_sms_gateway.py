@@ -8,8 +8,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from api.callbacks import CallbackSender
-from api.signing import SIGNATURE_HEADER, CallbackSecrets, verify
+from api.core.signing import SIGNATURE_HEADER, CallbackSecrets, verify
+from api.runtime.callbacks import CallbackSender
 from sms import gsm, keywords
 from store import ledger, lists, outbox, queue
 from store.models import Message

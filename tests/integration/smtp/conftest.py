@@ -1,6 +1,8 @@
 """SMTP gateway fixtures: a migrated SQLite store holding the seed's example account (user78@hotmail.com,
-mypass883) with credit and the +1 rates, and the real SMTP gateway (api.smtp.running_smtp) as a peer of a
-node (api.node.Node) on a free port of 127.0.0.1, run on an event loop in a background thread, optionally
+mypass883) with credit and the +1 rates, and the real SMTP gateway (api.fronts.smtp.running_smtp) as a peer
+of a
+node (api.runtime.node.Node) on a free port of 127.0.0.1, run on an event loop in a background thread,
+optionally
 with the voice worker and its engine pool beside it (the built-in test phone, in its own process, is the
 trunk)."""
 
@@ -18,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from api.node import Node, NodeOptions
-from api.service import Gateway
-from api.settings import Settings, SmtpSettings, sms_configured
+from api.core.service import Gateway
+from api.core.settings import Settings, SmtpSettings, sms_configured
+from api.runtime.node import Node, NodeOptions
 from store.db import Database
 from store.models import Message
 from tests.integration.sms_settings import smsc_elsewhere
@@ -89,7 +91,7 @@ class Running:
 def serving(settings: Settings, db: Database, *, with_worker: bool = False,
             smsc: bool = True, runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run,
             ) -> Iterator[Running]:
-    """Run a node (api.node.Node) with the SMTP gateway (and, with_worker, the voice worker, woken by
+    """Run a node (api.runtime.node.Node) with the SMTP gateway (and, with_worker, the voice worker, woken by
     every submission) on `db`, on a loop in a thread (`runner`: asyncio.run, or uvloop.run as `serve`
     runs it); stop it at the end. With `smsc` the deployment has an SMSC that another process binds to
     (smsc_elsewhere), so SMS are accepted; without it they are refused (SMS NOT CONFIGURED)."""

@@ -9,7 +9,7 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from api.settings import Settings
+from api.core.settings import Settings
 from tests.integration.smtp.conftest import (
     PASSWORD,
     USERNAME,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import Settings
+from api.core.settings import Settings
 from ivr.settings import FetchSettings
 from store import blobs
 from tests.integration.fetch.server import WAV, serve

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from api.jobs import Submitted
-from api.settings import Settings
-from api.smtp import REPLY_BUG, accepted_reply, error_reply, same_address
+from api.core.jobs import Submitted
+from api.core.settings import Settings
+from api.fronts.smtp import REPLY_BUG, accepted_reply, error_reply, same_address
 from store.errors import DatabaseUnavailable, WrongCredentials
 from tests.integration.e2e.conftest import clean_env, free_tcp_port, ivrgate
 from tests.integration.smtp.conftest import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.settings import Settings
+from api.core.settings import Settings
 from tests.integration.smtp.conftest import SAMPLES, Store, messages, serving, smtp_settings
 
 pytestmark = pytest.mark.integration

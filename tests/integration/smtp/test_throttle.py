@@ -8,8 +8,8 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from api.settings import Settings
-from api.throttle import ThrottleSettings
+from api.core.settings import Settings
+from api.core.throttle import ThrottleSettings
 from tests.integration.smtp.conftest import PASSWORD, USERNAME, Store, messages, serving, smtp_settings
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from api.settings import Settings
+from api.core.settings import Settings
 from tests.integration.smtp.conftest import SAMPLES, USERNAME, Store, messages, serving, smtp_settings
 from tests.integration.smtp.test_server import certificate
 

@@ -1,5 +1,5 @@
 """Per-account call limits through the store (issue 14, item 3): the voice worker's claim
-(api.worker.claim_due) on SQLite and PostgreSQL. Claimers racing in threads, each its own transaction,
+(api.runtime.worker.claim_due) on SQLite and PostgreSQL. Claimers racing in threads, each its own transaction,
 stand for worker nodes: the account row lock makes them count one account's calls in flight in turn."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import threading
 import pytest
 from argon2 import PasswordHasher
 
-from api.errors import InvalidParameter
-from api.manage import set_call_limits
-from api.worker import claim_due
+from api.core.errors import InvalidParameter
+from api.core.manage import set_call_limits
+from api.runtime.worker import claim_due
 from ivr.settings import DialerSettings
 from store import accounts, queue
 from store.db import Database

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from api.cli import main
+from api.cli.main import main
 from store.db import Database, alembic_config, current_revision
 
 

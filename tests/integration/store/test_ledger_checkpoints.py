@@ -36,7 +36,7 @@ OPS = st.lists(
 
 
 def _reserve(db: Database, owner_id: int, amount: int, now: dt.datetime) -> bool:
-    """One submission the way api.service writes it: lock, messages, reservation; False when short."""
+    """One submission the way api.core.service writes it: lock, messages, reservation; False when short."""
     spec = queue.NewMessage(kind="tts", phone="+12506063167", job_id="j" * 32, reserved=amount)
     try:
         with db.transaction() as session:

@@ -1,4 +1,4 @@
-"""v1 fixtures: the real app (api.app.create_app) over a real Gateway and a migrated store (SQLite in a
+"""v1 fixtures: the real app (api.fronts.app.create_app) over a real Gateway and a migrated store (SQLite in a
 temp dir; PostgreSQL for tests that ask for it with `@pytest.mark.parametrize("db", [...], indirect=True)`),
 driven through FastAPI's TestClient. Accounts: an administrator, two owners with credit, a sub-user, and an
 API key for each."""
@@ -14,9 +14,9 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.service import Gateway
-from api.settings import Settings
+from api.core.service import Gateway
+from api.core.settings import Settings
+from api.fronts.app import create_app
 from ivr.settings import FetchSettings
 from store import accounts, ledger, rating
 from store.db import Database

@@ -1,4 +1,4 @@
-"""The roles of docs/api-v1.md ("Roles"), enforced once in api.manage and seen through every front: v1,
+"""The roles of docs/api-v1.md ("Roles"), enforced once in api.core.manage and seen through every front: v1,
 the legacy `balance` and the GUI. A sub-user edits the account's groups but never deletes one, sees what
 is left of its own spending limit instead of the owner's balance, and loses its API keys when the owner
 resets its password."""

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from api.idempotency import IdempotencyConflict, Replayed
-from api.jobs import Claim
-from api.service import Gateway
-from api.settings import Settings
+from api.core.idempotency import IdempotencyConflict, Replayed
+from api.core.jobs import Claim
+from api.core.service import Gateway
+from api.core.settings import Settings
 from store.models import LedgerEntry, Message
 from tests.integration.fetch.server import serve
 from tests.integration.sms_settings import smsc_elsewhere

@@ -11,9 +11,9 @@ import datetime as dt
 import pytest
 from fastapi.testclient import TestClient
 
-from api.service import Gateway
-from api.settings import Settings
-from api.throttle import LoginThrottled, ThrottleSettings
+from api.core.service import Gateway
+from api.core.settings import Settings
+from api.core.throttle import LoginThrottled, ThrottleSettings
 from tests.integration.v1.conftest import Api, Login
 from tests.integration.web.conftest import Browser
 

@@ -1,4 +1,4 @@
-"""api.manage straight against the store (SQLite and PostgreSQL): keyset pages with tied timestamps,
+"""api.core.manage straight against the store (SQLite and PostgreSQL): keyset pages with tied timestamps,
 visibility by role, top-up references, CSV reading."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from api import manage
-from api.jobs import Caller
+from api.core import manage
+from api.core.jobs import Caller
 from store import accounts, queue
 from store.db import Database
 from store.errors import DuplicateEntry

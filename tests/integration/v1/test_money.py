@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.signing import SIGNATURE_HEADER, CallbackSecrets, CallbackSettings
+from api.core.signing import SIGNATURE_HEADER, CallbackSecrets, CallbackSettings
 from tests.integration.v1.conftest import BALANCE, PHONE, Api
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.phones import smpp_e164
+from api.core.phones import smpp_e164
 from sms.inbound import InboundOptions, record_incoming
 from sms.receipts import Incoming
 from store import lists
@@ -126,7 +126,8 @@ def test_an_added_number_receives_sms(api: Api) -> None:
 
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_a_racing_insert_is_already_exists_and_the_transaction_goes_on(api: Api) -> None:
-    """Two fronts adding one number at once: the loser's insert (past api.numbers' check) hits the primary
+    """Two fronts adding one number at once: the loser's insert (past api.core.numbers' check) hits the
+    primary
     key and is DuplicateEntry (409), inside a savepoint, so the rest of its transaction still commits."""
     now = api.clock()
     with api.db.transaction() as session:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.service import Gateway
+from api.core.service import Gateway
+from api.fronts.app import create_app
 from store.db import Database
 from store.models import DoNotCall
 from tests.integration.store.failures import broken_error, failing, locked_error, wait_until

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.headers import GUI_CSP
+from api.fronts.headers import GUI_CSP
 from tests.integration.v1.conftest import Api
 from tests.integration.web.conftest import Browser
 

@@ -1,4 +1,5 @@
-"""A GUI login through the one login verdict (api.service.Gateway.login): an account whose stored hash was
+"""A GUI login through the one login verdict (api.core.service.Gateway.login): an account whose stored hash
+was
 made with older argon2 parameters gets it upgraded, and the session opened by that login holds (it is
 bound to the stored hash, which the login upgrades before the session is made)."""
 
@@ -7,9 +8,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.service import Gateway
-from api.settings import Settings
+from api.core.service import Gateway
+from api.core.settings import Settings
+from api.fronts.app import create_app
 from ivr.settings import FetchSettings
 from store import accounts
 from tests.integration.sms_settings import smsc_elsewhere

@@ -1,5 +1,5 @@
 """The GUI's routes through the real app and store: sessions, CSRF, who sees what, forms that call the
-service and api.manage, CSV export and imports, reports, top-ups, Listen."""
+service and api.core.manage, CSV export and imports, reports, top-ups, Listen."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from api.web import session as sess
+from api.fronts.web import session as sess
 from store.models import Message
 from tests.integration.web.conftest import Api, Browser, csrf_of
 

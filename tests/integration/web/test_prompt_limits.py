@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.web.routes_send import ListenLimits
+from api.fronts.web.routes_send import ListenLimits
 from tests.integration.v1.conftest import Api
 
 from .conftest import Browser

@@ -35,7 +35,7 @@ def test_a_page_of_a_locked_database_is_a_503_page(owner: Browser, api: Api) -> 
 
 @BOTH
 def test_the_login_check_of_a_failing_database_is_a_503_page(owner: Browser, api: Api) -> None:
-    """Every page reads the session's account first (api.web.core.page_context)."""
+    """Every page reads the session's account first (api.fronts.web.core.page_context)."""
     with failing(api.db, "FROM accounts", broken_error(api.db)):
         page = owner.client.get("/ui/history")
     assert page.status_code == 503 and "DATABASE ERROR" in page.text
@@ -96,9 +96,9 @@ def test_an_unreachable_database_is_a_503_page(owner: Browser, api: Api) -> None
     """A real outage: the same login's cookie on an app whose database does not answer at all."""
     from fastapi.testclient import TestClient
 
-    from api.app import create_app
-    from api.service import Gateway
-    from api.web.session import COOKIE_NAME
+    from api.core.service import Gateway
+    from api.fronts.app import create_app
+    from api.fronts.web.session import COOKIE_NAME
     from tests.integration.store.postgres import free_tcp_port
 
     down = Database.open(f"postgresql://nobody@127.0.0.1:{free_tcp_port()}/none")

@@ -1,5 +1,5 @@
 """Worker fixtures: a migrated SQLite store in a temp data directory, an account with credit and rates,
-voice messages queued the way api.service writes them (status 100, a reservation of the longest call,
+voice messages queued the way api.core.service writes them (status 100, a reservation of the longest call,
 the prompt's settings JSON), and settings whose trunk is a real peer on 127.0.0.1 (the built-in test
 phone in its own process, or SIPp). Every peer is started on free ports and ended by its PID."""
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 
-from api.settings import Settings, WorkerSettings
+from api.core.settings import Settings, WorkerSettings
 from ivr.settings import DialerSettings, SipSettings
 from store import accounts, blobs, ledger, queue, rating
 from store.clock import utc_now

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from api.worker import running_worker
+from api.runtime.worker import running_worker
 from ivr.settings import DialerSettings, SipSettings
 from store.models import Message
 from tests.integration.calls.conftest import start_sipp

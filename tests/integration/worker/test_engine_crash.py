@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from api.worker import running_worker
+from api.runtime.worker import running_worker
 from tests.integration.worker.conftest import (
     BALANCE,
     TTS_PER_MINUTE,

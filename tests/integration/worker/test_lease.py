@@ -14,8 +14,8 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import update
 
-from api.settings import WorkerSettings
-from api.worker import running_worker
+from api.core.settings import WorkerSettings
+from api.runtime.worker import running_worker
 from store.models import Message
 from tests.integration.worker.conftest import BALANCE, PhoneProcess, Store, worker_settings
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from api.manage import set_call_limits
-from api.worker import running_worker
+from api.core.manage import set_call_limits
+from api.runtime.worker import running_worker
 from store.models import Account, Message, MessageEvent
 from tests.integration.worker.conftest import (
     TTS_PER_MINUTE,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from api.logging_setup import JsonFormatter, configure_logging
-from api.ops import Metrics, OpsContext, check_health
-from api.prompts import ClaimedMessage, PromptUnavailable, call_options, prompt_spec
-from api.worker import failure_outcome
+from api.core.prompts import ClaimedMessage, PromptUnavailable, call_options, prompt_spec
+from api.fronts.ops import Metrics, OpsContext, check_health
+from api.runtime.logging_setup import JsonFormatter, configure_logging
+from api.runtime.worker import failure_outcome
 from ivr.errors import InvalidPromptSpec
 from ivr.prompt import AudioSegment, TextSegment
 from store.db import Database

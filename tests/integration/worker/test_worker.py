@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from api.ops import Metrics, OpsContext
-from api.settings import WorkerSettings
-from api.worker import running_worker
+from api.core.settings import WorkerSettings
+from api.fronts.ops import Metrics, OpsContext
+from api.runtime.worker import running_worker
 from ivr.settings import DialerSettings
 from store.rating import call_cost
 from tests.integration.worker.conftest import (

@@ -1,11 +1,11 @@
-"""Which request bodies may be how large (api.app.body_limit_for): uploads and CSV imports get room."""
+"""Which request bodies may be how large (api.fronts.app.body_limit_for): uploads and CSV imports get room."""
 
 from __future__ import annotations
 
 import pytest
 
-from api.app import CSV_IMPORT_BYTES, DEFAULT_BODY_BYTES, RequestTooLarge, body_limit_for
-from api.errors import VoiceFileTooLarge
+from api.core.errors import VoiceFileTooLarge
+from api.fronts.app import CSV_IMPORT_BYTES, DEFAULT_BODY_BYTES, RequestTooLarge, body_limit_for
 
 VOICE = 10 * 1024 * 1024
 

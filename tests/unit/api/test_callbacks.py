@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.callbacks import Slots
-from api.signing import KEY_FILE, CallbackSecrets, CallbackSettings, account_ref, sign, verify
+from api.core.signing import KEY_FILE, CallbackSecrets, CallbackSettings, account_ref, sign, verify
+from api.runtime.callbacks import Slots
 from store import outbox
 
 BODY = b'{"ID": "0123456789abcdef0123456789abcdef", "STATUSCODE": 200}'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.carrier import (
+from api.core.carrier import (
     CarrierInfo,
     CarrierProvider,
     Country,
@@ -12,7 +12,7 @@ from api.carrier import (
     PhonenumbersCarrierProvider,
     can_take_sms,
 )
-from api.errors import InvalidPin
+from api.core.errors import InvalidPin
 
 PROVIDER = PhonenumbersCarrierProvider()
 

@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.credentials import CacheSettings, CredentialCache
+from api.core.credentials import CacheSettings, CredentialCache
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 """Cheap argon2 parameters, so tests run many verifies; the cache logic does not depend on the cost."""

@@ -11,8 +11,8 @@ import audio.errors
 import ivr.errors
 import store.errors
 import tts.errors
-from api import errors
-from api.errors import (
+from api.core import errors
+from api.core.errors import (
     InvalidParameter,
     http_status_of,
     status_of,

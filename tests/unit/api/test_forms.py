@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.checks import FormLimits, check_txt
-from api.errors import (
+from api.core.checks import FormLimits, check_txt
+from api.core.errors import (
     GroupNotFound,
     InvalidCallerId,
     InvalidParameter,
@@ -22,7 +22,8 @@ from api.errors import (
     VoiceFileTooLarge,
     status_of,
 )
-from api.forms import (
+from api.core.phones import PhoneSettings
+from api.fronts.forms import (
     BalanceForm,
     CarrierForm,
     MatrixForm,
@@ -35,7 +36,6 @@ from api.forms import (
     Upload,
     parse_form,
 )
-from api.phones import PhoneSettings
 from ivr.errors import UrlRefused
 from ivr.prompt import TextSegment, UrlSegment
 from store.errors import InvalidPassword, InvalidUsername, MessageNotFound

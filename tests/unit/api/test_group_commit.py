@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from api.group_commit import GroupCommit
+from api.core.group_commit import GroupCommit
 
 WAIT_S = 5.0
 """The bound of every wait: far above what any step needs, so only a broken batcher reaches it."""

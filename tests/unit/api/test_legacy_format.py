@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.carrier import CarrierInfo, Country, LineType
-from api.errors import DoNotCall, InvalidPin
-from api.legacy_format import (
+from api.core.carrier import CarrierInfo, Country, LineType
+from api.core.errors import DoNotCall, InvalidPin
+from api.fronts.legacy_format import (
     RecipientResult,
     clean,
     format_money,

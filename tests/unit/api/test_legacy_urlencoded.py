@@ -1,4 +1,5 @@
-"""api.legacy.parse_urlencoded reads a form body exactly as Starlette's python-multipart parser does."""
+"""api.fronts.legacy.parse_urlencoded reads a form body exactly as Starlette's python-multipart parser
+does."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.formparsers import FormParser
 
-from api.legacy import MAX_FIELDS, parse_urlencoded
+from api.fronts.legacy import MAX_FIELDS, parse_urlencoded
 
 HEADERS = Headers({"content-type": "application/x-www-form-urlencoded"})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.web.routes_send import ListenLimits
+from api.fronts.web.routes_send import ListenLimits
 from ivr.errors import ListenThrottled
 
 

@@ -1,4 +1,5 @@
-"""Which peers a node runs (api.node.NodeOptions), from the settings and the command's options, and the
+"""Which peers a node runs (api.runtime.node.NodeOptions), from the settings and the command's options, and
+the
 order they start in: a rule on the settings alone."""
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ import dataclasses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.commands.serve import api_only, with_arguments
-from api.node import NodeOptions
-from api.settings import Settings, SmsSettings, SmtpSettings
+from api.cli.commands.serve import api_only, with_arguments
+from api.core.settings import Settings, SmsSettings, SmtpSettings
+from api.runtime.node import NodeOptions
 from sms.smpp import SmppSettings
 
 SMSC = SmppSettings(host="smsc.example.net", system_id="ivrgate", password="secret")

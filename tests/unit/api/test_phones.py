@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.errors import InvalidCallerId, InvalidPin, InvalidTrunkTemplate, TooManyRecipients, status_of
-from api.phones import (
+from api.core.errors import InvalidCallerId, InvalidPin, InvalidTrunkTemplate, TooManyRecipients, status_of
+from api.core.phones import (
     MAX_ENTRY_CHARS,
     PhoneSettings,
     is_sender,

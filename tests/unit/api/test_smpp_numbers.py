@@ -1,4 +1,4 @@
-"""SMPP addresses of incoming SMS -> the store's E.164 (api.phones.smpp_e164): every TON and NPI."""
+"""SMPP addresses of incoming SMS -> the store's E.164 (api.core.phones.smpp_e164): every TON and NPI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.phones import SMPP_PHONE_NPIS, smpp_e164, to_e164
+from api.core.phones import SMPP_PHONE_NPIS, smpp_e164, to_e164
 
 UNKNOWN, INTERNATIONAL, NATIONAL, NETWORK, SUBSCRIBER, ALPHANUMERIC, ABBREVIATED = range(7)
 ISDN = 1

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from api.settings import Settings, SettingsError, SmsSettings, load_settings
+from api.core.settings import Settings, SettingsError, SmsSettings, load_settings
 
 
 def test_defaults_answer_every_keyword_with_the_brand_and_contact() -> None:

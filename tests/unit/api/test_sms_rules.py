@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.commands.serve import api_only, with_arguments
-from api.errors import InvalidTxt
-from api.service import sms_parts
-from api.settings import Settings, SmsSettings, runs_sms_node, sms_configured
+from api.cli.commands.serve import api_only, with_arguments
+from api.core.errors import InvalidTxt
+from api.core.service import sms_parts
+from api.core.settings import Settings, SmsSettings, runs_sms_node, sms_configured
 from sms import gsm
 from sms.errors import TooManyParts
 from sms.smpp import SmppSettings
@@ -56,7 +56,7 @@ ALPHABET = "a€你😀 {" + "é"
 @given(text=st.text(alphabet=ALPHABET, min_size=1, max_size=1200), cap=st.integers(1, 8))
 @settings(max_examples=300, deadline=None)
 def test_submission_refuses_exactly_what_the_sender_could_not_encode(text: str, cap: int) -> None:
-    """One rule: api.service.sms_parts refuses (511) exactly the texts sms.gsm.encode refuses at send
+    """One rule: api.core.service.sms_parts refuses (511) exactly the texts sms.gsm.encode refuses at send
     time, and prices the others by the parts they are sent as."""
     try:
         encoded = gsm.encode(text, reference=1, max_parts=cap)

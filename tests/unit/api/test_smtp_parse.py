@@ -1,4 +1,5 @@
-"""api.smtp_parse: MIME, charsets, format=flowed, signatures, the keyword rules, the precedence of errors,
+"""api.fronts.smtp_parse: MIME, charsets, format=flowed, signatures, the keyword rules, the precedence of
+errors,
 and (hypothesis) that no input makes it raise anything but a gateway error."""
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.errors import InvalidParameter, InvalidPin, InvalidTxt, NoVoiceFile
-from api.forms import MatrixForm, MatrixTtsForm, MatrixVoicewForm
-from api.smtp_parse import (
+from api.core.errors import InvalidParameter, InvalidPin, InvalidTxt, NoVoiceFile
+from api.fronts.forms import MatrixForm, MatrixTtsForm, MatrixVoicewForm
+from api.fronts.smtp_parse import (
     HtmlOnlyMail,
     MailCharsetError,
     MailNotText,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.throttle import ThrottleSettings, address_key, lock_seconds, user_key
+from api.core.throttle import ThrottleSettings, address_key, lock_seconds, user_key
 
 SETTINGS = ThrottleSettings(first_lock_s=1.0, max_lock_s=900.0)
 

@@ -13,13 +13,13 @@ import audio.errors
 import ivr.errors
 import store.errors
 import tts.errors
-from api import errors
-from api.app import error_response as app_error_response
-from api.idempotency import IdempotencyConflict
-from api.manage import Forbidden, NotFound
-from api.service import MessageInProgress
-from api.throttle import LoginThrottled
-from api.v1.problems import error_response
+from api.core import errors
+from api.core.idempotency import IdempotencyConflict
+from api.core.manage import Forbidden, NotFound
+from api.core.service import MessageInProgress
+from api.core.throttle import LoginThrottled
+from api.fronts.app import error_response as app_error_response
+from api.fronts.v1.problems import error_response
 from coded.errors import CodedError
 from tests.unit.coded.test_errors import CODED_CLASSES
 

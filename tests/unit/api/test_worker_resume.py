@@ -1,5 +1,5 @@
 """A reclaimed voice message whose last attempt was answered is not dialled again (issue 12, item 8):
-api.worker.resumed_outcome reads its outcome from the timeline the dead worker left."""
+api.runtime.worker.resumed_outcome reads its outcome from the timeline the dead worker left."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from api.worker import resumed_outcome
+from api.runtime.worker import resumed_outcome
 
 T0 = dt.datetime(2026, 12, 7, 12, 0, 0)
 

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 import soxr
 
-from api.cli import main
+from api.cli.main import main
 from audio.dtmf import generate
 
 

@@ -22,7 +22,7 @@ LAYER_ROOTS = {
     "ivr.errors": "IvrError",
     "sms.errors": "SmsError",
     "store.errors": "StoreError",
-    "api.errors": "GatewayError",
+    "api.core.errors": "GatewayError",
 }
 
 

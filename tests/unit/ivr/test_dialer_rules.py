@@ -1,7 +1,7 @@
 """The dialer's rules: the calls-per-second token bucket, the per-account admission (concurrency and
 calls per second over every node), a node's free slots, the retry policy, and run_call over a scripted
 stand-in of the engine pool (outcome of a call nobody answered at all, cancel before dialling).
-The voice worker (api/worker.py) applies the scheduling rules in its claim; tests/integration/worker
+The voice worker (api/runtime/worker.py) applies the scheduling rules in its claim; tests/integration/worker
 checks them there against real peers."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.commands.prompt import build_spec, register
+from api.cli.commands.prompt import build_spec, register
 from audio.settings import AssembleSettings, TelephonySettings
 from ivr.errors import InvalidPromptSpec, UrlRefused
 from ivr.prompt import (

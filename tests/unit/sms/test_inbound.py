@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 from urllib.parse import parse_qsl
 
-from api.phones import smpp_e164
+from api.core.phones import smpp_e164
 from sms.inbound import (
     MO_KIND,
     InboundHandler,

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 import pytest
 from sqlalchemy.orm import Session
 
-from api.phones import smpp_e164
+from api.core.phones import smpp_e164
 from sms import gsm, pdu
 from sms.inbound import InboundHandler, InboundOptions, Recorded
 from store import lists, mo_parts, outbox

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.settings import SmsSettings
+from api.core.settings import SmsSettings
 from sms import gsm, pdu
 from sms.smpp import SmppSettings, source_address
 
