@@ -154,6 +154,20 @@ def launch_serve(data_dir: Path, log: Path, env: dict[str, str], *args: str, por
     return server
 
 
+def launch_worker(env: dict[str, str], log: Path, processes: list[subprocess.Popen[str]],
+                  ready: str) -> subprocess.Popen[str]:
+    """`ivrgate worker` (the real command) with `env`, its log in `log`, added to `processes` (ended by the
+    fixture); returns once its first line, which must start with `ready`, is printed."""
+    with log.open("w") as sink:
+        worker = subprocess.Popen([sys.executable, "-m", "api", "worker"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=sink, text=True)
+    processes.append(worker)
+    assert worker.stdout is not None
+    line = worker.stdout.readline()
+    assert line.startswith(ready), (line, log.read_text())
+    return worker
+
+
 def wait_healthy(server: Server, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

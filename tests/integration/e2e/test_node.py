@@ -9,14 +9,20 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.e2e.conftest import PASSWORD, ROOT, USERNAME, PhoneProcess, clean_env, fields
+from tests.integration.e2e.conftest import (
+    PASSWORD,
+    USERNAME,
+    PhoneProcess,
+    clean_env,
+    fields,
+    launch_worker,
+)
 from tests.integration.e2e.test_sms_serve import (
     PHONE,
     check_mt_delivered,
@@ -82,14 +88,8 @@ def test_worker_node_carries_sms_and_voice(
                            IVRGATE_SIP__RTP_PORTS_PER_PROCESS="16", IVRGATE_DIALER__RESPONSE_TIMEOUT_S="8",
                            IVRGATE_DIALER__MAX_CALL_S="60", IVRGATE_WORKER__WORKER_ID="caller",
                            **sms_env(smsc))
-    with worker_log.open("w") as sink:
-        worker = subprocess.Popen([sys.executable, "-m", "api", "worker"], cwd=ROOT, env=worker_env,
-                                  stdout=subprocess.PIPE, stderr=sink, text=True)
-    processes.append(worker)
-    assert worker.stdout is not None
-    ready = worker.stdout.readline()
-    expected = "ivrgate: worker caller ready (1 engine processes, sqlite, callbacks on, sms on)"
-    assert ready.startswith(expected), (ready, worker_log.read_text())
+    worker = launch_worker(worker_env, worker_log, processes,
+                           "ivrgate: worker caller ready (1 engine processes, sqlite, callbacks on, sms on)")
     assert peer_events(worker_log, "started") == ["callbacks", "voice", "sms"]
 
     tts = fields(httpx.post(f"{server.url}/matrix_tts", timeout=30, data={

@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from tests.integration.e2e.conftest import (
     free_tcp_port,
     ivrgate,
     launch_serve,
+    launch_worker,
 )
 from tests.integration.pool.conftest import free_block
 from tests.integration.sms.conftest import smsc  # noqa: F401  (fixture)
@@ -188,14 +188,8 @@ def test_worker_carries_sms_behind_an_api_only_serve(
     worker_log = tmp_path / "worker.log"
     worker_env = clean_env(IVRGATE_DATA_DIR=str(data), IVRGATE_SERVER__LOG_FORMAT="json",
                            IVRGATE_WORKER__WORKER_ID="node2", **sip_env(), **sms_env(smsc))
-    with worker_log.open("w") as sink:
-        worker = subprocess.Popen([sys.executable, "-m", "api", "worker"], cwd=ROOT, env=worker_env,
-                                  stdout=subprocess.PIPE, stderr=sink, text=True)
-    processes.append(worker)
-    assert worker.stdout is not None
-    ready = worker.stdout.readline()
-    expected = "ivrgate: worker node2 ready (1 engine processes, sqlite, callbacks on, sms on)"
-    assert ready.startswith(expected), (ready, worker_log.read_text())
+    worker = launch_worker(worker_env, worker_log, processes,
+                           "ivrgate: worker node2 ready (1 engine processes, sqlite, callbacks on, sms on)")
 
     check_mt_delivered(server, smsc)
     check_mo_webhook(server, smsc, receiver)

@@ -6,6 +6,10 @@ phone in its own process, or SIPp). Every peer is started on free ports and ende
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,3 +146,55 @@ def worker_settings(data_dir: Path, trunk_port: int, **sections: Any) -> Setting
     }
     defaults.update(sections)
     return Settings(data_dir=data_dir, **defaults)
+
+
+WORKER_ROOT = Path(__file__).resolve().parents[3]
+
+
+def descendants(pid: int) -> set[int]:
+    """PIDs of the living children of `pid` (its engine processes), from /proc."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.update(int(p) for p in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue
+    return found
+
+
+class WorkerProcesses:
+    """`ivrgate worker` subprocesses (the real command) a test starts, each waited for until its READY
+    line, and all ended with their engine processes when the test is over."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+        self.engines: set[int] = set()
+
+    def start(self, env: dict[str, str], ready: str) -> subprocess.Popen[str]:
+        """Start one with `env`; its first line must start with `ready`."""
+        proc = subprocess.Popen([sys.executable, "-m", "api", "worker"], cwd=WORKER_ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.started.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith(ready), line
+        self.engines.update(descendants(proc.pid))
+        return proc
+
+    def close(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        for pid in self.engines:  # orphaned engines exit on stdin EOF; make sure of it
+            if not process_gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def worker_processes() -> Iterator[WorkerProcesses]:
+    processes = WorkerProcesses()
+    try:
+        yield processes
+    finally:
+        processes.close()

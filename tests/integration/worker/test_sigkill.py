@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ from tests.integration.worker.conftest import (
     BALANCE,
     PhoneProcess,
     Store,
+    WorkerProcesses,
+    descendants,
     process_gone,
 )
 from tests.integration.worker.test_worker import TTS
@@ -28,22 +29,8 @@ ROOT = Path(__file__).resolve().parents[3]
 LEASE_S = 4
 
 
-def descendants(pid: int) -> set[int]:
-    """PIDs of the living children of `pid` (its engine processes), from /proc."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found.update(int(p) for p in (task / "children").read_text().split())
-        except FileNotFoundError:
-            continue
-    return found
-
-
 @pytest.fixture
-def workers(store: Store) -> Iterator[Callable[[str, int], subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    engines: set[int] = set()
-
+def workers(store: Store, worker_processes: WorkerProcesses) -> Callable[[str, int], subprocess.Popen[str]]:
     def start(worker_id: str, trunk_port: int) -> subprocess.Popen[str]:
         env = {**os.environ, "IVRGATE_DATA_DIR": str(store.data_dir),
                "IVRGATE_SIP__TRUNK_HOST": f"127.0.0.1:{trunk_port}", "IVRGATE_SIP__PROCESSES": "1",
@@ -52,23 +39,9 @@ def workers(store: Store) -> Iterator[Callable[[str, int], subprocess.Popen[str]
                "IVRGATE_WORKER__HEARTBEAT_S": "1", "IVRGATE_WORKER__POLL_INTERVAL_S": "0.5",
                "IVRGATE_WORKER__WORKER_ID": worker_id, "IVRGATE_DIALER__RESPONSE_TIMEOUT_S": "8"}
         env.pop("IVRGATE_DATABASE_URL", None)
-        proc = subprocess.Popen([sys.executable, "-m", "api", "worker"], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        started.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith(f"ivrgate: worker {worker_id} ready (1 engine processes, sqlite"), line
-        engines.update(descendants(proc.pid))
-        return proc
+        return worker_processes.start(env, f"ivrgate: worker {worker_id} ready (1 engine processes, sqlite")
 
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    for pid in engines:  # orphaned engines exit on stdin EOF; make sure of it
-        if not process_gone(pid):
-            os.kill(pid, signal.SIGKILL)
+    return start
 
 
 def test_sigkilled_worker_message_is_completed_by_another(

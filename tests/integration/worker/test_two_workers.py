@@ -26,8 +26,7 @@ from sqlalchemy import select
 from store.models import Message, MessageEvent
 from tests.integration.store.conftest import pg_cluster
 from tests.integration.store.postgres import Cluster
-from tests.integration.worker.conftest import Sipp, Store, make_store, process_gone
-from tests.integration.worker.test_sigkill import descendants
+from tests.integration.worker.conftest import Sipp, Store, WorkerProcesses, make_store
 from tests.integration.worker.test_worker import TTS
 from tests.procfs import free_block
 
@@ -63,29 +62,13 @@ def node_env(data_dir: Path, url: str, trunk_port: int, worker_id: str) -> dict[
 
 
 @pytest.fixture
-def nodes() -> Iterator[Callable[[dict[str, str]], subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    engines: set[int] = set()
-
+def nodes(worker_processes: WorkerProcesses) -> Callable[[dict[str, str]], subprocess.Popen[str]]:
     def start(env: dict[str, str]) -> subprocess.Popen[str]:
-        proc = subprocess.Popen([sys.executable, "-m", "api", "worker"], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        started.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
         worker_id = env["IVRGATE_WORKER__WORKER_ID"]
-        assert line.startswith(f"ivrgate: worker {worker_id} ready (1 engine processes, postgresql"), line
-        engines.update(descendants(proc.pid))
-        return proc
+        ready = f"ivrgate: worker {worker_id} ready (1 engine processes, postgresql"
+        return worker_processes.start(env, ready)
 
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    for pid in engines:  # orphaned engines exit on stdin EOF; make sure of it
-        if not process_gone(pid):
-            os.kill(pid, signal.SIGKILL)
+    return start
 
 
 def claims(store: Store, message_id: str) -> list[str]:
