@@ -56,3 +56,10 @@ class ListenThrottled(IvrError):
     """More Listen renders than prompt.listen_per_minute allows one user."""
 
     status_text = "ERROR: TOO MANY LISTEN REQUESTS"
+
+
+class CampaignRuleError(IvrError):
+    """A campaign rule that cannot be used: calling-window rules (ivr.windows) or a message template with merge
+    fields (ivr.merge). Those modules subclass it with their own status texts."""
+
+    status_text = "ERROR: INVALID CAMPAIGN RULE"
