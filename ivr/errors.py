@@ -59,7 +59,7 @@ class ListenThrottled(IvrError):
 
 
 class CampaignRuleError(IvrError):
-    """A campaign rule that cannot be used: calling-window rules (ivr.windows) or a message template with merge
-    fields (ivr.merge). Those modules subclass it with their own status texts."""
+    """A campaign rule that cannot be used: calling-window rules (ivr.windows) or a message template with
+    merge fields (ivr.merge). Those modules subclass it with their own status texts."""
 
     status_text = "ERROR: INVALID CAMPAIGN RULE"

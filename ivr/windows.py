@@ -197,7 +197,8 @@ def _parse_layer(obj: object, where: str, allowed: frozenset[str]) -> DayRule:
         raise InvalidCallingRules(f"{where}: expected an object")
     unknown = sorted(set(obj) - allowed, key=str)
     if unknown:
-        raise InvalidCallingRules(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+        known = ", ".join(sorted(allowed))
+        raise InvalidCallingRules(f"{where}: unknown key {unknown[0]!r} (known: {known})")
     hours = _parse_hours(obj["hours"], f"{where}.hours") if "hours" in obj else None
     days = _parse_days(obj["days"], f"{where}.days") if "days" in obj else ALL_DAYS
     holidays = _parse_holidays(obj["holidays"], f"{where}.holidays") if "holidays" in obj else frozenset()
@@ -207,9 +208,9 @@ def _parse_layer(obj: object, where: str, allowed: frozenset[str]) -> DayRule:
 def _region_key(key: object) -> str:
     if isinstance(key, str) and key in phonenumbers.SUPPORTED_REGIONS:
         return key
-    if isinstance(key, str) and key.startswith("+") and key[1:].isdigit():
-        if phonenumbers.region_code_for_country_code(int(key[1:])) != phonenumbers.UNKNOWN_REGION:
-            return f"+{int(key[1:])}"
+    if (isinstance(key, str) and key.startswith("+") and key[1:].isdigit()
+            and phonenumbers.region_code_for_country_code(int(key[1:])) != phonenumbers.UNKNOWN_REGION):
+        return f"+{int(key[1:])}"
     raise InvalidCallingRules(f"regions: {key!r} is neither a region code such as 'US' nor a calling code "
                               "such as '+44'")
 
@@ -314,7 +315,7 @@ def _same_offset_pieces(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) ->
     return pieces
 
 
-def _day_intervals(day: dt.date, zone: ZoneInfo, hours: Hours) -> list[Interval]:
+def day_intervals(day: dt.date, zone: ZoneInfo, hours: Hours) -> list[Interval]:
     """The UTC instants whose wall clock in `zone` shows `day` within `hours`, as intervals."""
     wall_start = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=hours.start)
     wall_end = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=hours.end)
@@ -328,7 +329,8 @@ def _day_intervals(day: dt.date, zone: ZoneInfo, hours: Hours) -> list[Interval]
     for offset in offsets:
         start = (wall_start - offset).replace(tzinfo=_UTC)
         end = (wall_end - offset).replace(tzinfo=_UTC)
-        found += [piece for piece in _same_offset_pieces(start, end, zone) if _offset(piece[0], zone) == offset]
+        pieces = _same_offset_pieces(start, end, zone)
+        found += [piece for piece in pieces if _offset(piece[0], zone) == offset]
     return _merged(found)
 
 
@@ -348,7 +350,7 @@ def _zone_intervals(zone: ZoneInfo, rule: EffectiveRule, first: dt.date, days: i
     for n in range(days):
         day = first + dt.timedelta(days=n)
         if rule.allows_date(day):
-            found += _day_intervals(day, zone, rule.hours)
+            found += day_intervals(day, zone, rule.hours)
     return _merged(found)
 
 
@@ -365,7 +367,7 @@ def _intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
     return out
 
 
-def _next_instant(now: dt.datetime, zones: Sequence[ZoneInfo], rule: EffectiveRule) -> dt.datetime:
+def next_instant(now: dt.datetime, zones: Sequence[ZoneInfo], rule: EffectiveRule) -> dt.datetime:
     if rule.hours is None or not rule.days:
         raise NoCallingWindow("the rules that apply to this number leave no calling hour or day")
     # Local dates start a day early (the date line: a zone may still be on yesterday's date) and chunks
@@ -404,7 +406,7 @@ def decide(now: dt.datetime, number: str, rules: CallingRules, zone_override: st
     now = _utc(now)
     zones = zones_for(number, zone_override)
     rule = effective_rule(number, rules)
-    at = _next_instant(now, zones, rule)
+    at = next_instant(now, zones, rule)
     names = tuple(str(zone) for zone in zones)
     if at == now:
         local = now.astimezone(zones[0])
