@@ -37,8 +37,8 @@ DEFAULT = rules_from_dict({})
 NY = ZoneInfo("America/New_York")
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def rule(start: str, end: str, days: frozenset[int] = ALL_DAYS,
