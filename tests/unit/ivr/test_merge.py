@@ -20,6 +20,7 @@ from ivr.merge import (
     require_fields,
     speech_value,
 )
+from tests.unit.ivr.doc_examples import example_output
 
 REMINDER = "Hello {name}, your appointment is on {date} at {time}. Press 1 to confirm, {name}."
 
@@ -172,3 +173,8 @@ def test_speech_values_have_no_control_characters_and_are_bounded(value: str) ->
     assert len(spoken) <= MAX_VALUE_CHARS
     assert spoken == spoken.strip() and "  " not in spoken
     assert all(c == " " or c.isprintable() for c in spoken)
+
+
+def test_the_documented_example_prints_what_the_doc_says() -> None:
+    got, shown = example_output("Merge fields")
+    assert got == shown

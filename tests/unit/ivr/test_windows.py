@@ -27,6 +27,7 @@ from ivr.windows import (
     rules_from_dict,
     zones_for,
 )
+from tests.unit.ivr.doc_examples import example_output
 
 UTC = dt.UTC
 LA_NUMBER = "+12135550123"
@@ -363,3 +364,8 @@ def test_rules_from_anything_either_load_or_raise_the_coded_error(obj: object) -
     except InvalidCallingRules:
         return
     assert isinstance(rules, CallingRules)
+
+
+def test_the_documented_example_prints_what_the_doc_says() -> None:
+    got, shown = example_output("Calling windows")
+    assert got == shown
