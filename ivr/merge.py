@@ -44,7 +44,7 @@ class InvalidMergeTemplate(CampaignRuleError):
     code = 511
     status_text = "INVALID TXT"
 
-    def __init__(self, detail: str, *, field: str, position: int) -> None:
+    def __init__(self, detail: str = "", *, field: str = "", position: int = -1) -> None:
         super().__init__(detail)
         self.field = field
         self.position = position
@@ -55,8 +55,8 @@ class MissingMergeFields(CampaignRuleError):
 
     status_text = "ERROR: MISSING MERGE FIELD"
 
-    def __init__(self, missing: Iterable[str]) -> None:
-        self.missing = tuple(missing)
+    def __init__(self, missing: Iterable[str] | str = ()) -> None:
+        self.missing = (missing,) if isinstance(missing, str) else tuple(missing)
         super().__init__(f"the message needs merge field(s) {', '.join(self.missing)} that the recipients "
                          "do not have")
 

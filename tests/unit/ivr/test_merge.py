@@ -178,3 +178,8 @@ def test_speech_values_have_no_control_characters_and_are_bounded(value: str) ->
 def test_the_documented_example_prints_what_the_doc_says() -> None:
     got, shown = example_output("Merge fields")
     assert got == shown
+
+
+def test_a_single_missing_field_is_named_whole() -> None:
+    assert MissingMergeFields("date").missing == ("date",)
+    assert InvalidMergeTemplate("why").position == -1
