@@ -22,6 +22,7 @@ from ivr.windows import (
     allowed_at,
     day_intervals,
     decide,
+    effective_rule,
     next_allowed,
     next_instant,
     rules_from_dict,
@@ -329,6 +330,27 @@ def test_next_instant_is_the_first_allowed_instant(now: dt.datetime, zones: list
     while step < limit:
         assert not _allowed_everywhere(step, zones, rule_), step
         step += GRID
+
+
+NUMBERS = [NY_NUMBER, LA_NUMBER, UK_NUMBER, NZ_NUMBER, "+9779851234567", "+79161234567", "+18005550199",
+           "+61255501234", "+5511987654321"]
+ACCOUNT_RULES = rules_from_dict({
+    "days": ["mon", "tue", "wed", "thu", "fri", "sat"], "holidays": ["2026-01-01"],
+    "regions": {"+44": {"hours": "10:00-18:00"}, "AU": {"hours": "09:00-17:00"}}})
+
+
+@settings(max_examples=60)
+@given(now=st.one_of(nows, near_holidays), number=st.sampled_from(NUMBERS))
+def test_decide_on_real_numbers_answers_a_time_allowed_in_every_zone(now: dt.datetime, number: str) -> None:
+    decision = decide(now, number, ACCOUNT_RULES)
+    zones = list(zones_for(number))
+    assert decision.zones == tuple(str(zone) for zone in zones)
+    applied = effective_rule(number, ACCOUNT_RULES)
+    assert decision.at >= now and _allowed_everywhere(decision.at, zones, applied)
+    assert decision.allowed == (decision.at == now) == _allowed_everywhere(now, zones, applied)
+    assert ("inside calling hours in " if decision.allowed else "; next window ") in decision.reason
+    if not decision.allowed:
+        assert not _allowed_everywhere(decision.at - dt.timedelta(seconds=1), zones, applied)
 
 
 @settings(max_examples=100)
