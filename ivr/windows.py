@@ -295,7 +295,8 @@ def _offset(instant: dt.datetime, zone: ZoneInfo) -> dt.timedelta:
 
 
 def _same_offset_pieces(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> list[Interval]:
-    """Split [start, end) where the zone's offset changes (found by bisection to the second)."""
+    """Split [start, end) where the zone's offset changes (found by bisection to the second). A span of at
+    most a day is assumed not to change the offset and change it back (no zone does)."""
     pieces = []
     while start < end:
         first = _offset(start, zone)
@@ -410,9 +411,13 @@ def decide(now: dt.datetime, number: str, rules: CallingRules, zone_override: st
     names = tuple(str(zone) for zone in zones)
     if at == now:
         local = now.astimezone(zones[0])
-        return Decision(True, now, names, f"inside calling hours in {zones[0]} ({local:%H:%M} local)")
+        where = f"{zones[0]}" if len(zones) == 1 else f"all {len(zones)} candidate zones, e.g. {zones[0]}"
+        return Decision(True, now, names, f"inside calling hours in {where} ({local:%H:%M} local)")
     blocking = next((zone for zone in zones if not allowed_at(now, zone, rule)), zones[0])
-    return Decision(False, at, names, _why(now, at, blocking, rule))
+    reason = _why(now, at, blocking, rule)
+    if len(zones) > 1:
+        reason += f"; the number has {len(zones)} candidate zones and the window must hold in all of them"
+    return Decision(False, at, names, reason)
 
 
 def _why(now: dt.datetime, at: dt.datetime, zone: ZoneInfo, rule: EffectiveRule) -> str:
