@@ -26,7 +26,9 @@ Pure: `now` is an argument (an aware datetime), nothing here reads a clock.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -245,13 +247,26 @@ def rules_from_dict(obj: object) -> CallingRules:
 # ---------------------------------------------------------------- zones of a number
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def recipient_zone(name: str) -> ZoneInfo:
+    """A recipient's explicit zone: an IANA zone name such as 'America/Denver' (UnknownTimeZone if not);
+    an upload calls it to refuse a bad zone before anything is queued."""
+    if name not in _zone_names():
+        raise UnknownTimeZone(f"{name[:60]!r} is not a time zone name (such as 'America/Denver')")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise UnknownTimeZone(f"{name!r} is not a usable time zone") from exc
+
+
 def zones_for(number: str, zone_override: str | None = None) -> tuple[ZoneInfo, ...]:
     """The candidate zones of an E.164 number (as api.core.phones keeps them), or the explicit zone."""
     if zone_override is not None:
-        try:
-            return (ZoneInfo(zone_override),)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise UnknownTimeZone(f"{zone_override!r} is not a time zone name") from exc
+        return (recipient_zone(zone_override),)
     names = phone_timezone.time_zones_for_number(_parse(number))
     zones = []
     for name in sorted(set(names)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -189,8 +190,10 @@ def test_zone_override_wins_and_half_and_quarter_hour_offsets_work() -> None:
 
 
 def test_unknown_zones_are_refused() -> None:
-    with pytest.raises(UnknownTimeZone, match="not a time zone name"):
-        zones_for(NY_NUMBER, "Mars/Olympus")
+    for bad in ("Mars/Olympus", "", "America", "right/UTC", "zone.tab", "../etc/passwd", "utc"):
+        with pytest.raises(UnknownTimeZone, match="not a time zone name"):
+            zones_for(NY_NUMBER, bad)
+    assert zones_for(NY_NUMBER, "America/Denver") == (ZoneInfo("America/Denver"),)
     with pytest.raises(UnknownTimeZone, match="no time zone is known for \\+80012345678"):
         decide(utc(2026, 12, 8, 15, 0), "+80012345678", DEFAULT)
     with pytest.raises(UnknownTimeZone, match=r"not an E\.164 number"):
@@ -397,3 +400,13 @@ def test_rules_from_anything_either_load_or_raise_the_coded_error(obj: object) -
 def test_the_documented_example_prints_what_the_doc_says() -> None:
     got, shown = example_output("Calling windows")
     assert got == shown
+
+
+@settings(max_examples=60)
+@given(name=st.text(max_size=30) | st.sampled_from(sorted(zoneinfo.available_timezones())))
+def test_any_zone_override_is_a_zone_or_the_coded_refusal(name: str) -> None:
+    try:
+        zones = zones_for(NY_NUMBER, name)
+    except UnknownTimeZone:
+        return
+    assert zones == (ZoneInfo(name),)
