@@ -62,8 +62,10 @@ class MissingMergeFields(CampaignRuleError):
 
 
 def field_key(name: str) -> str:
-    """How field names and columns are matched: case-folded, white space collapsed."""
-    return " ".join(name.split()).casefold()
+    """How field names and columns are matched: case-folded, white space collapsed, format characters (the
+    byte-order mark a spreadsheet puts before a CSV's first column) dropped."""
+    visible = "".join(c for c in name if unicodedata.category(c) != "Cf")
+    return " ".join(visible.split()).casefold()
 
 
 @dataclass(frozen=True)

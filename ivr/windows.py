@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
@@ -242,6 +243,15 @@ def rules_from_dict(obj: object) -> CallingRules:
             raise InvalidCallingRules(f"{where}: with the 08:00-21:00 default and the account's rules no "
                                       "calling hour or day is left")
     return rules
+
+
+def rules_from_json(text: str) -> CallingRules:
+    """rules_from_dict() of a JSON text; text that is not JSON is refused with InvalidCallingRules too."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidCallingRules(f"rules: not JSON ({exc})") from None
+    return rules_from_dict(obj)
 
 
 # ---------------------------------------------------------------- zones of a number

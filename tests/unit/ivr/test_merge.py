@@ -42,6 +42,12 @@ def test_any_column_is_a_field_matched_without_case_or_extra_spaces() -> None:
     assert template.render({"first name": "Grace", "Clinic.Branch-2": "Main St"}) == "Dear Grace from Main St"
 
 
+def test_a_spreadsheet_byte_order_mark_does_not_hide_the_first_column() -> None:
+    template = parse_template("Hi {name}")
+    require_fields(template, ["\ufeffName", "phone"])
+    assert template.render({"\ufeffName": "Ada"}) == "Hi Ada"
+
+
 def test_escaped_braces_are_literal() -> None:
     template = parse_template("Code {{1234}} for {name}}}")
     assert template.fields == ("name",)

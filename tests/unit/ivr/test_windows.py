@@ -27,6 +27,7 @@ from ivr.windows import (
     next_allowed,
     next_instant,
     rules_from_dict,
+    rules_from_json,
     zones_for,
 )
 from tests.unit.ivr.doc_examples import example_output
@@ -165,6 +166,14 @@ def test_bad_rules_are_refused_with_the_key_named(obj: object, fragment: str) ->
     assert isinstance(caught.value, CampaignRuleError) and isinstance(caught.value, IvrError)
     assert isinstance(caught.value, CodedError)
     assert caught.value.status_text == "ERROR: INVALID CALLING RULES"
+
+
+def test_rules_from_json_text() -> None:
+    assert rules_from_json('{"hours": "09:00-17:00"}').base.hours == Hours(540, 1020)
+    with pytest.raises(InvalidCallingRules, match="rules: not JSON"):
+        rules_from_json('{"hours": ')
+    with pytest.raises(InvalidCallingRules, match="rules: expected an object"):
+        rules_from_json("[1, 2]")
 
 
 def test_rules_read_day_names_and_regions() -> None:
