@@ -47,6 +47,7 @@ HORIZON_DAYS: Final = 400
 """How far ahead next_allowed looks for a window before deciding there is none."""
 _SEARCH_CHUNK_DAYS: Final = 8
 _DAY_NAMES: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL_DAY_NAMES: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HOURS_RE: Final = re.compile(r"([0-2][0-9]):([0-5][0-9])-([0-2][0-9]):([0-5][0-9])")
 _UTC: Final = dt.UTC
 
@@ -174,8 +175,9 @@ def _parse_days(value: object, where: str) -> frozenset[int]:
         raise InvalidCallingRules(f"{where}: expected a non-empty list of days such as ['mon', 'tue']")
     days = set()
     for item in value:
-        name = item.strip().lower()[:3] if isinstance(item, str) else None
-        if name not in _DAY_NAMES:
+        word = item.strip().lower() if isinstance(item, str) else ""
+        name = word[:3]
+        if name not in _DAY_NAMES or word not in (name, _FULL_DAY_NAMES[_DAY_NAMES.index(name)]):
             raise InvalidCallingRules(f"{where}: {item!r} is not a day (mon, tue, wed, thu, fri, sat, sun)")
         days.add(_DAY_NAMES.index(name))
     return frozenset(days)

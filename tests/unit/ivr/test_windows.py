@@ -149,6 +149,8 @@ def test_a_region_and_a_calling_code_entry_both_apply() -> None:
     ({"days": []}, "rules.days: expected a non-empty list"),
     ({"days": ["mon", "funday"]}, "rules.days: 'funday' is not a day"),
     ({"days": [1]}, "rules.days: 1 is not a day"),
+    ({"days": ["monkey"]}, "rules.days: 'monkey' is not a day"),
+    ({"days": ["Thurs"]}, "rules.days: 'Thurs' is not a day"),
     ({"holidays": "2026-12-25"}, "rules.holidays: expected a list"),
     ({"holidays": ["2026-13-01"]}, "rules.holidays: '2026-13-01' is not a date"),
     ({"holidays": ["20261225"]}, "is not a date"),
@@ -177,9 +179,9 @@ def test_rules_from_json_text() -> None:
 
 
 def test_rules_read_day_names_and_regions() -> None:
-    rules = rules_from_dict({"days": ["Monday", "sat"], "holidays": ["2026-01-01"],
+    rules = rules_from_dict({"days": ["Monday", " SAT ", "sunday"], "holidays": ["2026-01-01"],
                              "regions": {"+044": {"hours": "10:00-18:00"}, "CA": {"days": ["mon"]}}})
-    assert rules.base.days == frozenset({0, 5})
+    assert rules.base.days == frozenset({0, 5, 6})
     assert rules.base.holidays == frozenset({dt.date(2026, 1, 1)})
     assert set(rules.regions) == {"+44", "CA"}
     assert rules.regions["+44"].hours == Hours(600, 1080)
