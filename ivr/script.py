@@ -189,6 +189,10 @@ class _Validator:
             raise InvalidScript(f"{len(raw)} steps, at most {MAX_STEPS}", path="/steps")
         ids = self._ids(raw)
         steps = tuple(self._step(i, item, ids) for i, item in enumerate(raw))
+        if steps[0].type == "end":
+            raise InvalidScript(
+                "the first step must say, play or gather", path="/steps/0/type", step=steps[0].id
+            )
         script = Script(steps, float(max_call))
         _check_graph(script)
         return script
@@ -284,7 +288,9 @@ class _Validator:
         for digit, target in branch.items():
             if digit == DEFAULT_REPLAY_DIGIT:
                 raise fail(
-                    f"{DEFAULT_REPLAY_DIGIT} cannot be branched on: it always replays the step", "branch", digit
+                    f"{DEFAULT_REPLAY_DIGIT} cannot be branched on: it always replays the step",
+                    "branch",
+                    digit,
                 )
             if digit not in digits or len(digit) != 1:
                 raise fail(
@@ -545,6 +551,8 @@ class ScriptRun:
         left = self._script.max_call_s - (now - self._answered_at)
         if left <= 0:
             return self._finish(now, "max_duration")
+        for ids in (self._plays_map, self._local_plays, self._timers_map, self._local_timers):
+            ids.clear()  # the finished step flow stopped its player and timers; late reports are stale
         self._flow = CallFlow(self._config(left))
         return self._translate(self._flow.handle(Answered(now)), now)
 
