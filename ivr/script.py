@@ -327,6 +327,16 @@ def _check_graph(script: Script) -> None:
         found = [t for t in (*step.branch.values(), step.next) if t is not None]
         return list(dict.fromkeys(found))
 
+    # A cycle through say/play steps only would loop without ever waiting for a key.
+    state: dict[str, int] = {}
+    for step in script.steps:
+        if step.type in ("say", "play"):
+            looped = _silent_cycle(script, step.id, state)
+            if looped is not None:
+                raise InvalidScript(
+                    f"step {looped!r} loops back without a gather step (the call could never end by itself)",
+                    path=_pointer("steps", index[looped], "next"), step=looped,
+                )
     depth = {script.start.id: 0}
     queue = [script.start.id]
     for sid in queue:
@@ -341,16 +351,6 @@ def _check_graph(script: Script) -> None:
         if depth[step.id] > MAX_DEPTH:
             raise InvalidScript(f"step {step.id!r} is {depth[step.id]} steps deep, at most {MAX_DEPTH}",
                                 path=where, step=step.id)
-    # A cycle through say/play steps only would loop without ever waiting for a key.
-    state: dict[str, int] = {}
-    for step in script.steps:
-        if step.type in ("say", "play"):
-            looped = _silent_cycle(script, step.id, state)
-            if looped is not None:
-                raise InvalidScript(
-                    f"step {looped!r} loops back without a gather step (the call could never end by itself)",
-                    path=_pointer("steps", index[looped], "next"), step=looped,
-                )
 
 
 def _silent_cycle(script: Script, start: str, state: dict[str, int]) -> str | None:
