@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -339,3 +342,14 @@ def test_status_texts() -> None:
     assert script_status_text(survey, done, {}) == "Voice call answered, duration 42 seconds. No response"
     one = parse_script({"steps": [{"id": "q", "type": "gather", "prompt": {"say": "1/2"}, "record": "q1"}]})
     assert script_status_text(one, done, {"q1": "1"}) == "Voice call answered, duration 42 seconds. R = 1"
+
+
+def test_the_survey_example_of_docs_campaigns_prints_what_the_doc_says() -> None:
+    doc = (Path(__file__).parents[3] / "docs" / "campaigns.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## IVR scripts"):]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    shown = section.split("Its output:\n\n```\n", 1)[1].split("```", 1)[0]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "docs/campaigns.md", "exec"), {"__name__": "campaigns_doc"})
+    assert out.getvalue() == shown
