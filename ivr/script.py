@@ -292,7 +292,7 @@ class _Validator:
                     "branch",
                     digit,
                 )
-            if digit not in digits or len(digit) != 1:
+            if not isinstance(digit, str) or len(digit) != 1 or digit not in digits:
                 raise fail(
                     f"branch digit {digit!r} is not one of the step's digits {digits!r}", "branch", digit
                 )
@@ -505,8 +505,8 @@ class ScriptRun:
                     out.append(CancelTimer(gid, name))
                 case HangUp():
                     pass  # the step's end is decided below, from its result
-                case _:
-                    out.extend(self._step_over(action.result, now))
+                case Finished(result):
+                    out.extend(self._step_over(result, now))
         return out
 
     def _step_over(self, result: FlowResult, now: float) -> list[ScriptAction]:

@@ -299,3 +299,30 @@ def test_mutated_scripts_are_refused_naming_the_step(script: dict[str, Any], dat
         assert (expected or "") in str(error)
     else:
         raise AssertionError(f"mutation {mutation} of step {k} was accepted")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 70) | st.floats(allow_nan=True) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = ["id", "type", "text", "audio", "prompt", "repeat", "digits", "timeout_s", "retries_no_input",
+          "retries_invalid", "record", "branch", "next"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(script=script_dicts(), data=st.data())
+def test_any_field_value_is_accepted_or_refused_with_invalid_script(
+    script: dict[str, Any], data: st.DataObject
+) -> None:
+    """Bad input never escapes as another exception (a TypeError, a KeyError...)."""
+    steps = script["steps"]
+    for _ in range(data.draw(st.integers(1, 3))):
+        step = steps[data.draw(st.integers(0, len(steps) - 1))]
+        step[data.draw(st.sampled_from(FIELDS))] = data.draw(json_values)
+    if data.draw(st.booleans()):
+        script[data.draw(st.sampled_from(["steps", "max_call_s"]))] = data.draw(json_values)
+    try:
+        parse_script(script)
+    except InvalidScript as error:
+        assert error.code == 500 and str(error)
