@@ -63,3 +63,15 @@ class CampaignRuleError(IvrError):
     merge fields (ivr.merge). Those modules subclass it with their own status texts."""
 
     status_text = "ERROR: INVALID CAMPAIGN RULE"
+
+
+class InvalidScript(IvrError):
+    """An IVR script refused by `ivr.script.parse_script`; `path` is a JSON-pointer-like path to the field
+    (e.g. `/steps/2/branch/1`) and `step` the id of the step at fault (None for script-wide faults)."""
+
+    status_text = "ERROR: INVALID IVR SCRIPT"
+
+    def __init__(self, detail: str, *, path: str = "", step: str | None = None) -> None:
+        super().__init__(f"{path}: {detail}" if path else detail)
+        self.path = path
+        self.step = step
