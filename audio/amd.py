@@ -171,7 +171,9 @@ class _ToneBank:
         self._gain = 2.0 / float(np.sum(w)) ** 2
         self._w2 = w * w / float(np.sum(w * w))
 
-    def run(self, frames: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def run(
+        self, frames: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Per frame: index of the strongest frequency, its power, and its share of the frame's power."""
         proj = frames @ self._basis
         power = (proj[:, : self._k] ** 2 + proj[:, self._k :] ** 2) * self._gain
@@ -337,7 +339,7 @@ class AmdDetector:
         events.append(cue)
 
     def _track_beep(self, tone_bin: int, events: list[AmdEvent]) -> None:
-        drift = max(1, int(round(self.settings.beep_max_drift_hz / self.settings.beep_step_hz)))
+        drift = max(1, round(self.settings.beep_max_drift_hz / self.settings.beep_step_hz))
         frame = self._n - 1
         if tone_bin >= 0 and self._beep_start is not None and abs(tone_bin - self._beep_bin) <= drift:
             self._beep_bin = tone_bin
@@ -405,4 +407,3 @@ def classify(
         det.feed(silence)
     decision = det.decision
     return AmdResult(decision, det.cue, tuple(det.beeps))
-

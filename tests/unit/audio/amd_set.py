@@ -111,7 +111,7 @@ def _trim(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 def _level(x: npt.NDArray[np.float64], rms_dbm0: float) -> npt.NDArray[np.float64]:
     power = float(np.mean(x * x)) or 1.0
-    return x * np.sqrt(dbm0_to_amplitude(rms_dbm0) ** 2 / 2 / power)
+    return x * float(np.sqrt(dbm0_to_amplitude(rms_dbm0) ** 2 / 2 / power))
 
 
 def _silence(seconds: float) -> npt.NDArray[np.float64]:
@@ -184,7 +184,9 @@ def music(i: int) -> Item:
         n = round(rng.uniform(0.15, 0.6) * RATE)
         t = np.arange(n) / RATE
         note = sum(
-            (0.6**k) * np.sin(2 * np.pi * hz * (k + 1) * t + rng.uniform(0, 7)) for k in range(4) if hz * (k + 1) < 3800
+            (0.6**k) * np.sin(2 * np.pi * hz * (k + 1) * t + rng.uniform(0, 7))
+            for k in range(4)
+            if hz * (k + 1) < 3800
         )
         if i % 2:  # a chord: a third and a fifth above
             note = note + np.sin(2 * np.pi * hz * 1.26 * t) + np.sin(2 * np.pi * hz * 1.5 * t)
@@ -212,7 +214,9 @@ def with_noise(item: Item, snr_db: float, seed: int) -> Item:
     )
 
 
-def build(cache_dir: Path, humans: int = 24, machines: int = 20, silences: int = 4, musics: int = 4) -> list[Item]:
+def build(
+    cache_dir: Path, humans: int = 24, machines: int = 20, silences: int = 4, musics: int = 4
+) -> list[Item]:
     """The whole set: clean items, then human and machine items again at every SNR in SNRS_DB."""
     speaker = Speaker(cache_dir)
     clean = (
