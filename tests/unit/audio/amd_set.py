@@ -215,9 +215,14 @@ def with_noise(item: Item, snr_db: float, seed: int) -> Item:
 
 
 def build(
-    cache_dir: Path, humans: int = 24, machines: int = 20, silences: int = 4, musics: int = 4
+    cache_dir: Path,
+    humans: int = 24,
+    machines: int = 20,
+    silences: int = 4,
+    musics: int = 4,
+    snrs: tuple[float, ...] = SNRS_DB,
 ) -> list[Item]:
-    """The whole set: clean items, then human and machine items again at every SNR in SNRS_DB."""
+    """The whole set: clean items, then human and machine items again at every SNR in `snrs`."""
     speaker = Speaker(cache_dir)
     clean = (
         [human(speaker, i) for i in range(humans)]
@@ -229,6 +234,6 @@ def build(
         with_noise(item, snr, j * 10 + k)
         for j, item in enumerate(clean)
         if item.kind in ("human", "machine")
-        for k, snr in enumerate(SNRS_DB)
+        for k, snr in enumerate(snrs)
     ]
     return clean + noisy
