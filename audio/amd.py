@@ -241,7 +241,11 @@ class AmdDetector:
         return self.cue is not None or (self.decision is not None and self.decision.outcome != "machine")
 
     def key_press(self) -> list[AmdEvent]:
-        """A DTMF key was received now: a person is on the line (if nothing was decided yet)."""
+        """A DTMF key was received now: a person is on the line.
+
+        Before a decision this decides human (cause `key press`); after one it returns no event and
+        the caller, which saw the key, treats the call as answered by a person whatever was decided.
+        """
         if self.decision is not None:
             return []
         self.decision = AmdDecision("human", "key press", self.time_s)
@@ -326,13 +330,14 @@ class AmdDetector:
                 events.append(beep)
 
     def _await_cue(self, voice: bool, events: list[AmdEvent]) -> None:
+        if self._n - self._decided_at >= self._max_wait:
+            self._cue(VoicemailCue(self.time_s, "timeout"), events)
+            return
         if self._beep_start is not None:
             return  # a tone is on: wait for it to end (or be rejected)
         self._run_silence = 0 if voice else self._run_silence + 1
         if self._run_silence >= self._end_silence:
             self._cue(VoicemailCue(self.time_s, "end of greeting"), events)
-        elif self._n - self._decided_at >= self._max_wait:
-            self._cue(VoicemailCue(self.time_s, "timeout"), events)
 
     def _cue(self, cue: VoicemailCue, events: list[AmdEvent]) -> None:
         self.cue = cue

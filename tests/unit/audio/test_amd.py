@@ -103,6 +103,14 @@ def test_a_machine_that_never_stops_talking_times_out() -> None:
     assert result.cue is not None and result.cue.reason == "timeout"
 
 
+def test_a_tone_that_never_ends_times_out_too() -> None:
+    rng = np.random.default_rng(11)
+    result = classify(pcm(tone(600.0, 20.0, -10.0, rng)), settings=AmdSettings(max_voicemail_wait_ms=4000))
+    assert result.decision.outcome == "machine"
+    assert result.cue is not None and result.cue.reason == "timeout"
+    assert result.cue.time_s == pytest.approx(result.decision.time_s + 4.0)
+
+
 def test_a_beep_alone_proves_a_machine() -> None:
     rng = np.random.default_rng(7)
     result = classify(pcm(quiet(1.0), tone(1000.0, 0.5, -10.0, rng), quiet(2.0)))
