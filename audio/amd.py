@@ -377,9 +377,10 @@ class AmdDetector:
 
 
 def _flatness(frames: npt.NDArray[np.float64], window: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Spectral flatness of each frame over 100-3400 Hz: geometric over arithmetic mean of the power."""
+    """Spectral flatness of each frame over 200-3400 Hz (clear of mains hum): geometric over arithmetic
+    mean of the power."""
     spec = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-    band = spec[:, 2 : round(3400 * FRAME / RATE) + 1] + 1e-3
+    band = spec[:, round(200 * FRAME / RATE) : round(3400 * FRAME / RATE) + 1] + 1e-3
     geo = np.exp(np.mean(np.log(band), axis=1))
     return np.asarray(geo / np.mean(band, axis=1), dtype=np.float64)
 

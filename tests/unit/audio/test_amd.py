@@ -73,6 +73,22 @@ def test_a_quiet_line_below_the_silence_threshold_is_silence() -> None:
     assert result.decision.cause == "initial silence"
 
 
+@pytest.mark.parametrize("kind", ["white", "pink", "hum"])
+def test_a_loud_noisy_line_without_voice_is_silence(kind: str) -> None:
+    rng = np.random.default_rng(12)
+    n = 6 * RATE
+    if kind == "pink":
+        spectrum = np.fft.rfft(rng.normal(size=n))
+        spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum)))
+        x = np.fft.irfft(spectrum, n)
+    elif kind == "hum":
+        x = np.sin(2 * np.pi * 60 * np.arange(n) / RATE) + 0.1 * rng.normal(size=n)
+    else:
+        x = rng.normal(size=n)
+    result = classify(pcm(x / np.std(x) * 2000))
+    assert result.decision == AmdDecision("unknown", "initial silence", 2.5)
+
+
 @pytest.mark.parametrize("hz", [440.0, 800.0, 1000.0, 1400.0, 1950.0])
 def test_the_beep_after_a_machine_greeting_cues_the_voicemail_at_its_end(hz: float) -> None:
     rng = np.random.default_rng(int(hz))
