@@ -26,19 +26,8 @@ from ivr.flow import (
     StopPlayback,
     TimerFired,
 )
-from ivr.script import (
-    MAX_DEPTH,
-    MAX_STEPS,
-    MAX_TEXT,
-    Prompt,
-    RecordAnswer,
-    ScriptAction,
-    ScriptRun,
-    StepPlay,
-    answers_text,
-    parse_script,
-    script_status_text,
-)
+from ivr.script import MAX_DEPTH, MAX_STEPS, MAX_TEXT, Prompt, parse_script
+from ivr.script_run import RecordAnswer, ScriptAction, ScriptRun, StepPlay, answers_text, script_status_text
 
 SURVEY: dict[str, Any] = {
     "steps": [

@@ -38,7 +38,8 @@ from ivr.flow import (
     StopPlayback,
     TimerFired,
 )
-from ivr.script import ANSWER_DIGITS, RecordAnswer, ScriptAction, ScriptRun, StepPlay, parse_script
+from ivr.script import ANSWER_DIGITS, parse_script
+from ivr.script_run import RecordAnswer, ScriptAction, ScriptRun, StepPlay
 
 # --- one step = today's flow ---------------------------------------------------------------------
 
