@@ -453,11 +453,7 @@ class SmsSender:
         if free <= 0:
             return
         limit = min(free, self.options.batch)
-        try:
-            claimed = await self._batch.write(self._claim, limit)
-        except (StoreError, SQLAlchemyError) as exc:
-            log.error("SMS sender %s: claim failed: %s", self.options.worker_id, exc)
-            return
+        claimed = await self._leased.claim(lambda: self._batch.write(self._claim, limit))
         for sms in claimed:
             self._spawn(self._send(sms), f"sms-{sms.id}")
         if len(claimed) == limit:

@@ -169,7 +169,8 @@ class LeasedLoop(Generic[K]):
 
     async def claim(self, claim: Callable[[], Awaitable[Sequence[T]]]) -> list[T]:
         """Run one claim (a store transaction that takes rows under this holder's lease); a database
-        error is logged and claims nothing (the next round tries again)."""
+        error is logged and claims nothing (the next round tries again). The voice worker and the SMS
+        sender claim through it."""
         try:
             return list(await claim())
         except DB_ERRORS as exc:

@@ -297,18 +297,14 @@ class VoiceWorker:
         free = self._free_slots()
         if free == 0:
             return
-        try:
-            claimed, self._next_claim_s = await self._write(self._claim, free)
-        except (StoreError, SQLAlchemyError) as exc:
-            log.error("worker %s: claim failed: %s", self.worker_id, exc)
-            return
-        for message in claimed:
+        for message in await self._leased.claim(lambda: self._write(self._claim, free)):
             self._start(message)
 
-    def _claim(self, session: Session, free: int) -> tuple[list[ClaimedMessage], float | None]:
-        claimed, wait = claim_due(session, self.worker_id, self._now(), self._lease_s, free,
-                                  self.settings.dialer)
-        return [ClaimedMessage.of(m) for m in claimed], wait
+    def _claim(self, session: Session, free: int) -> list[ClaimedMessage]:
+        """claim_due in the write transaction; notes when a calls-per-second limit lets the next call go."""
+        claimed, self._next_claim_s = claim_due(session, self.worker_id, self._now(), self._lease_s, free,
+                                                self.settings.dialer)
+        return [ClaimedMessage.of(m) for m in claimed]
 
     def _start(self, message: ClaimedMessage) -> None:
         active = _Active(message)

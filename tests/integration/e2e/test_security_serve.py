@@ -7,7 +7,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select, update
 
+from store.accounts import DEFAULT_HASHER
+from store.db import Database, resolve_url
+from store.models import Account
 from tests.integration.e2e.conftest import PASSWORD, USERNAME, Server, fields, free_tcp_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,3 +50,22 @@ def test_the_gui_is_served_with_its_security_headers(serve: Callable[..., Server
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_a_login_upgrades_a_hash_made_with_older_parameters(serve: Callable[..., Server]) -> None:
+    """The one login verdict as shipped: a password stored with weaker argon2 parameters (an account from
+    an older release) still logs in, and the login rewrites its hash with the current parameters."""
+    server = serve(free_tcp_port())
+    database = Database.open(resolve_url("", server.data_dir))
+    try:
+        old = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
+        with database.transaction() as session:
+            session.execute(update(Account).where(Account.username == USERNAME).values(password_hash=old))
+        answer = httpx.post(f"{server.url}/balance.json", data={"username": USERNAME, "password": PASSWORD})
+        assert "BALANCE" in answer.json(), answer.text  # logged in (a refusal answers STATUSCODE)
+        with database.read() as session:
+            stored = session.scalar(select(Account.password_hash).where(Account.username == USERNAME))
+    finally:
+        database.dispose()
+    assert stored != old and not DEFAULT_HASHER.check_needs_rehash(stored)
+    assert DEFAULT_HASHER.verify(stored, PASSWORD)
