@@ -95,6 +95,8 @@ def test_owner_sends_a_survey_and_a_subuser_cannot_see_it(
     page.get_by_role("button", name="Listen").click()
     expect(page.locator("#listen-status")).to_have_text("Ready: this is what the callee will hear.")
     assert page.evaluate("document.getElementById('player').src").startswith("blob:")
+    # the player reads the blob's header after the status line is set: wait for its metadata (readyState 1)
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
     assert page.evaluate("document.getElementById('player').duration") > 1.0
     shot(page, "send-tts")
     page.get_by_role("button", name="Send Text to speech").click()
